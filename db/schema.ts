@@ -1,0 +1,208 @@
+// The data model of DESIGN.md as drizzle schema. Status columns carry CHECK constraints
+// so the database itself refuses a value the domain does not know.
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import type { IdentityAttributes } from '../domain/types.js';
+
+const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+const createdAt = () => tz('created_at').notNull().defaultNow();
+const inList = (column: string, values: readonly string[]) => sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(', ')})`);
+
+export const identities = pgTable(
+  'identities',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    employeeId: text('employee_id').notNull().unique(),
+    status: text('status').notNull(),
+    attributes: jsonb('attributes').$type<IdentityAttributes>().notNull().default({}),
+    hireDate: tz('hire_date'),
+    terminationDate: tz('termination_date'),
+    /** effective_at of the newest change applied, so stale updates can be recognised. */
+    lastEffectiveAt: tz('last_effective_at'),
+    createdAt: createdAt(),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [check('identities_status_check', inList('status', ['pre_hire', 'active', 'on_leave', 'terminated', 'rescinded']))],
+);
+
+export const hrEvents = pgTable(
+  'hr_events',
+  {
+    /** The source's event id (webhook-id, SCIM bulkId, CSV row key): the idempotency key. */
+    id: text('id').primaryKey(),
+    employeeId: text('employee_id').notNull(),
+    type: text('type').notNull(),
+    effectiveAt: tz('effective_at').notNull(),
+    payload: jsonb('payload').notNull(),
+    source: text('source').notNull(),
+    status: text('status').notNull().default('received'),
+    reason: text('reason'),
+    receivedAt: tz('received_at').notNull().defaultNow(),
+    dispatchedAt: tz('dispatched_at'),
+    appliedAt: tz('applied_at'),
+    dispatchAttempts: integer('dispatch_attempts').notNull().default(0),
+  },
+  (t) => [
+    check('hr_events_type_check', inList('type', ['hire', 'update', 'terminate', 'rehire', 'rescind', 'leave_start', 'leave_end'])),
+    check('hr_events_source_check', inList('source', ['webhook', 'scim', 'csv', 'api'])),
+    check('hr_events_status_check', inList('status', ['received', 'dispatched', 'applied', 'ignored', 'rejected'])),
+    index('hr_events_employee_idx').on(t.employeeId, t.effectiveAt),
+    // The dispatcher scans for rows that never reached the queue.
+    index('hr_events_undispatched_idx').on(t.receivedAt).where(sql`status = 'received'`),
+  ],
+);
+
+export const entitlements = pgTable(
+  'entitlements',
+  {
+    id: text('id').primaryKey(),
+    name: text('name'),
+    target: text('target').notNull(),
+    kind: text('kind').notNull(),
+    targetRef: text('target_ref'),
+    risk: text('risk').notNull().default('low'),
+    owner: text('owner'),
+    birthright: boolean('birthright').notNull().default(false),
+    requestable: boolean('requestable').notNull().default(false),
+    jitEligible: boolean('jit_eligible').notNull().default(false),
+    jitMaxDurationMs: integer('jit_max_duration_ms'),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [check('entitlements_kind_check', inList('kind', ['account', 'group', 'role']))],
+);
+
+export const accessRequests = pgTable(
+  'access_requests',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    /** Set by the workflow that creates it, so a retried activity finds its own row. */
+    idempotencyKey: text('idempotency_key').notNull().unique(),
+    identityId: uuid('identity_id').notNull().references(() => identities.id),
+    entitlementId: text('entitlement_id').notNull().references(() => entitlements.id),
+    kind: text('kind').notNull(),
+    status: text('status').notNull(),
+    requestedBy: text('requested_by').notNull(),
+    reason: text('reason'),
+    rules: jsonb('rules').$type<string[]>(),
+    hrEventId: text('hr_event_id'),
+    createdAt: createdAt(),
+    decidedAt: tz('decided_at'),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    check('access_requests_kind_check', inList('kind', ['birthright', 'requested', 'jit'])),
+    check('access_requests_status_check', inList('status', ['pending_approval', 'approved', 'auto_approved', 'denied', 'expired', 'cancelled'])),
+    index('access_requests_identity_idx').on(t.identityId),
+  ],
+);
+
+export const grants = pgTable(
+  'grants',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    identityId: uuid('identity_id').notNull().references(() => identities.id),
+    entitlementId: text('entitlement_id').notNull().references(() => entitlements.id),
+    requestId: uuid('request_id').notNull().references(() => accessRequests.id),
+    status: text('status').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+    verifiedAt: tz('verified_at'),
+    expiresAt: tz('expires_at'),
+    revokedAt: tz('revoked_at'),
+    revokeReason: text('revoke_reason'),
+    createdAt: createdAt(),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    check('grants_status_check', inList('status', ['pending', 'provisioning', 'active', 'failed', 'revoking', 'revoked'])),
+    uniqueIndex('grants_request_idx').on(t.requestId),
+    // At most one live grant per person and entitlement.
+    uniqueIndex('grants_live_idx').on(t.identityId, t.entitlementId).where(sql`status <> 'revoked'`),
+    index('grants_status_idx').on(t.status),
+  ],
+);
+
+export const approvals = pgTable(
+  'approvals',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    requestId: uuid('request_id').notNull().references(() => accessRequests.id),
+    approver: text('approver').notNull(),
+    /** SHA-256 of the single-use token in the emailed link; the token itself is never stored. */
+    tokenHash: text('token_hash').notNull().unique(),
+    dueAt: tz('due_at').notNull(),
+    remindersSent: integer('reminders_sent').notNull().default(0),
+    escalatedTo: text('escalated_to'),
+    escalatedAt: tz('escalated_at'),
+    decision: text('decision'),
+    decidedBy: text('decided_by'),
+    decidedAt: tz('decided_at'),
+    tokenUsedAt: tz('token_used_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [check('approvals_decision_check', sql`decision is null or decision in ('approved', 'denied', 'expired')`)],
+);
+
+export const alerts = pgTable(
+  'alerts',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    kind: text('kind').notNull(),
+    severity: text('severity').notNull(),
+    subject: text('subject').notNull(),
+    details: jsonb('details').notNull().default({}),
+    status: text('status').notNull().default('open'),
+    /** One open alert per cause: a retried activity must not raise it twice. */
+    dedupeKey: text('dedupe_key').notNull(),
+    notifications: jsonb('notifications').$type<Array<{ channel: string; at: string; ok: boolean }>>().notNull().default([]),
+    createdAt: createdAt(),
+    acknowledgedAt: tz('acknowledged_at'),
+    resolvedAt: tz('resolved_at'),
+  },
+  (t) => [
+    check('alerts_status_check', inList('status', ['open', 'acknowledged', 'resolved'])),
+    check('alerts_severity_check', inList('severity', ['info', 'warning', 'critical'])),
+    uniqueIndex('alerts_dedupe_idx').on(t.dedupeKey),
+  ],
+);
+
+export const auditLog = pgTable(
+  'audit_log',
+  {
+    seq: bigserial('seq', { mode: 'number' }).primaryKey(),
+    at: tz('at').notNull().defaultNow(),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    subjectType: text('subject_type').notNull(),
+    subjectId: text('subject_id').notNull(),
+    before: jsonb('before'),
+    after: jsonb('after'),
+    correlationId: text('correlation_id'),
+    /** Hash of the previous row; the first row carries 64 zeros. */
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+  },
+  (t) => [index('audit_log_subject_idx').on(t.subjectType, t.subjectId), uniqueIndex('audit_log_prev_hash_idx').on(t.prevHash)],
+);
+
+export const apiTokens = pgTable('api_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  tokenHash: text('token_hash').notNull().unique(),
+  scopes: text('scopes').array().notNull(),
+  createdAt: createdAt(),
+  lastUsedAt: tz('last_used_at'),
+  revokedAt: tz('revoked_at'),
+});

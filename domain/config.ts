@@ -1,0 +1,169 @@
+// The shape of jml.config.yaml. Parsing is pure (text in, typed config or a list of
+// problems out); reading the file and the environment happens in the callers.
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { ENTITLEMENT_KINDS } from './types.js';
+
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value * 1000; // bare numbers are seconds
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const ldapUrl = z.string().regex(/^ldaps?:\/\/.+/, 'expected an ldap:// URL');
+const dn = z.string().min(3).regex(/=/, 'expected a distinguished name such as ou=people,dc=example,dc=com');
+
+const ldapTarget = z.object({
+  id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'expected a lower-case id'),
+  type: z.literal('ldap'),
+  /** Empty means: `npm start` runs a local slapd and fills this in. */
+  url: ldapUrl.optional(),
+  bindDN: dn,
+  bindPassword: z.string().min(1),
+  baseDN: dn,
+  usersDN: dn,
+  groupsDN: dn,
+  /** How a disabled account is enforced by this directory. */
+  disable: z
+    .object({
+      method: z.enum(['ppolicy', 'move']).default('ppolicy'),
+      disabledDN: dn.optional(),
+    })
+    .default({ method: 'ppolicy' }),
+  timeout: duration.default(10_000),
+});
+
+const target = z.discriminatedUnion('type', [ldapTarget]);
+
+const entitlement = z.object({
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, 'expected an id of letters, digits, . _ : -'),
+  name: z.string().optional(),
+  target: z.string(),
+  kind: z.enum(ENTITLEMENT_KINDS),
+  /** The object in the target: a group DN for LDAP groups; unused for accounts. */
+  ref: z.string().optional(),
+  risk: z.enum(['low', 'medium', 'high', 'critical']).default('low'),
+  owner: z.string().optional(),
+  requestable: z.boolean().default(false),
+  jit: z
+    .object({ eligible: z.boolean().default(false), maxDuration: duration.default(4 * 3_600_000), requiresApproval: z.boolean().default(true) })
+    .optional(),
+});
+
+const matchValue = z.union([z.string(), z.array(z.string()).min(1)]);
+const birthrightRule = z.object({
+  name: z.string().min(1),
+  /** Attribute -> accepted value(s). All must match; an empty `when` matches everyone. */
+  when: z.record(z.string(), matchValue).default({}),
+  grant: z.array(z.string()).min(1),
+});
+
+const approvalPolicy = z
+  .object({
+    approver: z.enum(['manager', 'owner']).default('manager'),
+    timeout: duration.default(3 * 86_400_000),
+    reminderAfter: duration.default(86_400_000),
+    escalateAfter: duration.default(2 * 86_400_000),
+  })
+  .default({ approver: 'manager', timeout: 3 * 86_400_000, reminderAfter: 86_400_000, escalateAfter: 2 * 86_400_000 });
+
+const lifecycle = z
+  .object({
+    preProvisionLead: duration.default(0),
+    moverGracePeriod: duration.default(0),
+    deleteAfter: duration.default(30 * 86_400_000),
+    grantSla: duration.default(15 * 60_000),
+  })
+  .default({ preProvisionLead: 0, moverGracePeriod: 0, deleteAfter: 30 * 86_400_000, grantSla: 15 * 60_000 });
+
+const retries = z
+  .object({
+    initialInterval: duration.default(1_000),
+    maximumInterval: duration.default(60_000),
+    maximumAttempts: z.number().int().min(1).max(100).default(8),
+  })
+  .default({ initialInterval: 1_000, maximumInterval: 60_000, maximumAttempts: 8 });
+
+export const configSchema = z
+  .object({
+    webhook: z
+      .object({ secrets: z.union([z.string(), z.array(z.string())]).optional() })
+      .default({}),
+    targets: z.array(target).min(1),
+    entitlements: z.array(entitlement).min(1),
+    birthright: z.array(birthrightRule).default([]),
+    approval: approvalPolicy,
+    sod: z.array(z.object({ name: z.string(), conflicting: z.array(z.string()).min(2) })).default([]),
+    lifecycle,
+    retries,
+    reconcile: z.object({ interval: duration.default(3_600_000) }).default({ interval: 3_600_000 }),
+    alerts: z
+      .object({ email: z.array(z.string().email()).default([]), webhook: z.array(z.string().url()).default([]) })
+      .default({ email: [], webhook: [] }),
+  })
+  .superRefine((config, ctx) => {
+    const targetIds = new Set(config.targets.map((t) => t.id));
+    const entitlementIds = new Set<string>();
+    config.entitlements.forEach((e, i) => {
+      if (entitlementIds.has(e.id)) ctx.addIssue({ code: 'custom', path: ['entitlements', i, 'id'], message: `duplicate entitlement id "${e.id}"` });
+      entitlementIds.add(e.id);
+      if (!targetIds.has(e.target)) ctx.addIssue({ code: 'custom', path: ['entitlements', i, 'target'], message: `unknown target "${e.target}"` });
+      if (e.kind !== 'account' && !e.ref) ctx.addIssue({ code: 'custom', path: ['entitlements', i, 'ref'], message: `a ${e.kind} needs a ref (the object in the target)` });
+    });
+    config.birthright.forEach((rule, i) =>
+      rule.grant.forEach((id, j) => {
+        if (!entitlementIds.has(id)) ctx.addIssue({ code: 'custom', path: ['birthright', i, 'grant', j], message: `unknown entitlement "${id}"` });
+      }),
+    );
+    config.targets.forEach((t, i) => {
+      if (t.disable.method === 'move' && !t.disable.disabledDN) ctx.addIssue({ code: 'custom', path: ['targets', i, 'disable', 'disabledDN'], message: 'method "move" needs a disabledDN' });
+    });
+  });
+
+export type JmlConfig = z.output<typeof configSchema>;
+export type LdapTargetConfig = z.output<typeof ldapTarget>;
+export type TargetConfig = JmlConfig['targets'][number];
+export type EntitlementConfig = JmlConfig['entitlements'][number];
+export type BirthrightRule = JmlConfig['birthright'][number];
+
+/** Formats a zod issue path the way our errors name fields: `targets[0].url`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Replaces `${NAME}` with env values; a missing variable is an error naming the path. */
+export function substituteEnv(value: unknown, env: Record<string, string | undefined>, path: PropertyKey[] = [], problems: string[] = []): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const found = env[name];
+      if (found === undefined) problems.push(`${formatPath(path)}: environment variable ${name} is not set`);
+      return found ?? '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, [...path, i], problems));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteEnv(v, env, [...path, k], problems)]));
+  }
+  return value;
+}
+
+/** Validates already-parsed YAML. Throws ConfigError listing every bad path. */
+export function parseConfig(raw: unknown, env: Record<string, string | undefined> = {}): JmlConfig {
+  const problems: string[] = [];
+  const substituted = substituteEnv(raw, env, [], problems);
+  if (problems.length) throw new ConfigError(problems);
+  const result = configSchema.safeParse(substituted);
+  if (!result.success) throw new ConfigError(result.error.issues.map((issue) => `${formatPath(issue.path) || '(root)'}: ${issue.message}`));
+  return result.data;
+}
