@@ -47,10 +47,20 @@ export async function getHrEvent(db: DbOrTx, id: string): Promise<HrEventRow | u
 }
 
 /** Moves an event along; records why, and audits the change in the same transaction. */
-export async function setHrEventStatus(db: Db, id: string, status: HrEventStatus, reason: string | null, actor: string): Promise<void> {
+export async function setHrEventStatus(
+  db: Db,
+  id: string,
+  status: HrEventStatus,
+  reason: string | null,
+  actor: string,
+  options: { onlyFrom?: HrEventStatus[] } = {},
+): Promise<void> {
   await db.transaction(async (tx) => {
     const [before] = await tx.select().from(hrEvents).where(eq(hrEvents.id, id)).for('update');
     if (!before || (before.status === status && before.reason === reason)) return;
+    // The workflow may already have applied the event before the dispatcher records that it
+    // handed it over: never move an event backwards.
+    if (options.onlyFrom && !options.onlyFrom.includes(before.status as HrEventStatus)) return;
     const now = new Date();
     await tx
       .update(hrEvents)

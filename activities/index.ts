@@ -1,0 +1,19 @@
+// The one activity factory the worker registers (samples-typescript style): workflows
+// import only its type.
+import { policySnapshot, type PolicySnapshot } from '../domain/policy.js';
+import type { ActivityDeps } from './deps.js';
+import { createGrantActivities } from './grants.js';
+import { createIdentityActivities } from './identities.js';
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createIdentityActivities(deps),
+    ...createGrantActivities(deps),
+    async getPolicy(): Promise<PolicySnapshot> {
+      return policySnapshot(deps.config);
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+export type { ActivityDeps } from './deps.js';
