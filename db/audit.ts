@@ -32,7 +32,16 @@ function canonical(value: unknown): string {
 }
 
 function rowHash(prevHash: string, row: { at: Date } & AuditEntry): string {
-  const body = canonical({ ...row, at: row.at.toISOString(), before: row.before ?? null, after: row.after ?? null, correlationId: row.correlationId ?? null });
+  const body = canonical({
+    at: row.at.toISOString(),
+    actor: row.actor,
+    action: row.action,
+    subjectType: row.subjectType,
+    subjectId: row.subjectId,
+    before: row.before ?? null,
+    after: row.after ?? null,
+    correlationId: row.correlationId ?? null,
+  });
   return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
 }
 
@@ -52,7 +61,7 @@ export async function verifyAuditChain(db: DbOrTx): Promise<{ ok: boolean; rows:
   const rows = await db.select().from(auditLog).orderBy(asc(auditLog.seq));
   let prevHash = GENESIS_HASH;
   for (const row of rows) {
-    const expected = rowHash(prevHash, { ...row, correlationId: row.correlationId });
+    const expected = rowHash(prevHash, row);
     if (row.prevHash !== prevHash || row.hash !== expected) return { ok: false, rows: rows.length, brokenAt: row.seq };
     prevHash = row.hash;
   }

@@ -1,0 +1,114 @@
+// A whole engine in the test process: a Temporal worker on a unique task queue, the BullMQ
+// ingestion worker on a unique key prefix, the LDAP connector to the run's slapd, and the
+// run's database. Every part is the real one; only the wiring is shared with `npm start`.
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, type Worker } from '@temporalio/worker';
+import type { Worker as BullWorker, Queue } from 'bullmq';
+import { pino } from 'pino';
+import { createLdapConnector } from '../../activities/connectors/ldap.js';
+import type { Connector } from '../../activities/connectors/types.js';
+import { createDb, type DbHandle } from '../../db/client.js';
+import { syncEntitlements } from '../../db/entitlements.js';
+import { storeHrEvent } from '../../db/inbox.js';
+import type { JmlConfig } from '../../domain/config.js';
+import type { HrEventType, IdentityAttributes } from '../../domain/types.js';
+import { createHrEventQueue, enqueueHrEvent, type HrEventJob } from '../../worker/hr-event-queue.js';
+import { createIngestWorker } from '../../worker/ingest-worker.js';
+import { redisConnection } from '../../worker/redis.js';
+import { createTemporalWorker, WORKFLOWS_PATH } from '../../worker/temporal-worker.js';
+import { testConfig } from './config.js';
+import { testEnv, uniqueName } from './env.js';
+
+export interface TestEngine {
+  db: DbHandle['db'];
+  client: Client;
+  config: JmlConfig;
+  connector: Connector;
+  queue: Queue<HrEventJob>;
+  taskQueue: string;
+  /** Stores an event in the inbox and nudges the queue, as the API does. */
+  submit(event: { id?: string; type: HrEventType; employeeId: string; effectiveAt?: Date; attributes?: IdentityAttributes }): Promise<string>;
+  stop(): Promise<void>;
+}
+
+let bundle: Promise<{ code: string }> | undefined;
+/** One workflow bundle per test file (webpack takes a few seconds). */
+export function workflowBundle(): Promise<{ code: string }> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never });
+  return bundle;
+}
+
+export async function startTestEngine(options: { config?: JmlConfig; redisUrl?: string } = {}): Promise<TestEngine> {
+  const config = options.config ?? testConfig(testEnv.ldap);
+  const logger = pino({ level: 'silent' });
+  const taskQueue = uniqueName('jml');
+  const prefix = `${testEnv.redisPrefix}:${uniqueName('q')}`;
+  const redisUrl = options.redisUrl ?? testEnv.redisUrl;
+  const handle = createDb(testEnv.databaseUrl, { max: 5 });
+  await syncEntitlements(handle.db, config);
+
+  const target = config.targets[0]!;
+  const connector = createLdapConnector({ ...target, url: target.url ?? testEnv.ldap.url });
+  const nativeConnection = await NativeConnection.connect({ address: testEnv.temporalAddress });
+  const clientConnection = await Connection.connect({ address: testEnv.temporalAddress });
+  const client = new Client({ connection: clientConnection });
+
+  const worker: Worker = await createTemporalWorker({
+    connection: nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    deps: { db: handle.db, config, connectors: new Map([[target.id, connector]]), logger },
+    workflowBundle: await workflowBundle(),
+  });
+  const running = worker.run();
+
+  const queue = createHrEventQueue(redisConnection(redisUrl, 'producer'), prefix);
+  const ingest: BullWorker<HrEventJob> = createIngestWorker({ db: handle.db, temporal: client, taskQueue, logger, connection: redisConnection(redisUrl, 'worker'), prefix });
+
+  return {
+    db: handle.db,
+    client,
+    config,
+    connector,
+    queue,
+    taskQueue,
+    async submit(event) {
+      const id = event.id ?? uniqueName('evt');
+      const effectiveAt = event.effectiveAt ?? new Date();
+      await storeHrEvent(
+        handle.db,
+        { id, employeeId: event.employeeId, type: event.type, effectiveAt, source: 'api', payload: { type: event.type, employeeId: event.employeeId, effectiveAt: effectiveAt.toISOString(), attributes: event.attributes ?? {} } },
+        'test',
+      );
+      await enqueueHrEvent(queue, id).catch(() => undefined); // Redis may be down on purpose
+      return id;
+    },
+    async stop() {
+      await ingest.close();
+      await queue.close();
+      worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await clientConnection.close();
+      await connector.close();
+      await handle.close();
+    },
+  };
+}
+
+/** Polls until `check` returns a value (not undefined/false), or fails with the last one. */
+export async function eventually<T>(check: () => Promise<T | undefined | false>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+      last = value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
