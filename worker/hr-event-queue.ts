@@ -26,7 +26,21 @@ export function createHrEventQueue(connection: ConnectionOptions, prefix: string
   });
 }
 
-/** Enqueues once per event: BullMQ ignores a second add with the same job id. */
-export async function enqueueHrEvent(queue: Queue<HrEventJob>, eventId: string): Promise<void> {
-  await queue.add('hr-event', { eventId }, { jobId: hrEventJobId(eventId) });
+/**
+ * Enqueues once per event: BullMQ ignores a second add with the same job id. While Redis
+ * is unreachable BullMQ waits for it indefinitely, so give up after `timeoutMs`: the event
+ * is already safe in the inbox and the dispatcher will enqueue it later.
+ */
+export async function enqueueHrEvent(queue: Queue<HrEventJob>, eventId: string, timeoutMs = 1_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`enqueue timed out after ${timeoutMs} ms (is Redis up?)`)), timeoutMs);
+  });
+  const added = queue.add('hr-event', { eventId }, { jobId: hrEventJobId(eventId) });
+  added.catch(() => undefined); // a late failure after the timeout is expected and harmless
+  try {
+    await Promise.race([added, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -70,20 +70,30 @@ export async function redispatchStranded(db: Db, queue: Queue<HrEventJob>, optio
     .orderBy(hrEvents.receivedAt)
     .limit(options.batch ?? 500);
   for (const { id } of rows) {
-    const job = await queue.getJob(hrEventJobId(id));
+    const job = await withTimeout(queue.getJob(hrEventJobId(id)), 2_000);
     if (!job) await enqueueHrEvent(queue, id);
     else if (await job.isFailed()) await job.retry();
   }
   return rows.length;
 }
 
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  promise.catch(() => undefined);
+  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
 /** Runs redispatchStranded every `intervalMs` until stopped; errors (Redis still down) are logged and retried. */
 export function startDispatcher(db: Db, queue: Queue<HrEventJob>, logger: Logger, intervalMs = 5_000, graceMs = 5_000): { stop(): Promise<void> } {
   let running: Promise<unknown> = Promise.resolve();
+  let busy = false;
   const timer = setInterval(() => {
+    if (busy) return; // one pass at a time
+    busy = true;
     running = redispatchStranded(db, queue, { graceMs })
       .then((count) => count && logger.info({ count }, 're-enqueued stranded hr events'))
-      .catch((err: Error) => logger.warn({ err: err.message }, 'dispatcher pass failed; will retry'));
+      .catch((err: Error) => logger.warn({ err: err.message }, 'dispatcher pass failed; will retry'))
+      .finally(() => (busy = false));
   }, intervalMs);
   timer.unref();
   return {

@@ -13,7 +13,7 @@ import { storeHrEvent } from '../../db/inbox.js';
 import type { JmlConfig } from '../../domain/config.js';
 import type { HrEventType, IdentityAttributes } from '../../domain/types.js';
 import { createHrEventQueue, enqueueHrEvent, type HrEventJob } from '../../worker/hr-event-queue.js';
-import { createIngestWorker } from '../../worker/ingest-worker.js';
+import { createIngestWorker, startDispatcher } from '../../worker/ingest-worker.js';
 import { redisConnection } from '../../worker/redis.js';
 import { createTemporalWorker, WORKFLOWS_PATH } from '../../worker/temporal-worker.js';
 import { testConfig } from './config.js';
@@ -64,6 +64,8 @@ export async function startTestEngine(options: { config?: JmlConfig; redisUrl?: 
 
   const queue = createHrEventQueue(redisConnection(redisUrl, 'producer'), prefix);
   const ingest: BullWorker<HrEventJob> = createIngestWorker({ db: handle.db, temporal: client, taskQueue, logger, connection: redisConnection(redisUrl, 'worker'), prefix });
+  // Short interval and grace: tests wait seconds, not minutes, for a stranded event.
+  const dispatcher = startDispatcher(handle.db, queue, logger, 500, 500);
 
   return {
     db: handle.db,
@@ -84,6 +86,7 @@ export async function startTestEngine(options: { config?: JmlConfig; redisUrl?: 
       return id;
     },
     async stop() {
+      await dispatcher.stop();
       await ingest.close();
       await queue.close();
       worker.shutdown();
