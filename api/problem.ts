@@ -56,8 +56,11 @@ export interface ProblemBody {
 /** Throw this from a handler or hook; the error handler renders it. */
 export class ProblemError extends Error {
   readonly statusCode: number;
-  constructor(readonly problem: ProblemInit) {
-    super(problem.detail ?? problem.title);
+  constructor(
+    readonly problem: ProblemInit,
+    options?: { cause?: unknown },
+  ) {
+    super(problem.detail ?? problem.title, options);
     this.name = 'ProblemError';
     this.statusCode = problem.status;
   }

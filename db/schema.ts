@@ -34,7 +34,7 @@ export const identities = pgTable(
     createdAt: createdAt(),
     updatedAt: tz('updated_at').notNull().defaultNow(),
   },
-  (t) => [check('identities_status_check', inList('status', ['pre_hire', 'active', 'on_leave', 'terminated', 'rescinded']))],
+  () => [check('identities_status_check', inList('status', ['pre_hire', 'active', 'on_leave', 'terminated', 'rescinded']))],
 );
 
 export const hrEvents = pgTable(
@@ -80,7 +80,7 @@ export const entitlements = pgTable(
     jitMaxDurationMs: integer('jit_max_duration_ms'),
     updatedAt: tz('updated_at').notNull().defaultNow(),
   },
-  (t) => [check('entitlements_kind_check', inList('kind', ['account', 'group', 'role']))],
+  () => [check('entitlements_kind_check', inList('kind', ['account', 'group', 'role']))],
 );
 
 export const accessRequests = pgTable(
@@ -152,7 +152,7 @@ export const approvals = pgTable(
     tokenUsedAt: tz('token_used_at'),
     createdAt: createdAt(),
   },
-  (t) => [check('approvals_decision_check', sql`decision is null or decision in ('approved', 'denied', 'expired')`)],
+  () => [check('approvals_decision_check', sql`decision is null or decision in ('approved', 'denied', 'expired')`)],
 );
 
 export const alerts = pgTable(

@@ -15,8 +15,10 @@ const MODULE_PATH = '/usr/lib/ldap';
 const SCHEMA_DIR = '/etc/ldap/schema';
 
 export interface StartSlapdOptions {
-  /** Folder for the config and the database; wiped and recreated. */
+  /** Folder for the config and the database; wiped and recreated unless `keep`. */
   dir: string;
+  /** Reuse the directory made by an earlier start (for `npm start`), keeping its entries. */
+  keep?: boolean;
   /** Loopback port; a free one when omitted. */
   port?: number;
   suffix?: string;
@@ -37,11 +39,14 @@ function sshaHash(password: string): string {
   return `{SSHA}${Buffer.concat([digest, salt]).toString('base64')}`;
 }
 
-async function freePort(): Promise<number> {
+/** Listens briefly on the port: 0 finds a free one; a fixed one fails if taken. */
+async function freePort(port = 0): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new Error(`port ${port} is in use (an earlier slapd still running?)`) : err),
+    );
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
       server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
     });
@@ -178,16 +183,29 @@ export async function startSlapd(opts: StartSlapdOptions): Promise<SlapdServer> 
   const suffix = opts.suffix ?? 'dc=example,dc=com';
   const bindDN = `cn=admin,${suffix}`;
   const bindPassword = opts.adminPassword ?? 'admin';
-  const port = opts.port ?? (await freePort());
+  // Checking a fixed port first matters: otherwise the bind probe below could reach an
+  // older slapd still listening there and report success for ours, which failed to bind.
+  const port = await freePort(opts.port);
 
-  // Start from nothing each time: a stale cn=config would make slapadd fail on duplicates.
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(join(dir, 'slapd.d'), { recursive: true });
-  mkdirSync(join(dir, 'data'), { recursive: true });
-  writeFileSync(join(dir, 'config.ldif'), configLdif(dir, suffix, bindDN, sshaHash(bindPassword)));
-  writeFileSync(join(dir, 'data.ldif'), dataLdif(suffix));
-  slapadd(['-n0', '-F', join(dir, 'slapd.d')], join(dir, 'config.ldif'));
-  slapadd(['-n1', '-F', join(dir, 'slapd.d')], join(dir, 'data.ldif'));
+  // What the directory was built for; a kept directory is reused only for the same values.
+  const fingerprint = createHash('sha256').update(JSON.stringify([suffix, bindPassword])).digest('hex');
+  const fingerprintFile = join(dir, 'fingerprint');
+  const reuse = opts.keep === true && existsSync(fingerprintFile);
+  if (reuse && readFileSync(fingerprintFile, 'utf8') !== fingerprint) {
+    throw new Error(`${dir} holds a directory made for another suffix or admin password; delete it to start afresh`);
+  }
+  if (!reuse) {
+    // Start from nothing: a stale cn=config would make slapadd fail on duplicates.
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(join(dir, 'slapd.d'), { recursive: true });
+    mkdirSync(join(dir, 'data'), { recursive: true });
+    writeFileSync(join(dir, 'config.ldif'), configLdif(dir, suffix, bindDN, sshaHash(bindPassword)));
+    writeFileSync(join(dir, 'data.ldif'), dataLdif(suffix));
+    slapadd(['-n0', '-F', join(dir, 'slapd.d')], join(dir, 'config.ldif'));
+    slapadd(['-n1', '-F', join(dir, 'slapd.d')], join(dir, 'data.ldif'));
+    // Written last, so a half-built directory is never taken for a finished one.
+    writeFileSync(fingerprintFile, fingerprint);
+  }
 
   const url = `ldap://127.0.0.1:${port}`;
   // `-d 0` keeps slapd in the foreground (no daemon fork), so the pid we hold is the server
@@ -237,7 +255,7 @@ export async function startSlapd(opts: StartSlapdOptions): Promise<SlapdServer> 
 // `npx tsx scripts/slapd.ts [port]`: a slapd in ./data/slapd for manual testing; Ctrl-C stops it.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const port = process.argv[2] ? Number(process.argv[2]) : 3890;
-  const server = await startSlapd({ dir: join('data', 'slapd'), port });
+  const server = await startSlapd({ dir: join('data', 'slapd'), port, keep: true });
   console.log(`${server.url}  bind: ${server.bindDN} / ${server.bindPassword}  base: ${server.baseDN}`);
   const shutdown = () => void server.stop().then(() => process.exit(0));
   process.once('SIGINT', shutdown);

@@ -1,5 +1,7 @@
 // Starts a Temporal dev server (`temporal server start-dev`) as a child process, for
 // `npm start` without TEMPORAL_ADDRESS and for the test suite's global setup.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { findTemporalCli } from './temporal-cli.js';
 
@@ -36,6 +38,9 @@ export async function startTemporalDevServer(opts: StartTemporalDevServerOptions
     // Test data is thrown away, so fsyncs buy nothing.
     extraArgs.push('--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF');
   }
+
+  // The CLI does not create the folder of its SQLite file (e.g. ./data on a fresh clone).
+  if (opts.dbFilename) mkdirSync(dirname(opts.dbFilename), { recursive: true });
 
   const path = await findTemporalCli({ log });
   if (!path) log('Temporal CLI not found locally; using the download built into @temporalio/testing');

@@ -74,7 +74,8 @@ describe('hire through the API', () => {
 
     const status = await eventually(async () => {
       const res = await app.inject({ method: 'GET', url: `/api/v1/hr/events/${event.id}`, headers: { authorization: `Bearer ${token}` } });
-      return res.json().status === 'applied' && res.json();
+      const body = res.json<{ status: string; type: string }>();
+      return body.status === 'applied' ? body : undefined;
     });
     expect(status.type).toBe('hire');
 

@@ -21,7 +21,7 @@ describe('test harness services', () => {
   });
 
   it('Postgres database is migrated to db/schema.ts', async () => {
-    const expected = Object.values(schema)
+    const expected = Object.values(schema as Record<string, unknown>)
       .filter((v): v is PgTable => is(v, PgTable))
       .map((t) => getTableName(t))
       .sort();
@@ -41,6 +41,8 @@ describe('test harness services', () => {
     try {
       expect(await redis.ping()).toBe('PONG');
       expect(testEnv.redisPrefix).toMatch(/^jmltest-/);
+      // Left behind on purpose: the global teardown deletes every key under the prefix.
+      await redis.set(`${testEnv.redisPrefix}:harness`, '1');
     } finally {
       redis.disconnect();
     }

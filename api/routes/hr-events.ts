@@ -1,0 +1,245 @@
+// POST /api/v1/hr/events: the HR webhook. Order matters:
+//   1. Standard Webhooks signature over the RAW body bytes (401 before anything is parsed),
+//   2. JSON.parse (400 malformed) and zod (400 naming each bad field),
+//   3. durable write to the inbox (503 + Retry-After when Postgres cannot take it),
+//   4. a nudge on the BullMQ queue, bounded by a short timeout: when Redis is down the
+//      event is still accepted (the row stays `received` and the worker's dispatcher
+//      re-enqueues it later).
+// The `webhook-id` header is the idempotency key: a repeat with the same body answers the
+// first result; a repeat with a different body is a 409.
+// GET /api/v1/hr/events/:id: where the event is in its processing.
+import { createHash } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
+import { HR_EVENT_TYPES } from '../../domain/types.js';
+import type { Db } from '../../db/client.js';
+import { getHrEvent, storeHrEvent, type HrEventRow, type NewHrEvent } from '../../db/inbox.js';
+import { enqueueHrEvent, type HrEventJob } from '../../worker/hr-event-queue.js';
+import { requireScope } from '../auth.js';
+import type { ApiMetrics } from '../metrics.js';
+import { parseOrThrow, PROBLEM_TYPES, ProblemError, problems, safeErrorInfo } from '../problem.js';
+import type { WebhookVerifier } from '../webhook-verify.js';
+
+export const HR_EVENTS_PATH = '/api/v1/hr/events';
+const MAX_ATTRIBUTES = 100;
+const MAX_ATTRIBUTE_KEY = 64;
+const MAX_UNKNOWN_VALUE_JSON = 4_096;
+const MAX_EVENT_ID = 256;
+
+// --- the event schema -----------------------------------------------------------------
+
+/** Postgres jsonb refuses U+0000, so it is refused here, as a 400, not a 503. */
+const noNul = (s: string) => !s.includes('\u0000');
+const text = (max: number) => z.string().max(max, `must be at most ${max} characters`).refine(noNul, 'must not contain NUL characters');
+const optionalText = (max = 256) => text(max).optional();
+
+/** Any JSON value for an attribute we do not know, kept as sent, bounded in size. */
+const unknownAttribute = z
+  .json()
+  .refine((value) => {
+    const json = JSON.stringify(value);
+    return json.length <= MAX_UNKNOWN_VALUE_JSON && !json.includes('\\u0000');
+  }, `must be JSON of at most ${MAX_UNKNOWN_VALUE_JSON} characters without NUL characters`);
+
+export const hrEventAttributesSchema = z
+  .object({
+    givenName: optionalText(),
+    familyName: optionalText(),
+    email: z.email('must be an e-mail address').max(254).optional(),
+    department: optionalText(),
+    title: optionalText(),
+    location: optionalText(),
+    employmentType: optionalText(64),
+    managerId: optionalText(64),
+  })
+  .catchall(unknownAttribute)
+  .superRefine((attributes, ctx) => {
+    const keys = Object.keys(attributes);
+    if (keys.length > MAX_ATTRIBUTES) ctx.addIssue({ code: 'custom', path: [], message: `must have at most ${MAX_ATTRIBUTES} attributes` });
+    for (const key of keys) {
+      if (key.length > MAX_ATTRIBUTE_KEY || !noNul(key)) ctx.addIssue({ code: 'custom', path: [key], message: `attribute names must be 1..${MAX_ATTRIBUTE_KEY} characters` });
+    }
+  });
+
+export const hrEventBodySchema = z
+  .object({
+    type: z.enum(HR_EVENT_TYPES, `must be one of ${HR_EVENT_TYPES.join(', ')}`),
+    employeeId: z
+      .string('is required')
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1..64 characters of letters, digits, . _ -'),
+    effectiveAt: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time with a Z or ±hh:mm offset' }).optional(),
+    attributes: hrEventAttributesSchema.default({}),
+  })
+  .superRefine(
+    (event, ctx) => {
+      // A joiner needs a name; checked even when other fields failed, so every bad field is listed.
+      if (event?.type !== 'hire') return;
+      const attributes = (event.attributes ?? {}) as Record<string, unknown>;
+      for (const field of ['givenName', 'familyName'] as const) {
+        const value = attributes[field];
+        if (typeof value !== 'string' || value.trim() === '') ctx.addIssue({ code: 'custom', path: ['attributes', field], message: 'is required for a hire' });
+      }
+    },
+    { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+  );
+
+export type HrEventBody = z.output<typeof hrEventBodySchema>;
+
+/** JSON with sorted keys: the same event hashes the same after a jsonb round trip. */
+function canonicalJson(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object') {
+    return `{${Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function payloadHash(payload: unknown): string {
+  return createHash('sha256').update(canonicalJson(payload)).digest('hex');
+}
+
+// --- the plugin -----------------------------------------------------------------------
+
+export interface HrEventRoutesOptions {
+  db: Db;
+  queue: Queue<HrEventJob>;
+  verifier: WebhookVerifier;
+  publicUrl: string;
+  metrics: ApiMetrics;
+  /** How long to wait for Redis before answering anyway (default 1000 ms). */
+  enqueueTimeoutMs?: number;
+  /** The inbox write (default db/inbox storeHrEvent); a seam for the ingest bench. */
+  storeHrEvent?: StoreHrEvent | undefined;
+}
+
+export type StoreHrEvent = (db: Db, event: NewHrEvent, actor: string) => Promise<{ row: HrEventRow; created: boolean }>;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  // Promise.race subscribes to `promise`, so its late rejection is never unhandled.
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function eventView(row: HrEventRow) {
+  return {
+    id: row.id,
+    type: row.type,
+    employeeId: row.employeeId,
+    effectiveAt: row.effectiveAt,
+    source: row.source,
+    status: row.status,
+    reason: row.reason,
+    receivedAt: row.receivedAt,
+    dispatchedAt: row.dispatchedAt,
+    appliedAt: row.appliedAt,
+  };
+}
+
+export const hrEventRoutes: FastifyPluginAsync<HrEventRoutesOptions> = async (app: FastifyInstance, opts) => {
+  const { db, queue, verifier, metrics } = opts;
+  const store = opts.storeHrEvent ?? storeHrEvent;
+  const enqueueTimeoutMs = opts.enqueueTimeoutMs ?? 1_000;
+  const publicUrl = opts.publicUrl.replace(/\/+$/, '');
+  const statusUrl = (id: string) => `${publicUrl}${HR_EVENTS_PATH}/${encodeURIComponent(id)}`;
+
+  // Encapsulated: in this plugin only, JSON bodies stay raw bytes so the signature is
+  // checked over exactly what was signed. Other routes keep Fastify's JSON parser.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  // While Redis is known to be failing, do not make every request wait for the timeout:
+  // the dispatcher picks the rows up. One request per interval probes again.
+  let queueDownUntil = 0;
+  async function nudge(eventId: string): Promise<boolean> {
+    if (Date.now() < queueDownUntil) return false;
+    try {
+      await withTimeout(enqueueHrEvent(queue, eventId), enqueueTimeoutMs);
+      return true;
+    } catch (err) {
+      queueDownUntil = Date.now() + 5_000;
+      app.log.warn({ eventId, err: safeErrorInfo(err) }, 'could not enqueue hr event; it stays received for the dispatcher');
+      return false;
+    }
+  }
+
+  app.post(HR_EVENTS_PATH, async (request, reply) => {
+    const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    const verified = verifier.verify(raw, request.headers);
+    if (!verified.ok) {
+      throw new ProblemError({
+        status: 401,
+        title: 'Invalid webhook signature',
+        type: PROBLEM_TYPES.badSignature,
+        detail: verified.reason,
+        headers: { 'www-authenticate': 'Webhook realm="hr-events"' },
+      });
+    }
+    if (verified.id.length > MAX_EVENT_ID) throw problems.validation([{ field: 'webhook-id', message: `must be at most ${MAX_EVENT_ID} characters` }]);
+
+    let json: unknown;
+    try {
+      json = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new ProblemError({ status: 400, title: 'Malformed JSON', type: PROBLEM_TYPES.malformedJson, detail: 'The body is not valid JSON.' });
+    }
+    const body = parseOrThrow(hrEventBodySchema, json);
+    // The payload is the event as the source sent it (known top-level fields only); the
+    // effective_at column holds the resolved instant (now when the source gave none).
+    const payload = {
+      type: body.type,
+      employeeId: body.employeeId,
+      ...(body.effectiveAt !== undefined ? { effectiveAt: body.effectiveAt } : {}),
+      attributes: body.attributes,
+    };
+    const event: NewHrEvent = {
+      id: verified.id,
+      type: body.type,
+      employeeId: body.employeeId,
+      effectiveAt: body.effectiveAt ? new Date(body.effectiveAt) : new Date(),
+      payload,
+      source: 'webhook',
+    };
+
+    let stored: { row: HrEventRow; created: boolean };
+    try {
+      stored = await store(db, event, 'webhook');
+    } catch (err) {
+      // Whatever stopped the write (down, restarting, full), nothing was stored and the
+      // sender must retry: that is what 503 + Retry-After says.
+      throw new ProblemError({ ...problems.unavailable('The event could not be stored; retry later.').problem }, { cause: err });
+    }
+    const { row, created } = stored;
+
+    if (!created && payloadHash(row.payload) !== payloadHash(payload)) {
+      throw new ProblemError({
+        status: 409,
+        title: 'Idempotency key reused',
+        type: PROBLEM_TYPES.conflict,
+        detail: 'An event with this webhook-id was already received with a different body.',
+      });
+    }
+    if (created) metrics.hrEventsAccepted.inc({ source: 'webhook' });
+    // A repeat of an event that never reached the queue nudges again (job ids dedupe).
+    if (row.status === 'received') await nudge(row.id);
+
+    const location = statusUrl(row.id);
+    return reply.code(202).header('location', location).send({ id: row.id, status: row.status, statusUrl: location });
+  });
+
+  const idParams = z.object({ id: z.string().min(1).max(MAX_EVENT_ID, `must be at most ${MAX_EVENT_ID} characters`) });
+
+  app.get(`${HR_EVENTS_PATH}/:id`, { preHandler: requireScope('events:write', 'identities:read') }, async (request) => {
+    const { id } = parseOrThrow(idParams, request.params);
+    const row = await getHrEvent(db, id);
+    if (!row) throw problems.notFound(`No HR event with id ${JSON.stringify(id)}.`);
+    return eventView(row);
+  });
+};

@@ -1,0 +1,178 @@
+// Ingest throughput of the HR webhook, end to end through the real API:
+//   npx tsx bench/ingest.ts [--duration 20] [--connections 50] [--store audit|no-lock|no-audit]
+// Starts buildApp in this process against a fresh, migrated database and a Redis queue
+// with a unique prefix, runs autocannon in a child process (bench/ingest-load.ts) where
+// every request is a freshly signed webhook, then prints accepted events/s, latency, and
+// the rows and jobs that exist afterwards (nothing accepted may be missing), and cleans up.
+//
+// --store swaps the inbox write to see what the audit hash chain costs (never in production):
+//   audit     storeHrEvent from db/inbox.ts: row + chained audit row under an advisory lock
+//   no-lock   row + an audit row of the same size, not chained (no lock, random prev_hash)
+//   no-audit  the hr_events row alone
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { eq, sql } from 'drizzle-orm';
+import { Redis } from 'ioredis';
+import postgres from 'postgres';
+import { buildApp } from '../api/app.js';
+import { createMetricsRegistry } from '../api/metrics.js';
+import type { StoreHrEvent } from '../api/routes/hr-events.js';
+import { createDb, ensureDatabase, runMigrations } from '../db/client.js';
+import { storeHrEvent } from '../db/inbox.js';
+import { auditLog, hrEvents } from '../db/schema.js';
+import { parseConfig } from '../domain/config.js';
+import { createHrEventQueue } from '../worker/hr-event-queue.js';
+import { redisConnection } from '../worker/redis.js';
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '20' },
+    connections: { type: 'string', default: '50' },
+    store: { type: 'string', default: 'audit' },
+    pool: { type: 'string', default: '10' },
+  },
+});
+const duration = Number(args.duration);
+const connections = Number(args.connections);
+const poolSize = Number(args.pool);
+const storeMode = args.store as 'audit' | 'no-lock' | 'no-audit';
+if (!['audit', 'no-lock', 'no-audit'].includes(storeMode)) throw new Error(`--store must be audit, no-lock or no-audit, not ${storeMode}`);
+
+const runId = randomBytes(4).toString('hex');
+const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+const databaseUrl = Object.assign(new URL(base), { pathname: `/jml_bench_${runId}` }).toString();
+const adminUrl = Object.assign(new URL(base), { pathname: '/postgres' }).toString();
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redisPrefix = `jmlbench-${runId}`;
+const secret = `whsec_${randomBytes(32).toString('base64')}`;
+
+const stores: Record<typeof storeMode, StoreHrEvent> = {
+  audit: storeHrEvent,
+  'no-lock': (db, event, actor) =>
+    db.transaction(async (tx) => {
+      const [row] = await tx.insert(hrEvents).values(event).onConflictDoNothing({ target: hrEvents.id }).returning();
+      if (!row) return { row: (await tx.select().from(hrEvents).where(eq(hrEvents.id, event.id)))[0]!, created: false };
+      const prevHash = randomBytes(32).toString('hex');
+      const after = { type: row.type, employeeId: row.employeeId, effectiveAt: row.effectiveAt, source: row.source };
+      const hash = createHash('sha256').update(prevHash).update(JSON.stringify(after)).digest('hex');
+      await tx.insert(auditLog).values({ actor, action: 'hr_event.received', subjectType: 'hr_event', subjectId: row.id, after, correlationId: row.id, prevHash, hash });
+      return { row, created: true };
+    }),
+  'no-audit': async (db, event) => {
+    const [row] = await db.insert(hrEvents).values(event).onConflictDoNothing({ target: hrEvents.id }).returning();
+    if (row) return { row, created: true };
+    return { row: (await db.select().from(hrEvents).where(eq(hrEvents.id, event.id)))[0]!, created: false };
+  },
+};
+
+interface LoadResult {
+  duration: number;
+  latency: { p50: number; p99: number; average: number; max: number };
+  requests: { total: number; average: number };
+  '2xx': number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  statusCodeStats: Record<string, { count: number }>;
+  signed: number;
+}
+
+function runLoad(url: string): Promise<LoadResult> {
+  const script = fileURLToPath(new URL('./ingest-load.ts', import.meta.url));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      env: { ...process.env, BENCH_URL: url, BENCH_SECRET: secret, BENCH_DURATION: String(duration), BENCH_CONNECTIONS: String(connections) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`load generator exited with ${code}`));
+      try {
+        resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as LoadResult);
+      } catch (err) {
+        reject(err as Error);
+      }
+    });
+  });
+}
+
+async function deleteRedisKeys(): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function dropDatabase(): Promise<void> {
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`drop database if exists "jml_bench_${runId}" with (force)`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+}
+
+async function main(): Promise<void> {
+  await ensureDatabase(databaseUrl);
+  await runMigrations(databaseUrl);
+  const handle = createDb(databaseUrl, { max: poolSize });
+  const queue = createHrEventQueue(redisConnection(redisUrl, 'producer'), redisPrefix);
+  const config = parseConfig({
+    targets: [{ id: 'directory', type: 'ldap', bindDN: 'cn=admin,dc=example,dc=com', bindPassword: 'x', baseDN: 'dc=example,dc=com', usersDN: 'ou=people,dc=example,dc=com', groupsDN: 'ou=groups,dc=example,dc=com' }],
+    entitlements: [{ id: 'directory-account', target: 'directory', kind: 'account' }],
+  });
+  const app = await buildApp({
+    db: handle.db,
+    hrEventQueue: queue,
+    webhookSecrets: [secret],
+    config,
+    publicUrl: 'http://127.0.0.1',
+    health: { redis: async () => void (await queue.getWaitingCount()), temporal: async () => {} },
+    logger: false,
+    metrics: createMetricsRegistry(),
+    storeHrEvent: stores[storeMode],
+  });
+  try {
+    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    console.log(`bench: ${connections} connections for ${duration} s against ${address}, store=${storeMode}, pool=${poolSize}, database jml_bench_${runId}, redis prefix ${redisPrefix}`);
+    const result = await runLoad(address);
+    // Let requests still in flight when autocannon stopped finish before counting.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const [{ rows } = { rows: 0 }] = await handle.db.select({ rows: sql<number>`count(*)::int` }).from(hrEvents);
+    const [{ audit } = { audit: 0 }] = await handle.db.select({ audit: sql<number>`count(*)::int` }).from(auditLog);
+    const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
+    const jobs = Object.values(counts).reduce((a, b) => a + b, 0);
+    const ok = result['2xx'];
+    console.log(
+      [
+        `accepted events/s   ${(ok / result.duration).toFixed(0)}  (${ok} x 2xx in ${result.duration.toFixed(1)} s)`,
+        `latency             p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, avg ${result.latency.average} ms, max ${result.latency.max} ms`,
+        `non-2xx             ${result.non2xx}  errors ${result.errors}  timeouts ${result.timeouts}  status codes ${JSON.stringify(Object.fromEntries(Object.entries(result.statusCodeStats).map(([k, v]) => [k, v.count])))}`,
+        `requests signed     ${result.signed}`,
+        `hr_events rows      ${rows}`,
+        `audit rows          ${audit}`,
+        `queue jobs          ${jobs}  ${JSON.stringify(counts)}`,
+        `lost                ${ok - Math.min(rows, jobs) > 0 ? `${ok - Math.min(rows, jobs)} accepted events missing!` : 'none (every 2xx has a row and a job)'}`,
+      ].join('\n'),
+    );
+  } finally {
+    await app.close();
+    await queue.close();
+    await handle.close();
+    await deleteRedisKeys();
+    await dropDatabase();
+  }
+}
+
+await main();
