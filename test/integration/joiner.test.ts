@@ -31,8 +31,8 @@ async function memberOf(employeeId: string): Promise<string[]> {
   }
 }
 
-async function grantsOf(employeeId: string) {
-  return engine.db
+async function grantsOf(employeeId: string, on: TestEngine = engine) {
+  return on.db
     .select({ entitlementId: grants.entitlementId, grantStatus: grants.status, requestStatus: accessRequests.status, requestKind: accessRequests.kind, verifiedAt: grants.verifiedAt, lastError: grants.lastError })
     .from(grants)
     .innerJoin(identities, eq(grants.identityId, identities.id))
@@ -115,7 +115,7 @@ describe('a grant the target refuses', () => {
     const employeeId = uniqueName('E');
     await broken.submit({ type: 'hire', employeeId, attributes: { givenName: 'Alan', familyName: 'Turing' } });
     const rows = await eventually(async () => {
-      const found = await grantsOf(employeeId);
+      const found = await grantsOf(employeeId, broken);
       return found.length === 2 && found.every((g) => g.grantStatus === 'active' || g.grantStatus === 'failed') && found;
     });
     const failed = rows.find((r) => r.entitlementId === 'nowhere-group');

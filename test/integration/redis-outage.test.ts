@@ -48,6 +48,8 @@ beforeAll(async () => {
   engine = await startTestEngine({ redisUrl: `redis://127.0.0.1:${port}` });
 });
 afterAll(async () => {
+  // BullMQ's close waits for Redis: bring it back if a failed test left it down.
+  if (redis?.exitCode !== null) redis = await startRedis(port);
   await engine?.stop();
   if (redis) await stopRedis(redis);
 });

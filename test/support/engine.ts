@@ -7,7 +7,7 @@ import type { Worker as BullWorker, Queue } from 'bullmq';
 import { pino } from 'pino';
 import { createLdapConnector } from '../../activities/connectors/ldap.js';
 import type { Connector } from '../../activities/connectors/types.js';
-import { createDb, type DbHandle } from '../../db/client.js';
+import { createDb, ensureDatabase, runMigrations, type DbHandle } from '../../db/client.js';
 import { syncEntitlements } from '../../db/entitlements.js';
 import { storeHrEvent } from '../../db/inbox.js';
 import type { JmlConfig } from '../../domain/config.js';
@@ -21,6 +21,7 @@ import { testEnv, uniqueName } from './env.js';
 
 export interface TestEngine {
   db: DbHandle['db'];
+  databaseUrl: string;
   client: Client;
   config: JmlConfig;
   connector: Connector;
@@ -38,13 +39,30 @@ export function workflowBundle(): Promise<{ code: string }> {
   return bundle;
 }
 
+async function freshDatabase(): Promise<string> {
+  const url = new URL(testEnv.databaseUrl);
+  url.pathname = `${url.pathname}_${Math.random().toString(36).slice(2, 10)}`;
+  await ensureDatabase(url.toString());
+  await runMigrations(url.toString());
+  return url.toString();
+}
+
+async function dropDatabase(databaseUrl: string): Promise<void> {
+  const admin = createDb(new URL('/postgres', databaseUrl).toString(), { max: 1 });
+  await admin.sql.unsafe(`drop database if exists "${new URL(databaseUrl).pathname.slice(1)}" with (force)`);
+  await admin.close();
+}
+
 export async function startTestEngine(options: { config?: JmlConfig; redisUrl?: string } = {}): Promise<TestEngine> {
   const config = options.config ?? testConfig(testEnv.ldap);
   const logger = pino({ level: 'silent' });
   const taskQueue = uniqueName('jml');
   const prefix = `${testEnv.redisPrefix}:${uniqueName('q')}`;
   const redisUrl = options.redisUrl ?? testEnv.redisUrl;
-  const handle = createDb(testEnv.databaseUrl, { max: 5 });
+  // Each engine gets its own database: its dispatcher scans the whole inbox, and must not
+  // pick up rows that other test files leave `received` on purpose.
+  const databaseUrl = await freshDatabase();
+  const handle = createDb(databaseUrl, { max: 5 });
   await syncEntitlements(handle.db, config);
 
   const target = config.targets[0]!;
@@ -69,6 +87,7 @@ export async function startTestEngine(options: { config?: JmlConfig; redisUrl?: 
 
   return {
     db: handle.db,
+    databaseUrl,
     client,
     config,
     connector,
@@ -95,6 +114,7 @@ export async function startTestEngine(options: { config?: JmlConfig; redisUrl?: 
       await clientConnection.close();
       await connector.close();
       await handle.close();
+      await dropDatabase(databaseUrl);
     },
   };
 }
