@@ -30,7 +30,7 @@ async function run(roles: RuntimeRoles): Promise<void> {
   console.log(`\njml-engine is running (${Object.entries(roles).filter(([, on]) => on).map(([r]) => r).join(', ')})`);
   for (const [name, where] of Object.entries(runtime.endpoints)) console.log(`  ${name.padEnd(width)}  ${where}`);
   for (const warning of runtime.warnings) console.log(`  ! ${warning}`);
-  if (roles.embedded) console.log(`\nTry it: npx jml send-event examples/hire.json   (Ctrl-C stops everything)\n`);
+  if (roles.embedded) console.log(`\nTry it: npm run jml -- send-event examples/hire.json   (Ctrl-C stops everything)\n`);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
