@@ -2,7 +2,7 @@
 // ingestion worker on a unique key prefix, the LDAP connector to the run's slapd, and the
 // run's database. Every part is the real one; only the wiring is shared with `npm start`.
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, type Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type { Worker as BullWorker, Queue } from 'bullmq';
 import { pino } from 'pino';
 import { createLdapConnector } from '../../activities/connectors/ldap.js';
@@ -30,6 +30,13 @@ export interface TestEngine {
   /** Stores an event in the inbox and nudges the queue, as the API does. */
   submit(event: { id?: string; type: HrEventType; employeeId: string; effectiveAt?: Date; attributes?: IdentityAttributes }): Promise<string>;
   stop(): Promise<void>;
+}
+
+// Worker state changes at INFO drown the test output; warnings and errors still show.
+try {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+} catch {
+  // already installed in this process
 }
 
 let bundle: Promise<{ code: string }> | undefined;
