@@ -36,6 +36,11 @@ async function run(roles: RuntimeRoles): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    // Closing waits for Postgres, Redis and Temporal; if they are gone, do not hang forever.
+    setTimeout(() => {
+      logger.warn('shutdown took over 15s; exiting anyway');
+      process.exit(1);
+    }, 15_000).unref();
     runtime.stop().then(
       () => process.exit(0),
       () => process.exit(1),
