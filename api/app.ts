@@ -42,7 +42,7 @@ export interface ApiDeps {
   /** Timeout of each health check (default 2000 ms). */
   healthTimeoutMs?: number;
   /**
-   * The inbox write, default `storeHrEvent` from db/inbox.ts. Only bench/ingest.ts swaps it,
+   * The inbox write, default the batched `createInboxWriter` from db/inbox.ts. Only bench/ingest.ts swaps it,
    * to measure what the audit hash chain costs; production code leaves it alone.
    */
   storeHrEvent?: StoreHrEvent;

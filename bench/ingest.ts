@@ -1,24 +1,25 @@
 // Ingest throughput of the HR webhook, end to end through the real API:
-//   npx tsx bench/ingest.ts [--duration 20] [--connections 50] [--store audit|no-lock|no-audit]
+//   npx tsx bench/ingest.ts [--duration 20] [--connections 50] [--store batched|single] [--pool 10]
 // Starts buildApp in this process against a fresh, migrated database and a Redis queue
 // with a unique prefix, runs autocannon in a child process (bench/ingest-load.ts) where
 // every request is a freshly signed webhook, then prints accepted events/s, latency, and
 // the rows and jobs that exist afterwards (nothing accepted may be missing), and cleans up.
 //
-// --store swaps the inbox write to see what the audit hash chain costs (never in production):
-//   audit     storeHrEvent from db/inbox.ts: row + chained audit row under an advisory lock
-//   no-lock   row + an audit row of the same size, not chained (no lock, random prev_hash)
-//   no-audit  the hr_events row alone
+// --store picks the inbox write:
+//   batched   what the API does (db/inbox.ts createInboxWriter): events arriving while a
+//             write is in flight share one transaction and one turn at the audit chain lock
+//   single    storeHrEvent: one transaction, one lock turn per event (the cost of the chain)
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { eq, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { buildApp } from '../api/app.js';
 import { createMetricsRegistry } from '../api/metrics.js';
 import type { StoreHrEvent } from '../api/routes/hr-events.js';
+import { verifyAuditChain } from '../db/audit.js';
 import { createDb, ensureDatabase, runMigrations } from '../db/client.js';
 import { storeHrEvent } from '../db/inbox.js';
 import { auditLog, hrEvents } from '../db/schema.js';
@@ -30,15 +31,16 @@ const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '20' },
     connections: { type: 'string', default: '50' },
-    store: { type: 'string', default: 'audit' },
+    store: { type: 'string', default: 'batched' },
     pool: { type: 'string', default: '10' },
   },
 });
 const duration = Number(args.duration);
 const connections = Number(args.connections);
 const poolSize = Number(args.pool);
-const storeMode = args.store as 'audit' | 'no-lock' | 'no-audit';
-if (!['audit', 'no-lock', 'no-audit'].includes(storeMode)) throw new Error(`--store must be audit, no-lock or no-audit, not ${storeMode}`);
+const STORE_MODES = ['batched', 'single'] as const;
+const storeMode = args.store as (typeof STORE_MODES)[number];
+if (!STORE_MODES.includes(storeMode)) throw new Error(`--store must be one of ${STORE_MODES.join(', ')}, not ${storeMode}`);
 
 const runId = randomBytes(4).toString('hex');
 const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
@@ -48,23 +50,11 @@ const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const redisPrefix = `jmlbench-${runId}`;
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
 
-const stores: Record<typeof storeMode, StoreHrEvent> = {
-  audit: storeHrEvent,
-  'no-lock': (db, event, actor) =>
-    db.transaction(async (tx) => {
-      const [row] = await tx.insert(hrEvents).values(event).onConflictDoNothing({ target: hrEvents.id }).returning();
-      if (!row) return { row: (await tx.select().from(hrEvents).where(eq(hrEvents.id, event.id)))[0]!, created: false };
-      const prevHash = randomBytes(32).toString('hex');
-      const after = { type: row.type, employeeId: row.employeeId, effectiveAt: row.effectiveAt, source: row.source };
-      const hash = createHash('sha256').update(prevHash).update(JSON.stringify(after)).digest('hex');
-      await tx.insert(auditLog).values({ actor, action: 'hr_event.received', subjectType: 'hr_event', subjectId: row.id, after, correlationId: row.id, prevHash, hash });
-      return { row, created: true };
-    }),
-  'no-audit': async (db, event) => {
-    const [row] = await db.insert(hrEvents).values(event).onConflictDoNothing({ target: hrEvents.id }).returning();
-    if (row) return { row, created: true };
-    return { row: (await db.select().from(hrEvents).where(eq(hrEvents.id, event.id)))[0]!, created: false };
-  },
+// The real route batches (group commit); `single` stores each event in its own
+// transaction, to show what the batching buys.
+const stores: Record<typeof storeMode, StoreHrEvent | undefined> = {
+  batched: undefined,
+  single: storeHrEvent,
 };
 
 interface LoadResult {
@@ -141,7 +131,7 @@ async function main(): Promise<void> {
     health: { redis: async () => void (await queue.getWaitingCount()), temporal: async () => {} },
     logger: false,
     metrics: createMetricsRegistry(),
-    storeHrEvent: stores[storeMode],
+    ...(stores[storeMode] ? { storeHrEvent: stores[storeMode] } : {}),
   });
   try {
     const address = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -151,6 +141,7 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const [{ rows } = { rows: 0 }] = await handle.db.select({ rows: sql<number>`count(*)::int` }).from(hrEvents);
     const [{ audit } = { audit: 0 }] = await handle.db.select({ audit: sql<number>`count(*)::int` }).from(auditLog);
+    const chain = await verifyAuditChain(handle.db);
     const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
     const jobs = Object.values(counts).reduce((a, b) => a + b, 0);
     const ok = result['2xx'];
@@ -161,7 +152,7 @@ async function main(): Promise<void> {
         `non-2xx             ${result.non2xx}  errors ${result.errors}  timeouts ${result.timeouts}  status codes ${JSON.stringify(Object.fromEntries(Object.entries(result.statusCodeStats).map(([k, v]) => [k, v.count])))}`,
         `requests signed     ${result.signed}`,
         `hr_events rows      ${rows}`,
-        `audit rows          ${audit}`,
+        `audit rows          ${audit}${chain ? `  (hash chain ${chain.ok ? 'intact' : `BROKEN at seq ${chain.brokenAt}`})` : ''}`,
         `queue jobs          ${jobs}  ${JSON.stringify(counts)}`,
         `lost                ${ok - Math.min(rows, jobs) > 0 ? `${ok - Math.min(rows, jobs)} accepted events missing!` : 'none (every 2xx has a row and a job)'}`,
       ].join('\n'),

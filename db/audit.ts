@@ -47,13 +47,30 @@ function rowHash(prevHash: string, row: { at: Date } & AuditEntry): string {
 
 /** Appends one audit row. Call it inside the transaction that makes the change. */
 export async function writeAudit(tx: Tx, entry: AuditEntry): Promise<void> {
+  await writeAuditBatch(tx, [entry]);
+}
+
+/**
+ * Appends several rows under one lock and one read of the chain head (group commit for
+ * the inbox). The lock is held until the transaction commits, so chain writers take turns:
+ * batching is what keeps that from capping throughput.
+ */
+export async function writeAuditBatch(tx: Tx, entries: readonly AuditEntry[]): Promise<void> {
+  if (entries.length === 0) return;
   await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`);
   const [last] = await tx.select({ hash: auditLog.hash }).from(auditLog).orderBy(desc(auditLog.seq)).limit(1);
-  const prevHash = last?.hash ?? GENESIS_HASH;
+  let prevHash = last?.hash ?? GENESIS_HASH;
   // Millisecond precision, so the hash survives the timestamptz round trip.
-  const at = new Date(Math.floor(Date.now()));
-  const row = { ...entry, before: entry.before ?? null, after: entry.after ?? null, correlationId: entry.correlationId ?? null, at };
-  await tx.insert(auditLog).values({ ...row, prevHash, hash: rowHash(prevHash, row) });
+  const at = new Date();
+  const rows = entries.map((entry) => {
+    const row = { ...entry, before: entry.before ?? null, after: entry.after ?? null, correlationId: entry.correlationId ?? null, at };
+    const hash = rowHash(prevHash, row);
+    const chained = { ...row, prevHash, hash };
+    prevHash = hash;
+    return chained;
+  });
+  // One statement: seq is drawn in VALUES order, which is the chain order.
+  await tx.insert(auditLog).values(rows);
 }
 
 /** Walks the chain; returns the seq of the first broken row, or null when intact. */

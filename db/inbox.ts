@@ -1,8 +1,8 @@
 // The durable HR event inbox. Every input (webhook, SCIM, CSV, API) stores here first; the
 // queue and the workflows come after, so an accepted event survives any of them dying.
-import { eq } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import type { HrEventSource, HrEventStatus, HrEventType } from '../domain/types.js';
-import { writeAudit } from './audit.js';
+import { writeAudit, writeAuditBatch } from './audit.js';
 import type { Db, DbOrTx } from './client.js';
 import { hrEvents } from './schema.js';
 
@@ -25,20 +25,86 @@ export async function storeHrEvent(db: Db, event: NewHrEvent, actor: string): Pr
   return db.transaction(async (tx) => {
     const [inserted] = await tx.insert(hrEvents).values(event).onConflictDoNothing({ target: hrEvents.id }).returning();
     if (inserted) {
-      await writeAudit(tx, {
-        actor,
-        action: 'hr_event.received',
-        subjectType: 'hr_event',
-        subjectId: inserted.id,
-        after: { type: inserted.type, employeeId: inserted.employeeId, effectiveAt: inserted.effectiveAt, source: inserted.source },
-        correlationId: inserted.id,
-      });
+      await writeAudit(tx, receivedAudit(inserted, actor));
       return { row: inserted, created: true };
     }
     const [existing] = await tx.select().from(hrEvents).where(eq(hrEvents.id, event.id));
     if (!existing) throw new Error(`hr event ${event.id} vanished during insert`);
     return { row: existing, created: false };
   });
+}
+
+export type StoreResult = { row: HrEventRow; created: boolean };
+
+/**
+ * Group commit for the inbox: events that arrive while a write is in flight are stored
+ * together in one transaction (one multi-row insert, one turn at the audit chain lock, one
+ * commit). At low load a batch is one event and nothing waits; under load the chain lock
+ * is taken once per batch instead of once per event. If a batch fails, its events are
+ * stored one by one, so one bad event cannot fail the others.
+ */
+export function createInboxWriter(db: Db, options: { maxBatch?: number } = {}) {
+  type Waiter = { event: NewHrEvent; actor: string; resolve: (result: StoreResult) => void; reject: (err: unknown) => void };
+  const maxBatch = options.maxBatch ?? 200;
+  let waiting: Waiter[] = [];
+  let flushing = false;
+
+  async function storeBatch(batch: Waiter[]): Promise<Map<string, StoreResult>> {
+    return db.transaction(async (tx) => {
+      const inserted = await tx.insert(hrEvents).values(batch.map((w) => w.event)).onConflictDoNothing({ target: hrEvents.id }).returning();
+      const actorOf = new Map(batch.map((w) => [w.event.id, w.actor]));
+      await writeAuditBatch(tx, inserted.map((row) => receivedAudit(row, actorOf.get(row.id) ?? 'unknown')));
+      const results = new Map<string, StoreResult>(inserted.map((row) => [row.id, { row, created: true }]));
+      const repeated = [...new Set(batch.map((w) => w.event.id).filter((id) => !results.has(id)))];
+      if (repeated.length) {
+        for (const row of await tx.select().from(hrEvents).where(inArray(hrEvents.id, repeated))) results.set(row.id, { row, created: false });
+      }
+      return results;
+    });
+  }
+
+  async function flush(): Promise<void> {
+    flushing = true;
+    while (waiting.length) {
+      const batch = waiting.slice(0, maxBatch);
+      waiting = waiting.slice(batch.length);
+      try {
+        const results = await storeBatch(batch);
+        // The same id twice in one batch: the first is created, the later ones repeat it.
+        const answered = new Set<string>();
+        for (const w of batch) {
+          const result = results.get(w.event.id);
+          if (!result) w.reject(new Error(`hr event ${w.event.id} vanished during insert`));
+          else w.resolve(answered.has(w.event.id) ? { row: result.row, created: false } : result);
+          answered.add(w.event.id);
+        }
+      } catch (err) {
+        if (batch.length === 1) batch[0]!.reject(err);
+        else for (const w of batch) storeHrEvent(db, w.event, w.actor).then(w.resolve, w.reject);
+      }
+    }
+    flushing = false;
+  }
+
+  return {
+    store(_db: Db, event: NewHrEvent, actor: string): Promise<StoreResult> {
+      return new Promise<StoreResult>((resolve, reject) => {
+        waiting.push({ event, actor, resolve, reject });
+        if (!flushing) void flush();
+      });
+    },
+  };
+}
+
+function receivedAudit(row: HrEventRow, actor: string) {
+  return {
+    actor,
+    action: 'hr_event.received',
+    subjectType: 'hr_event',
+    subjectId: row.id,
+    after: { type: row.type, employeeId: row.employeeId, effectiveAt: row.effectiveAt, source: row.source },
+    correlationId: row.id,
+  };
 }
 
 export async function getHrEvent(db: DbOrTx, id: string): Promise<HrEventRow | undefined> {

@@ -14,7 +14,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { HR_EVENT_TYPES } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
-import { getHrEvent, storeHrEvent, type HrEventRow, type NewHrEvent } from '../../db/inbox.js';
+import { createInboxWriter, getHrEvent, type HrEventRow, type NewHrEvent } from '../../db/inbox.js';
 import { enqueueHrEvent, type HrEventJob } from '../../worker/hr-event-queue.js';
 import { requireScope } from '../auth.js';
 import type { ApiMetrics } from '../metrics.js';
@@ -114,7 +114,7 @@ export interface HrEventRoutesOptions {
   metrics: ApiMetrics;
   /** How long to wait for Redis before answering anyway (default 1000 ms). */
   enqueueTimeoutMs?: number;
-  /** The inbox write (default db/inbox storeHrEvent); a seam for the ingest bench. */
+  /** The inbox write (default: db/inbox createInboxWriter, batched); a seam for the ingest bench. */
   storeHrEvent?: StoreHrEvent | undefined;
 }
 
@@ -146,7 +146,8 @@ function eventView(row: HrEventRow) {
 
 export const hrEventRoutes: FastifyPluginAsync<HrEventRoutesOptions> = async (app: FastifyInstance, opts) => {
   const { db, queue, verifier, metrics } = opts;
-  const store = opts.storeHrEvent ?? storeHrEvent;
+  // Group commit: concurrent webhooks share one transaction and one turn at the audit lock.
+  const store = opts.storeHrEvent ?? createInboxWriter(db).store;
   const enqueueTimeoutMs = opts.enqueueTimeoutMs ?? 1_000;
   const publicUrl = opts.publicUrl.replace(/\/+$/, '');
   const statusUrl = (id: string) => `${publicUrl}${HR_EVENTS_PATH}/${encodeURIComponent(id)}`;
