@@ -53,14 +53,45 @@ export const hrEvents = pgTable(
     dispatchedAt: tz('dispatched_at'),
     appliedAt: tz('applied_at'),
     dispatchAttempts: integer('dispatch_attempts').notNull().default(0),
+    /** The feed this event came in with (a CSV import, a SCIM bulk, a webhook burst). */
+    batchId: uuid('batch_id'),
   },
   (t) => [
     check('hr_events_type_check', inList('type', ['hire', 'update', 'terminate', 'rehire', 'rescind', 'leave_start', 'leave_end'])),
     check('hr_events_source_check', inList('source', ['webhook', 'scim', 'csv', 'api'])),
-    check('hr_events_status_check', inList('status', ['received', 'dispatched', 'applied', 'ignored', 'rejected'])),
+    check('hr_events_status_check', inList('status', ['received', 'held', 'dispatched', 'applied', 'ignored', 'rejected'])),
+    index('hr_events_batch_idx').on(t.batchId),
     index('hr_events_employee_idx').on(t.employeeId, t.effectiveAt),
     // The dispatcher scans for rows that never reached the queue.
     index('hr_events_undispatched_idx').on(t.receivedAt).where(sql`status = 'received'`),
+  ],
+);
+
+/**
+ * A feed of HR events that the mass-leaver brake looks at as one: a CSV import, a SCIM
+ * BulkRequest, or a burst of webhook terminations within a window. A held batch's
+ * terminations wait (hr_events.status = 'held') until an admin releases or discards it.
+ */
+export const hrBatches = pgTable(
+  'hr_batches',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    source: text('source').notNull(),
+    status: text('status').notNull().default('accepted'),
+    events: integer('events').notNull().default(0),
+    terminations: integer('terminations').notNull().default(0),
+    /** Active identities when the brake looked, the base of the share. */
+    activeIdentities: integer('active_identities').notNull().default(0),
+    reason: text('reason'),
+    /** Webhook bursts: the window this batch collects terminations for. */
+    windowEndsAt: tz('window_ends_at'),
+    createdAt: createdAt(),
+    decidedAt: tz('decided_at'),
+    decidedBy: text('decided_by'),
+  },
+  () => [
+    check('hr_batches_source_check', inList('source', ['webhook', 'scim', 'csv', 'api'])),
+    check('hr_batches_status_check', inList('status', ['accepted', 'held', 'released', 'discarded'])),
   ],
 );
 

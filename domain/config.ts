@@ -88,6 +88,40 @@ const retries = z
   })
   .default({ initialInterval: 1_000, maximumInterval: 60_000, maximumAttempts: 8 });
 
+/** The mass-leaver brake: a feed that would terminate more than this is held. */
+const brake = z
+  .object({
+    /** Terminations in one feed above this number are held (0 disables the number test). */
+    maxTerminations: z.number().int().min(0).default(25),
+    /** ...or above this share of active identities (0..1; 0 disables the share test). */
+    maxShare: z.number().min(0).max(1).default(0.05),
+    /** Webhook terminations are counted as one feed within this window. */
+    window: duration.default(15 * 60_000),
+  })
+  .default({ maxTerminations: 25, maxShare: 0.05, window: 15 * 60_000 });
+
+/** SCIM attribute path (core or extension, `urn:...:User:department`) -> identity attribute. */
+const scim = z
+  .object({
+    attributeMap: z.record(z.string(), z.string()).default({}),
+    /** Identity attributes a SCIM user must carry (after mapping); others still go through. */
+    required: z.array(z.string()).default(['givenName', 'familyName']),
+  })
+  .default({ attributeMap: {}, required: ['givenName', 'familyName'] });
+
+/** CSV column -> identity attribute; special keys describe status columns. */
+const csv = z
+  .object({
+    columns: z.record(z.string(), z.string()).default({}),
+    employeeIdColumn: z.string().default('WorkerID'),
+    statusColumn: z.string().default('WorkerStatus'),
+    activeValues: z.array(z.string()).default(['Active']),
+    onLeaveColumn: z.string().optional().default('OnLeave'),
+    onLeaveValues: z.array(z.string()).default(['True', 'true', 'yes', '1']),
+    hireDateColumn: z.string().optional().default('HireDate'),
+  })
+  .default({ columns: {}, employeeIdColumn: 'WorkerID', statusColumn: 'WorkerStatus', activeValues: ['Active'], onLeaveColumn: 'OnLeave', onLeaveValues: ['True', 'true', 'yes', '1'], hireDateColumn: 'HireDate' });
+
 export const configSchema = z
   .object({
     webhook: z
@@ -101,6 +135,9 @@ export const configSchema = z
     lifecycle,
     retries,
     reconcile: z.object({ interval: duration.default(3_600_000) }).default({ interval: 3_600_000 }),
+    brake,
+    scim,
+    csv,
     alerts: z
       .object({ email: z.array(z.string().email()).default([]), webhook: z.array(z.string().url()).default([]) })
       .default({ email: [], webhook: [] }),
@@ -129,6 +166,9 @@ export type LdapTargetConfig = z.output<typeof ldapTarget>;
 export type TargetConfig = JmlConfig['targets'][number];
 export type EntitlementConfig = JmlConfig['entitlements'][number];
 export type BirthrightRule = JmlConfig['birthright'][number];
+export type BrakeConfig = JmlConfig['brake'];
+export type ScimConfig = JmlConfig['scim'];
+export type CsvConfig = JmlConfig['csv'];
 
 /** Formats a zod issue path the way our errors name fields: `targets[0].url`. */
 export function formatPath(path: readonly PropertyKey[]): string {

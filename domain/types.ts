@@ -6,7 +6,7 @@ export type HrEventType = (typeof HR_EVENT_TYPES)[number];
 export const HR_EVENT_SOURCES = ['webhook', 'scim', 'csv', 'api'] as const;
 export type HrEventSource = (typeof HR_EVENT_SOURCES)[number];
 
-export const HR_EVENT_STATUSES = ['received', 'dispatched', 'applied', 'ignored', 'rejected'] as const;
+export const HR_EVENT_STATUSES = ['received', 'held', 'dispatched', 'applied', 'ignored', 'rejected'] as const;
 export type HrEventStatus = (typeof HR_EVENT_STATUSES)[number];
 
 export const IDENTITY_STATUSES = ['pre_hire', 'active', 'on_leave', 'terminated', 'rescinded'] as const;
