@@ -95,10 +95,12 @@ const brake = z
     maxTerminations: z.number().int().min(0).default(25),
     /** ...or above this share of active identities (0..1; 0 disables the share test). */
     maxShare: z.number().min(0).max(1).default(0.05),
+    /** The share test applies from this many terminations on, so one leaver in a small org is not held. */
+    minTerminations: z.number().int().min(1).default(5),
     /** Webhook terminations are counted as one feed within this window. */
     window: duration.default(15 * 60_000),
   })
-  .default({ maxTerminations: 25, maxShare: 0.05, window: 15 * 60_000 });
+  .default({ maxTerminations: 25, maxShare: 0.05, minTerminations: 5, window: 15 * 60_000 });
 
 /** SCIM attribute path (core or extension, `urn:...:User:department`) -> identity attribute. */
 const scim = z
