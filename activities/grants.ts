@@ -43,12 +43,13 @@ export function toActivityFailure(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-function sameDn(a: string, b: string): boolean {
+export function sameDn(a: string, b: string): boolean {
   const norm = (dn: string) => dn.replace(/\s*([,=])\s*/g, '$1').toLowerCase();
   return norm(a) === norm(b);
 }
 
-export function createGrantActivities({ db, connectors }: ActivityDeps) {
+/** Shared by the provisioning and the revocation activities. */
+export function grantHelpers({ db, connectors }: ActivityDeps) {
   async function loadGrant(grantId: string) {
     const [row] = await db
       .select({ grant: grants, entitlement: entitlements, identity: identities })
@@ -83,6 +84,13 @@ export function createGrantActivities({ db, connectors }: ActivityDeps) {
     });
     return true;
   }
+
+  return { loadGrant, connectorFor, moveGrant };
+}
+
+export function createGrantActivities(deps: ActivityDeps) {
+  const { db } = deps;
+  const { loadGrant, connectorFor, moveGrant } = grantHelpers(deps);
 
   return {
     /**
@@ -192,18 +200,20 @@ export function createGrantActivities({ db, connectors }: ActivityDeps) {
     },
 
     /** Retries are exhausted or the failure is permanent: record it and tell a person. */
-    async markGrantFailed(grantId: string, error: string): Promise<void> {
+    async markGrantFailed(grantId: string, error: string, phase: 'grant' | 'revoke' = 'grant'): Promise<void> {
       const { entitlement, identity } = await loadGrant(grantId);
       await db.transaction(async (tx) => {
-        await moveGrant(tx, grantId, 'failed', { lastError: error.slice(0, 2000) }, 'grant.failed');
+        await moveGrant(tx, grantId, 'failed', { lastError: error.slice(0, 2000) }, phase === 'grant' ? 'grant.failed' : 'grant.revoke_failed');
+        // A revocation that did not happen is access someone should no longer have: critical.
+        const critical = phase === 'revoke' || entitlement.risk === 'critical' || entitlement.kind === 'account';
         await raiseAlert(
           tx,
           {
-            kind: 'grant_failed',
-            severity: entitlement.risk === 'critical' || entitlement.kind === 'account' ? 'critical' : 'warning',
-            subject: `Granting ${entitlement.id} to ${identity.employeeId} failed`,
+            kind: phase === 'grant' ? 'grant_failed' : 'revoke_failed',
+            severity: critical ? 'critical' : 'warning',
+            subject: `${phase === 'grant' ? 'Granting' : 'Revoking'} ${entitlement.id} ${phase === 'grant' ? 'to' : 'from'} ${identity.employeeId} failed`,
             details: { grantId, entitlementId: entitlement.id, target: entitlement.target, employeeId: identity.employeeId, error: error.slice(0, 500) },
-            dedupeKey: `grant_failed:${grantId}`,
+            dedupeKey: `${phase === 'grant' ? 'grant_failed' : 'revoke_failed'}:${grantId}`,
           },
           grantId,
         );

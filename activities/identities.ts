@@ -11,6 +11,7 @@ export interface UpsertIdentityInput {
   /** Merged over what is stored: updates carry only the attributes that changed. */
   attributes: IdentityAttributes;
   hireDate?: string;
+  terminationDate?: string | null;
   effectiveAt: string;
   eventId: string;
 }
@@ -33,10 +34,15 @@ export function createIdentityActivities({ db }: ActivityDeps) {
           status: input.status,
           attributes,
           hireDate: input.hireDate ? new Date(input.hireDate) : (before?.hireDate ?? null),
+          terminationDate: input.terminationDate === undefined ? (before?.terminationDate ?? null) : input.terminationDate ? new Date(input.terminationDate) : null,
           lastEffectiveAt: new Date(input.effectiveAt),
           updatedAt: new Date(),
         };
-        const unchanged = before && before.status === values.status && JSON.stringify(before.attributes) === JSON.stringify(attributes);
+        const unchanged =
+          before &&
+          before.status === values.status &&
+          JSON.stringify(before.attributes) === JSON.stringify(attributes) &&
+          before.terminationDate?.getTime() === values.terminationDate?.getTime();
         if (before && unchanged) return { id: before.id, employeeId: before.employeeId, status: before.status as IdentityStatus, attributes };
         const [row] = before
           ? await tx.update(identities).set(values).where(eq(identities.id, before.id)).returning()

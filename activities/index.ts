@@ -4,11 +4,13 @@ import { policySnapshot, type PolicySnapshot } from '../domain/policy.js';
 import type { ActivityDeps } from './deps.js';
 import { createGrantActivities } from './grants.js';
 import { createIdentityActivities } from './identities.js';
+import { createLifecycleActivities } from './lifecycle.js';
 
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createIdentityActivities(deps),
     ...createGrantActivities(deps),
+    ...createLifecycleActivities(deps),
     async getPolicy(): Promise<PolicySnapshot> {
       return policySnapshot(deps.config);
     },

@@ -3,7 +3,7 @@ import type { GrantStatus, RequestStatus } from './types.js';
 // The grant status machine. Anything not listed is a bug in the caller, so activities
 // check transitions before they write.
 const GRANT_TRANSITIONS: Record<GrantStatus, readonly GrantStatus[]> = {
-  pending: ['provisioning', 'revoked'],
+  pending: ['provisioning', 'revoking', 'revoked'],
   provisioning: ['provisioning', 'active', 'failed', 'revoking'],
   active: ['active', 'revoking', 'provisioning'],
   failed: ['provisioning', 'revoking', 'revoked'],

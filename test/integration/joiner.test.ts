@@ -82,9 +82,9 @@ describe('joiner', () => {
     const { dispatchHrEvent } = await import('../../worker/ingest-worker.js');
     await engine.client.workflow.getHandle(`lifecycle:${employeeId}`).signal('hrEvent', { eventId: id, employeeId, type: 'hire', effectiveAt: new Date().toISOString(), attributes });
     expect(await dispatchHrEvent({ db: engine.db, temporal: engine.client, taskQueue: engine.taskQueue, logger: (await import('pino')).pino({ level: 'silent' }) }, id)).toBe('skipped');
-    const state = await engine.client.workflow.getHandle(`lifecycle:${employeeId}`).query<{ applied: number; pending: unknown[] }>('state');
+    const state = await engine.client.workflow.getHandle(`lifecycle:${employeeId}`).query<{ applied: number; steps: unknown[] }>('state');
     expect(state.applied).toBe(1);
-    expect(state.pending).toEqual([]);
+    expect(state.steps).toEqual([]);
     const requests = await engine.db.select().from(accessRequests).innerJoin(identities, eq(accessRequests.identityId, identities.id)).where(eq(identities.employeeId, employeeId));
     expect(requests).toHaveLength(4); // account, all-staff, contractors, sales
     const groups = await memberOf(employeeId);

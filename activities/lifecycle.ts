@@ -1,0 +1,182 @@
+// Activities for movers, leavers, rescinds and leaves: revoking grants (proven by reading
+// the target back), suspending and restoring accounts, cancelling requests, erasing accounts.
+import { ApplicationFailure } from '@temporalio/activity';
+import { and, eq, inArray, ne } from 'drizzle-orm';
+import { writeAudit } from '../db/audit.js';
+import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
+import type { EntitlementKind, GrantStatus, IdentityAttributes, RequestKind } from '../domain/types.js';
+import { raiseAlert } from './alerts.js';
+import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
+import { grantHelpers, NOT_VERIFIED, sameDn, toActivityFailure } from './grants.js';
+
+export interface Holding {
+  grantId: string;
+  entitlementId: string;
+  kind: EntitlementKind;
+  target: string;
+  grantStatus: GrantStatus;
+  requestKind: RequestKind;
+}
+
+export type RevokeReason = 'leaver' | 'mover' | 'rescinded' | 'expired' | 'manual';
+
+export function createLifecycleActivities(deps: ActivityDeps) {
+  const { db } = deps;
+  const { loadGrant, connectorFor, moveGrant } = grantHelpers(deps);
+
+  async function identityByEmployeeId(employeeId: string) {
+    const [row] = await db.select().from(identities).where(eq(identities.employeeId, employeeId));
+    if (!row) throw ApplicationFailure.nonRetryable(`no identity ${employeeId}`, 'NotFound');
+    return row;
+  }
+
+  /** Targets on which the person has an account grant that is not revoked. */
+  async function accountTargets(identityId: string): Promise<string[]> {
+    const rows = await db
+      .select({ target: entitlements.target })
+      .from(grants)
+      .innerJoin(entitlements, eq(grants.entitlementId, entitlements.id))
+      .where(and(eq(grants.identityId, identityId), eq(entitlements.kind, 'account'), ne(grants.status, 'revoked')));
+    return [...new Set(rows.map((r) => r.target))];
+  }
+
+  return {
+    /** What the person holds now: every grant that is not revoked, with the kind of its request. */
+    async listHoldings(identityId: string): Promise<{ holdings: Holding[]; requestedEntitlements: string[] }> {
+      const rows = await db
+        .select({ grant: grants, entitlement: entitlements, request: accessRequests })
+        .from(grants)
+        .innerJoin(entitlements, eq(grants.entitlementId, entitlements.id))
+        .innerJoin(accessRequests, eq(grants.requestId, accessRequests.id))
+        .where(and(eq(grants.identityId, identityId), ne(grants.status, 'revoked')));
+      // Approved requests (not birthright) keep an entitlement due whatever the HR attributes say.
+      const requested = await db
+        .select({ entitlementId: accessRequests.entitlementId })
+        .from(accessRequests)
+        .where(and(eq(accessRequests.identityId, identityId), ne(accessRequests.kind, 'birthright'), inArray(accessRequests.status, ['approved', 'auto_approved'])));
+      return {
+        holdings: rows.map(({ grant, entitlement, request }) => ({
+          grantId: grant.id,
+          entitlementId: entitlement.id,
+          kind: entitlement.kind as EntitlementKind,
+          target: entitlement.target,
+          grantStatus: grant.status as GrantStatus,
+          requestKind: request.kind as RequestKind,
+        })),
+        requestedEntitlements: [...new Set(requested.map((r) => r.entitlementId))],
+      };
+    },
+
+    /** active -> revoking -> (target call) ; verified by revokeVerify. Safe to retry. */
+    async revokeGrant(grantId: string, reason: RevokeReason): Promise<void> {
+      const { grant, entitlement, identity } = await loadGrant(grantId);
+      if (grant.status === 'revoked') return;
+      await db.transaction(async (tx) => {
+        const moved = await moveGrant(tx, grantId, 'revoking', { revokeReason: reason }, 'grant.revoking');
+        if (!moved) throw ApplicationFailure.nonRetryable(`grant ${grantId} cannot be revoked from ${grant.status}`, 'InvalidTransition');
+      });
+      const connector = connectorFor(entitlement.target);
+      try {
+        // Revoking the account grant disables the account; deleting it comes after deleteAfter.
+        if (entitlement.kind === 'account') await connector.setAccountEnabled(identity.employeeId, false);
+        else if (entitlement.targetRef) await connector.removeFromGroup(identity.employeeId, entitlement.targetRef);
+      } catch (err) {
+        await db.update(grants).set({ lastError: (err as Error).message.slice(0, 2000), updatedAt: new Date() }).where(eq(grants.id, grantId));
+        throw toActivityFailure(err);
+      }
+    },
+
+    /** Reads the target back: only an absent membership or a disabled account counts as revoked. */
+    async verifyRevoked(grantId: string): Promise<void> {
+      const { grant, entitlement, identity } = await loadGrant(grantId);
+      if (grant.status === 'revoked') return;
+      let account;
+      try {
+        account = await connectorFor(entitlement.target).readAccount(identity.employeeId);
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+      const stillThere =
+        account !== null && (entitlement.kind === 'account' ? account.enabled : account.groups.some((dn) => sameDn(dn, entitlement.targetRef ?? '')));
+      if (stillThere) throw ApplicationFailure.create({ message: `read-back still finds ${entitlement.id} for ${identity.employeeId}`, type: NOT_VERIFIED });
+      await db.transaction(async (tx) => {
+        await moveGrant(tx, grantId, 'revoked', { revokedAt: new Date(), lastError: null }, 'grant.revoked');
+      });
+    },
+
+    /** Suspends (leave, leaver) or restores (leave end, start date, rehire) every account; reads it back. */
+    async setAccountsEnabled(employeeId: string, enabled: boolean, reason: string): Promise<void> {
+      const identity = await identityByEmployeeId(employeeId);
+      for (const target of await accountTargets(identity.id)) {
+        const connector = connectorFor(target);
+        try {
+          await connector.setAccountEnabled(employeeId, enabled);
+          const account = await connector.readAccount(employeeId);
+          if (!account || account.enabled !== enabled) throw ApplicationFailure.create({ message: `read-back shows the ${target} account ${account ? (account.enabled ? 'enabled' : 'disabled') : 'missing'}`, type: NOT_VERIFIED });
+        } catch (err) {
+          throw err instanceof ApplicationFailure ? err : toActivityFailure(err);
+        }
+        await db.transaction((tx) =>
+          writeAudit(tx, { actor: ENGINE_ACTOR, action: enabled ? 'account.enabled' : 'account.disabled', subjectType: 'identity', subjectId: identity.id, after: { target, enabled, reason } }),
+        );
+      }
+    },
+
+    /** Pending requests die with the person's access (leaver, rescind). */
+    async cancelPendingRequests(employeeId: string, reason: string): Promise<number> {
+      const identity = await identityByEmployeeId(employeeId);
+      return db.transaction(async (tx) => {
+        const cancelled = await tx
+          .update(accessRequests)
+          .set({ status: 'cancelled', decidedAt: new Date(), updatedAt: new Date(), reason })
+          .where(and(eq(accessRequests.identityId, identity.id), eq(accessRequests.status, 'pending_approval')))
+          .returning({ id: accessRequests.id });
+        for (const { id } of cancelled) {
+          await writeAudit(tx, { actor: ENGINE_ACTOR, action: 'access_request.cancelled', subjectType: 'access_request', subjectId: id, before: { status: 'pending_approval' }, after: { status: 'cancelled', reason } });
+        }
+        return cancelled.length;
+      });
+    },
+
+    /** Erasure after deleteAfter (or a rescind): the accounts go from every target. */
+    async deleteAccounts(employeeId: string, reason: string): Promise<void> {
+      const identity = await identityByEmployeeId(employeeId);
+      const rows = await db
+        .select({ target: entitlements.target })
+        .from(grants)
+        .innerJoin(entitlements, eq(grants.entitlementId, entitlements.id))
+        .where(and(eq(grants.identityId, identity.id), eq(entitlements.kind, 'account')));
+      for (const target of new Set(rows.map((r) => r.target))) {
+        const connector = connectorFor(target);
+        try {
+          await connector.deleteAccount(employeeId);
+          if (await connector.readAccount(employeeId)) throw ApplicationFailure.create({ message: `read-back still finds the ${target} account`, type: NOT_VERIFIED });
+        } catch (err) {
+          throw err instanceof ApplicationFailure ? err : toActivityFailure(err);
+        }
+        await db.transaction((tx) => writeAudit(tx, { actor: ENGINE_ACTOR, action: 'account.deleted', subjectType: 'identity', subjectId: identity.id, after: { target, reason } }));
+      }
+    },
+
+    /** A mover keeps requested access; the new manager is asked to review it (the approval issue emails it). */
+    async recordMoverReview(employeeId: string, entitlementIds: string[], eventId: string): Promise<void> {
+      if (entitlementIds.length === 0) return;
+      const identity = await identityByEmployeeId(employeeId);
+      const managerId = (identity.attributes as IdentityAttributes).managerId ?? null;
+      await db.transaction(async (tx) => {
+        await writeAudit(tx, { actor: ENGINE_ACTOR, action: 'mover.review_requested', subjectType: 'identity', subjectId: identity.id, after: { managerId, entitlementIds }, correlationId: eventId });
+        await raiseAlert(
+          tx,
+          {
+            kind: 'mover_review',
+            severity: 'info',
+            subject: `${employeeId} moved and keeps requested access: review by manager ${managerId ?? '(none)'}`,
+            details: { employeeId, managerId, entitlementIds },
+            dedupeKey: `mover_review:${eventId}`,
+          },
+          eventId,
+        );
+      });
+    },
+  };
+}

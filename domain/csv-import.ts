@@ -1,0 +1,339 @@
+// CSV snapshot import, the pure part: given an HR extract's rows, the column mapping and
+// the identities the engine knows, which HR events bring the engine in line with the file.
+// No I/O: parsing the file, loading identities and storing the events are in
+// worker/csv-import.ts. (node:crypto's hash is pure; this module is not for workflows.)
+//
+//   in the file            known as                          emits
+//   active                 unknown                           hire (+ leave_start when on leave)
+//   active                 active / on_leave / pre_hire      update of the changed attributes only;
+//                                                            leave_start (active, on leave), leave_end (on_leave, back)
+//   active                 terminated / rescinded            rehire (+ leave_start when on leave)
+//   inactive               active / on_leave / pre_hire      terminate
+//   inactive               unknown                           nothing (counted as skipped)
+//   absent                 active / on_leave / pre_hire      terminate, only for a full snapshot
+// Every terminate goes through the mass-leaver brake (db/feeds.ts).
+import { createHash } from 'node:crypto';
+import { evaluateBirthright, type BirthrightGrant } from './birthright.js';
+import type { BirthrightRule, CsvConfig } from './config.js';
+import { HR_EVENT_TYPES, type HrEventType, type IdentityAttributes, type IdentityStatus } from './types.js';
+
+/**
+ * The mapping used when the config's `csv.columns` is empty: it fits the HR sample extracts
+ * (WorkerID, WorkerStatus, FirstName, ...). Columns with more personal data than access
+ * decisions need (pronouns, street address, phone, zip code) are deliberately not read.
+ */
+export const DEFAULT_CSV_COLUMNS: Readonly<Record<string, string>> = {
+  FirstName: 'givenName',
+  LastName: 'familyName',
+  FullName: 'displayName',
+  UserID: 'userName',
+  WorkerType: 'employmentType',
+  ManagerID: 'managerId',
+  Department: 'department',
+  Division: 'division',
+  CostCenter: 'costCenter',
+  Company: 'company',
+  Location: 'location',
+  City: 'city',
+  CountryCode: 'countryCode',
+  JobTitle: 'title',
+};
+
+/** A joiner needs a name (as the webhook requires for a hire). */
+export const REQUIRED_ATTRIBUTES = ['givenName', 'familyName'] as const;
+/** The same rule as the webhook: ids become LDAP RDNs and workflow ids. */
+const EMPLOYEE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** Identities a termination would take access from. */
+const LIVE: readonly IdentityStatus[] = ['active', 'on_leave', 'pre_hire'];
+
+export interface CsvRow {
+  /** Line of the file where the record ends (1 is the header). */
+  line: number;
+  values: Record<string, string>;
+}
+
+export interface KnownIdentity {
+  employeeId: string;
+  status: IdentityStatus;
+  attributes: IdentityAttributes;
+  /**
+   * Changes whenever the engine applies a change to the person (identities.updated_at).
+   * Part of each event id, so the same change planned twice (a re-import before the
+   * workflow caught up) has one id, while a later, real repeat (a second leave, A -> B
+   * again after B -> A) gets a new one.
+   */
+  version?: string;
+}
+
+export interface PlannedEvent {
+  id: string;
+  employeeId: string;
+  type: HrEventType;
+  effectiveAt: Date;
+  /** hire / rehire: every mapped attribute; update: the changed ones (null = cleared). */
+  attributes: IdentityAttributes;
+}
+
+export interface PersonPlan {
+  employeeId: string;
+  /** null: absent from the file (full-snapshot terminate). */
+  line: number | null;
+  /** What the engine knows before the import; null for a new person. */
+  before: { status: IdentityStatus; attributes: IdentityAttributes } | null;
+  events: PlannedEvent[];
+}
+
+export interface RowError {
+  line: number;
+  employeeId?: string;
+  message: string;
+}
+
+export interface ImportPlan {
+  people: PersonPlan[];
+  events: PlannedEvent[];
+  counts: Record<HrEventType, number>;
+  rows: number;
+  /** Rows for people the engine does not know who are inactive: nothing to do. */
+  skippedInactive: number;
+  /** Rows that matched what the engine knows. */
+  unchanged: number;
+  errors: RowError[];
+}
+
+export interface PlanOptions {
+  /** The file lists everyone: known live people missing from it are terminated (behind the brake). */
+  fullSnapshot: boolean;
+  /** The import's time: effective time of every event that has no date of its own. */
+  now: Date;
+}
+
+export class CsvFormatError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`the CSV cannot be imported: ${problems.join('; ')}`);
+    this.name = 'CsvFormatError';
+  }
+}
+
+export function csvColumns(config: CsvConfig): Record<string, string> {
+  return Object.keys(config.columns).length > 0 ? config.columns : { ...DEFAULT_CSV_COLUMNS };
+}
+
+/**
+ * Checks the header before any row: without the id and status columns nothing can be
+ * planned (CsvFormatError). Missing mapped columns are returned as warnings: an extract
+ * may leave out optional ones.
+ */
+export function checkHeader(header: readonly string[], config: CsvConfig): { warnings: string[] } {
+  const present = new Set(header);
+  const columns = csvColumns(config);
+  const missing = [config.employeeIdColumn, config.statusColumn].filter((c) => !present.has(c));
+  for (const attribute of REQUIRED_ATTRIBUTES) {
+    const column = Object.entries(columns).find(([, a]) => a === attribute)?.[0];
+    if (!column) missing.push(`(a column mapped to ${attribute})`);
+    else if (!present.has(column)) missing.push(column);
+  }
+  if (missing.length) throw new CsvFormatError([`missing column(s) ${missing.join(', ')}`]);
+  const optional = [config.onLeaveColumn, config.hireDateColumn, ...Object.keys(columns)].filter((c): c is string => !!c && !present.has(c));
+  return { warnings: optional.length ? [`column(s) not in the file, ignored: ${[...new Set(optional)].join(', ')}`] : [] };
+}
+
+/** JSON with sorted keys, so an id does not depend on attribute order. */
+function canonical(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (typeof value === 'object') {
+    return `{${Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Stable: the same person, type, attributes and identity version give the same id. */
+export function csvEventId(employeeId: string, type: HrEventType, attributes: IdentityAttributes, version = ''): string {
+  const hash = createHash('sha256').update(canonical([employeeId, type, attributes, version])).digest('hex');
+  return `csv:${hash}`;
+}
+
+const lower = (s: string) => s.trim().toLowerCase();
+
+function parseHireDate(value: string): Date | null | 'invalid' {
+  if (value === '') return null;
+  // Bare dates are midnight UTC; anything Date.parse reads otherwise (ISO with time, offset).
+  const date = new Date(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
+  return Number.isNaN(date.getTime()) ? 'invalid' : date;
+}
+
+/** The mapped attributes of one row; empty cells are left out. */
+function rowAttributes(values: Record<string, string>, columns: Record<string, string>): IdentityAttributes {
+  const attributes: IdentityAttributes = {};
+  for (const [column, attribute] of Object.entries(columns)) {
+    const value = values[column]?.trim();
+    if (value) attributes[attribute] = value;
+  }
+  return attributes;
+}
+
+/** Mapped attributes whose value differs from what is known; a now empty cell clears (null). */
+function changedAttributes(next: IdentityAttributes, known: IdentityAttributes, columns: Record<string, string>): IdentityAttributes {
+  const changed: IdentityAttributes = {};
+  for (const attribute of new Set(Object.values(columns))) {
+    const was = known[attribute];
+    const now = next[attribute];
+    const wasSet = was !== undefined && was !== null && was !== '';
+    if (now === undefined) {
+      if (wasSet) changed[attribute] = null;
+    } else if (String(was ?? '') !== now) {
+      changed[attribute] = now;
+    }
+  }
+  return changed;
+}
+
+export function emptyPlanCounts(): Record<HrEventType, number> {
+  return Object.fromEntries(HR_EVENT_TYPES.map((type) => [type, 0])) as Record<HrEventType, number>;
+}
+
+/**
+ * Plans the events for one extract. Bad rows (no id, no name, a bad date, a repeated id)
+ * are reported with their line and skipped; the rest of the file goes on. A bad row with
+ * a usable id still counts as present, so a typo never terminates anyone.
+ */
+export function planCsvImport(rows: Iterable<CsvRow>, config: CsvConfig, known: readonly KnownIdentity[], options: PlanOptions): ImportPlan {
+  const columns = csvColumns(config);
+  const activeValues = new Set(config.activeValues.map(lower));
+  const onLeaveValues = new Set(config.onLeaveValues.map(lower));
+  const knownById = new Map(known.map((k) => [k.employeeId, k]));
+  const rowList = [...rows];
+  // An id on several rows with different data is several people under one key (the HR
+  // samples have many): importing any one of them would give someone another person's
+  // account. All of those rows are refused; exact repeats of one row are harmless.
+  const linesById = new Map<string, CsvRow[]>();
+  for (const row of rowList) {
+    const id = row.values[config.employeeIdColumn]?.trim() ?? '';
+    if (id) linesById.set(id, [...(linesById.get(id) ?? []), row]);
+  }
+  const ambiguous = new Set(
+    [...linesById.entries()].filter(([, same]) => same.some((r) => canonical(r.values) !== canonical(same[0]!.values))).map(([id]) => id),
+  );
+  /** Ids present in the file (even on refused rows): never terminated as absent. */
+  const seen = new Map<string, number>();
+  const people: PersonPlan[] = [];
+  const errors: RowError[] = [];
+  let rowCount = 0;
+  let skippedInactive = 0;
+  let unchanged = 0;
+  const now = options.now;
+  // Events for one person that must apply in order (an update, then the leave) are a
+  // millisecond apart: the workflow orders by effective time, then by id.
+  const after = (t: Date) => new Date(Math.max(t.getTime(), now.getTime()) + 1);
+
+  for (const { line, values } of rowList) {
+    rowCount += 1;
+    const employeeId = values[config.employeeIdColumn]?.trim() ?? '';
+    if (!EMPLOYEE_ID.test(employeeId)) {
+      if (employeeId) seen.set(employeeId, line);
+      errors.push({ line, message: employeeId ? `${config.employeeIdColumn} must be 1..64 characters of letters, digits, . _ -` : `${config.employeeIdColumn} is empty` });
+      continue;
+    }
+    if (ambiguous.has(employeeId)) {
+      seen.set(employeeId, line);
+      const lines = linesById.get(employeeId)!.map((r) => r.line);
+      errors.push({ line, employeeId, message: `${config.employeeIdColumn} ${employeeId} is on lines ${lines.join(', ')} with different data; none of them is imported` });
+      continue;
+    }
+    if (seen.has(employeeId)) continue; // an exact repeat of a row already planned
+    seen.set(employeeId, line);
+
+    const attributes = rowAttributes(values, columns);
+    const problems = REQUIRED_ATTRIBUTES.filter((a) => attributes[a] === undefined).map((a) => `${Object.keys(columns).find((c) => columns[c] === a) ?? a} is empty`);
+    const hireDateCell = config.hireDateColumn ? parseHireDate(values[config.hireDateColumn]?.trim() ?? '') : null;
+    if (hireDateCell === 'invalid') problems.push(`${config.hireDateColumn} is not a date`);
+    if (problems.length) {
+      errors.push({ line, employeeId, message: problems.join('; ') });
+      continue;
+    }
+    const hireDate = hireDateCell === 'invalid' ? null : hireDateCell;
+
+    const active = activeValues.has(lower(values[config.statusColumn] ?? ''));
+    const onLeave = config.onLeaveColumn ? onLeaveValues.has(lower(values[config.onLeaveColumn] ?? '')) : false;
+    const person = knownById.get(employeeId);
+    const version = person?.version ?? '';
+    const events: PlannedEvent[] = [];
+    const emit = (type: HrEventType, eventAttributes: IdentityAttributes, effectiveAt: Date) =>
+      events.push({ id: csvEventId(employeeId, type, eventAttributes, version), employeeId, type, effectiveAt, attributes: eventAttributes });
+
+    if (!person) {
+      if (!active) {
+        skippedInactive += 1;
+        continue;
+      }
+      // The hire takes effect on the hire date (the workflow waits for a future one).
+      const at = hireDate ?? now;
+      emit('hire', attributes, at);
+      if (onLeave) emit('leave_start', {}, after(at));
+    } else if (!LIVE.includes(person.status)) {
+      if (active) {
+        // A rehire takes effect now, or on a future hire date; the file's old hire date
+        // is before the termination and would read as stale.
+        const at = hireDate && hireDate > now ? hireDate : now;
+        emit('rehire', attributes, at);
+        if (onLeave) emit('leave_start', {}, after(at));
+      }
+    } else if (!active) {
+      emit('terminate', {}, now);
+    } else {
+      const changed = changedAttributes(attributes, person.attributes, columns);
+      if (Object.keys(changed).length) emit('update', changed, now);
+      if (person.status === 'active' && onLeave) emit('leave_start', {}, after(now));
+      if (person.status === 'on_leave' && !onLeave) emit('leave_end', {}, after(now));
+    }
+    if (events.length === 0) unchanged += 1;
+    else people.push({ employeeId, line, before: person ? { status: person.status, attributes: person.attributes } : null, events });
+  }
+
+  if (options.fullSnapshot) {
+    for (const person of known) {
+      if (seen.has(person.employeeId) || !LIVE.includes(person.status)) continue;
+      people.push({
+        employeeId: person.employeeId,
+        line: null,
+        before: { status: person.status, attributes: person.attributes },
+        events: [{ id: csvEventId(person.employeeId, 'terminate', {}, person.version ?? ''), employeeId: person.employeeId, type: 'terminate', effectiveAt: now, attributes: {} }],
+      });
+    }
+  }
+
+  const events = people.flatMap((p) => p.events);
+  const counts = emptyPlanCounts();
+  for (const event of events) counts[event.type] += 1;
+  return { people, events, counts, rows: rowCount, skippedInactive, unchanged, errors };
+}
+
+export interface EntitlementEffects {
+  grant: BirthrightGrant[];
+  revoke: BirthrightGrant[];
+}
+
+/**
+ * What a person's planned events would do to their birthright entitlements, for a dry
+ * run: the rules before (what is known) against after (the events applied). A leaver
+ * loses everything; a leave of absence keeps its entitlements (the account is disabled).
+ */
+export function birthrightEffects(rules: readonly BirthrightRule[], person: PersonPlan): EntitlementEffects {
+  const beforeAttributes = person.before && LIVE.includes(person.before.status) ? person.before.attributes : null;
+  let afterAttributes: IdentityAttributes | null = beforeAttributes;
+  for (const event of person.events) {
+    if (event.type === 'hire' || event.type === 'rehire') afterAttributes = { ...(person.before?.attributes ?? {}), ...event.attributes };
+    else if (event.type === 'update') afterAttributes = { ...(afterAttributes ?? {}), ...event.attributes };
+    else if (event.type === 'terminate' || event.type === 'rescind') afterAttributes = null;
+  }
+  const before = beforeAttributes ? evaluateBirthright(rules, beforeAttributes) : [];
+  const after = afterAttributes ? evaluateBirthright(rules, afterAttributes) : [];
+  const had = new Set(before.map((g) => g.entitlementId));
+  const has = new Set(after.map((g) => g.entitlementId));
+  return { grant: after.filter((g) => !had.has(g.entitlementId)), revoke: before.filter((g) => !has.has(g.entitlementId)) };
+}
