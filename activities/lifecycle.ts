@@ -1,22 +1,16 @@
 // Activities for movers, leavers, rescinds and leaves: revoking grants (proven by reading
 // the target back), suspending and restoring accounts, cancelling requests, erasing accounts.
 import { ApplicationFailure } from '@temporalio/activity';
-import { and, eq, inArray, ne } from 'drizzle-orm';
+import { and, eq, ne } from 'drizzle-orm';
 import { writeAudit } from '../db/audit.js';
+import { loadHoldings } from '../db/holdings.js';
 import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
-import type { EntitlementKind, GrantStatus, IdentityAttributes, RequestKind } from '../domain/types.js';
+import type { IdentityAttributes } from '../domain/types.js';
 import { raiseAlert } from './alerts.js';
 import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
 import { grantHelpers, NOT_VERIFIED, sameDn, toActivityFailure } from './grants.js';
 
-export interface Holding {
-  grantId: string;
-  entitlementId: string;
-  kind: EntitlementKind;
-  target: string;
-  grantStatus: GrantStatus;
-  requestKind: RequestKind;
-}
+export type { Holding } from '../db/holdings.js';
 
 export type RevokeReason = 'leaver' | 'mover' | 'rescinded' | 'expired' | 'manual';
 
@@ -42,29 +36,8 @@ export function createLifecycleActivities(deps: ActivityDeps) {
 
   return {
     /** What the person holds now: every grant that is not revoked, with the kind of its request. */
-    async listHoldings(identityId: string): Promise<{ holdings: Holding[]; requestedEntitlements: string[] }> {
-      const rows = await db
-        .select({ grant: grants, entitlement: entitlements, request: accessRequests })
-        .from(grants)
-        .innerJoin(entitlements, eq(grants.entitlementId, entitlements.id))
-        .innerJoin(accessRequests, eq(grants.requestId, accessRequests.id))
-        .where(and(eq(grants.identityId, identityId), ne(grants.status, 'revoked')));
-      // Approved requests (not birthright) keep an entitlement due whatever the HR attributes say.
-      const requested = await db
-        .select({ entitlementId: accessRequests.entitlementId })
-        .from(accessRequests)
-        .where(and(eq(accessRequests.identityId, identityId), ne(accessRequests.kind, 'birthright'), inArray(accessRequests.status, ['approved', 'auto_approved'])));
-      return {
-        holdings: rows.map(({ grant, entitlement, request }) => ({
-          grantId: grant.id,
-          entitlementId: entitlement.id,
-          kind: entitlement.kind as EntitlementKind,
-          target: entitlement.target,
-          grantStatus: grant.status as GrantStatus,
-          requestKind: request.kind as RequestKind,
-        })),
-        requestedEntitlements: [...new Set(requested.map((r) => r.entitlementId))],
-      };
+    async listHoldings(identityId: string) {
+      return loadHoldings(db, identityId);
     },
 
     /** active -> revoking -> (target call) ; verified by revokeVerify. Safe to retry. */

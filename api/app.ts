@@ -2,6 +2,7 @@
 // error, 1 MiB body limit, and logs that never carry bodies, tokens, signatures or
 // personal data (the request serializer logs method and path only; sensitive headers are
 // redacted should anything log them).
+import type { Client } from '@temporalio/client';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { pino } from 'pino';
@@ -15,6 +16,10 @@ import { errorHandler, notFoundHandler, safeErrorInfo } from './problem.js';
 import { healthRoutes, type HealthChecks } from './routes/health.js';
 import { hrEventRoutes, type StoreHrEvent } from './routes/hr-events.js';
 import { identityRoutes } from './routes/identities.js';
+import { planRoutes } from './routes/plan.js';
+import { batchRoutes } from './routes/batches.js';
+import { importRoutes } from './routes/imports.js';
+import { scimRoutes } from './routes/scim.js';
 import { WebhookVerifier } from './webhook-verify.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -26,6 +31,8 @@ export interface ApiDeps {
   /** `whsec_…` secrets accepted on the webhook, newest first (rotation). Empty: every webhook is refused (401). */
   webhookSecrets: string[];
   config: JmlConfig;
+  /** Temporal client, for views that read workflow state (the plan); optional. */
+  temporal?: Client;
   /** Base of the links the API hands out (statusUrl, Location), e.g. https://jml.example.com. */
   publicUrl: string;
   /** Liveness of the dependencies the DB check cannot see; each should reject when down. */
@@ -116,6 +123,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(hrEventRoutes, {
     db: deps.db,
     queue: deps.hrEventQueue,
+    config: deps.config,
     verifier,
     publicUrl: deps.publicUrl,
     metrics,
@@ -123,6 +131,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     storeHrEvent: deps.storeHrEvent,
   });
   await app.register(identityRoutes, { db: deps.db });
+  await app.register(planRoutes, { db: deps.db, config: deps.config, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
+  await app.register(batchRoutes, { db: deps.db, queue: deps.hrEventQueue });
+  await app.register(importRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl });
+  await app.register(scimRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl, metrics });
 
   return app;
 }

@@ -1,6 +1,7 @@
 // The `jml` command. `npm start` is `jml start`.
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
 import { Webhook } from 'standardwebhooks';
 import { createApiToken, revokeApiToken } from '../api/auth.js';
@@ -9,8 +10,11 @@ import { ConfigError } from '../domain/config.js';
 import { SCOPES, type Scope } from '../domain/types.js';
 import { loadConfig } from '../worker/config.js';
 import { readEnv } from '../worker/env.js';
+import { explainIdentity } from '../worker/explain.js';
 import { createLogger } from '../worker/logger.js';
 import { prepareLocalSetup, startRuntime, webhookSecrets, type RuntimeRoles } from '../worker/runtime.js';
+import { registerBatchCommands } from './commands/batches.js';
+import { registerImportCommand } from './commands/import.js';
 
 const program = new Command('jml').description('jml-engine: joiner / mover / leaver engine').showHelpAfterError();
 
@@ -102,6 +106,31 @@ token
   });
 
 program
+  .command('explain <employeeId>')
+  .description("show the person's pending events and scheduled steps, when each is due, and what each will grant or revoke")
+  .option('--json', 'print JSON')
+  .action(async (employeeId: string, options: { json?: boolean }) => {
+    const env = readEnv();
+    const config = loadConfig(env.configPath);
+    const { db, close } = createDb(env.databaseUrl, { max: 1 });
+    const connection = await Connection.connect({ address: env.temporalAddress ?? '127.0.0.1:7233' });
+    try {
+      const plan = await explainIdentity({ db, temporal: new Client({ connection, namespace: env.temporalNamespace }), config }, employeeId);
+      if (options.json) return console.log(JSON.stringify(plan, null, 2));
+      console.log(`${plan.employeeId}: ${plan.status}${plan.workflow ? '' : ' (no lifecycle workflow: nothing pending)'}`);
+      if (plan.workflow && plan.steps.length === 0) console.log('  nothing pending');
+      for (const step of plan.steps) {
+        console.log(`  ${step.dueAt}  ${step.step}${step.eventId ? ` (${step.eventId})` : ''}: ${step.effect}`);
+        for (const g of step.grants) console.log(`      + ${g.entitlementId}   (rule ${g.rules.join(', ')})`);
+        for (const r of step.revokes) console.log(`      - ${r.entitlementId}   (${r.why})`);
+      }
+    } finally {
+      await connection.close();
+      await close();
+    }
+  });
+
+program
   .command('send-event <file>')
   .description('sign an HR event (JSON file) with the configured webhook secret and post it')
   .option('--url <url>', 'API base URL (default PUBLIC_URL)')
@@ -126,6 +155,9 @@ program
     console.log(JSON.stringify(await response.json(), null, 2));
     if (!response.ok) process.exitCode = 1;
   });
+
+registerImportCommand(program);
+registerBatchCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   // Config problems name the bad path; everything else gets its first line.

@@ -141,6 +141,7 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
         hrEventQueue: queue,
         webhookSecrets: webhookSecrets(env, config),
         config,
+        temporal,
         publicUrl: env.publicUrl,
         metrics,
         logger,

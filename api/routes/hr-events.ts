@@ -13,7 +13,9 @@ import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { HR_EVENT_TYPES } from '../../domain/types.js';
+import type { JmlConfig } from '../../domain/config.js';
 import type { Db } from '../../db/client.js';
+import { brakeWebhookTerminate } from '../../db/feeds.js';
 import { createInboxWriter, getHrEvent, type HrEventRow, type NewHrEvent } from '../../db/inbox.js';
 import { enqueueHrEvent, type HrEventJob } from '../../worker/hr-event-queue.js';
 import { requireScope } from '../auth.js';
@@ -109,6 +111,8 @@ export function payloadHash(payload: unknown): string {
 export interface HrEventRoutesOptions {
   db: Db;
   queue: Queue<HrEventJob>;
+  /** For the mass-leaver brake on webhook terminations (db/feeds.ts). */
+  config: JmlConfig;
   verifier: WebhookVerifier;
   publicUrl: string;
   metrics: ApiMetrics;
@@ -211,7 +215,9 @@ export const hrEventRoutes: FastifyPluginAsync<HrEventRoutesOptions> = async (ap
 
     let stored: { row: HrEventRow; created: boolean };
     try {
-      stored = await store(db, event, 'webhook');
+      // Terminations go past the mass-leaver brake, which counts them per time window and
+      // may store them `held`; every other type takes the batched inbox write.
+      stored = body.type === 'terminate' ? await brakeWebhookTerminate(db, opts.config, event) : await store(db, event, 'webhook');
     } catch (err) {
       // Whatever stopped the write (down, restarting, full), nothing was stored and the
       // sender must retry: that is what 503 + Retry-After says.

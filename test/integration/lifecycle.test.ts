@@ -11,6 +11,7 @@ import { testConfig } from '../support/config.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
 import { testEnv, uniqueName } from '../support/env.js';
 import { saveHistory } from '../support/histories.js';
+import { explainIdentity } from '../../worker/explain.js';
 
 const ENGINEER = { givenName: 'Ada', familyName: 'Lovelace', department: 'Engineering', employmentType: 'employee' };
 const group = (cn: string) => `cn=${cn},${testEnv.ldap.groupsDN}`.toLowerCase();
@@ -176,6 +177,11 @@ describe('leaver', () => {
     const terminate = await engine.submit({ type: 'terminate', employeeId, effectiveAt: at });
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect((await account(employeeId))?.enabled).toBe(true); // not before
+    // Explain shows the pending leaver: when, and every grant it will revoke.
+    const plan = await explainIdentity({ db: engine.db, temporal: engine.client, config: engine.config }, employeeId);
+    expect(plan.steps).toHaveLength(1);
+    expect(plan.steps[0]).toMatchObject({ step: 'terminate event', dueAt: at.toISOString() });
+    expect(plan.steps[0]?.revokes.map((r) => r.entitlementId).sort()).toEqual(['all-staff', 'directory-account', 'employees', 'engineering']);
     await applied(terminate);
     expect(Date.now()).toBeGreaterThanOrEqual(at.getTime());
     const gone = await account(employeeId);

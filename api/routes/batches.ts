@@ -1,0 +1,138 @@
+// Feeds of HR events and the mass-leaver brake's decisions (db/feeds.ts).
+//   GET  /api/v1/hr/batches               newest first, cursor-paginated; ?status= ?source=   (admin or events:write)
+//   GET  /api/v1/hr/batches/:id           one batch with its events counted by type and status (admin or events:write)
+//   POST /api/v1/hr/batches/:id/release   a held batch's terminations go on (admin)
+//   POST /api/v1/hr/batches/:id/discard   a held batch's terminations are rejected; body { reason } (admin)
+// Releasing or discarding a batch that is not held is a 409.
+import type { Queue } from 'bullmq';
+import { and, count, desc, eq, sql, type SQL } from 'drizzle-orm';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { HR_EVENT_SOURCES } from '../../domain/types.js';
+import type { Db } from '../../db/client.js';
+import { BatchStateError, discardBatch, releaseBatch, type HrBatchRow } from '../../db/feeds.js';
+import { hrBatches, hrEvents } from '../../db/schema.js';
+import type { HrEventJob } from '../../worker/hr-event-queue.js';
+import { requireScope } from '../auth.js';
+import { parseOrThrow, ProblemError, problems } from '../problem.js';
+import { encodeCursor } from './identities.js';
+
+export const BATCHES_PATH = '/api/v1/hr/batches';
+const BATCH_STATUSES = ['accepted', 'held', 'released', 'discarded'] as const;
+
+export interface BatchRoutesOptions {
+  db: Db;
+  queue: Queue<HrEventJob>;
+}
+
+const idParams = z.object({ id: z.guid('must be a UUID') });
+/** Position: created_at in microseconds since the epoch (text, lossless), then id. */
+const batchCursor = z.tuple([z.string().regex(/^\d{1,20}$/), z.guid()]);
+const listQuery = z.object({
+  limit: z.coerce.number('must be a number').int('must be an integer').min(1, 'must be at least 1').max(200, 'must be at most 200').default(50),
+  cursor: z.string().max(512, 'is too long').optional(),
+  status: z.enum(BATCH_STATUSES, `must be one of ${BATCH_STATUSES.join(', ')}`).optional(),
+  source: z.enum(HR_EVENT_SOURCES, `must be one of ${HR_EVENT_SOURCES.join(', ')}`).optional(),
+});
+const discardBody = z.object({ reason: z.string('is required').trim().min(1, 'is required').max(1_000, 'must be at most 1000 characters') });
+
+function decodeBatchCursor(cursor: string): z.output<typeof batchCursor> {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    value = undefined;
+  }
+  const parsed = batchCursor.safeParse(value);
+  if (!parsed.success) throw problems.validation([{ field: 'cursor', message: 'is not a cursor this API returned' }]);
+  return parsed.data;
+}
+
+export function batchView(row: HrBatchRow) {
+  return {
+    id: row.id,
+    source: row.source,
+    status: row.status,
+    events: row.events,
+    terminations: row.terminations,
+    activeIdentities: row.activeIdentities,
+    reason: row.reason,
+    windowEndsAt: row.windowEndsAt,
+    createdAt: row.createdAt,
+    decidedAt: row.decidedAt,
+    decidedBy: row.decidedBy,
+  };
+}
+
+/** The audit actor for a decision made through the API: the token's name. */
+const actorOf = (request: FastifyRequest) => `api:${request.principal?.name ?? 'unknown'}`;
+
+function stateProblem(err: unknown): never {
+  if (err instanceof BatchStateError) {
+    if (err.code === 'not_found') throw problems.notFound(`No batch with id ${err.batchId}.`);
+    throw new ProblemError({
+      status: 409,
+      title: 'Batch is not held',
+      type: 'urn:jml:problem:batch-not-held',
+      detail: `Batch ${err.batchId} is ${err.status}; only a held batch can be released or discarded.`,
+      extensions: { batchStatus: err.status },
+    });
+  }
+  throw err;
+}
+
+export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, { db, queue }) => {
+  const read = { preHandler: requireScope('admin', 'events:write') };
+  const decide = { preHandler: requireScope('admin') };
+
+  app.get(BATCHES_PATH, read, async (request) => {
+    const query = parseOrThrow(listQuery, request.query);
+    const atUs = sql<string>`(extract(epoch from ${hrBatches.createdAt}) * 1000000)::bigint`;
+    const conditions: SQL[] = [];
+    if (query.status) conditions.push(eq(hrBatches.status, query.status));
+    if (query.source) conditions.push(eq(hrBatches.source, query.source));
+    if (query.cursor) {
+      const [us, id] = decodeBatchCursor(query.cursor);
+      conditions.push(sql`(${atUs}, ${hrBatches.id}) < (${us}::bigint, ${id}::uuid)`);
+    }
+    const rows = await db
+      .select({ batch: hrBatches, atUs })
+      .from(hrBatches)
+      .where(and(...conditions))
+      .orderBy(desc(atUs), desc(hrBatches.id))
+      .limit(query.limit + 1);
+    const page = rows.slice(0, query.limit);
+    const last = page.at(-1);
+    return {
+      items: page.map((r) => batchView(r.batch)),
+      nextCursor: rows.length > query.limit && last ? encodeCursor([String(last.atUs), last.batch.id]) : null,
+    };
+  });
+
+  app.get(`${BATCHES_PATH}/:id`, read, async (request) => {
+    const { id } = parseOrThrow(idParams, request.params);
+    const [batch] = await db.select().from(hrBatches).where(eq(hrBatches.id, id));
+    if (!batch) throw problems.notFound(`No batch with id ${id}.`);
+    const tally = await db
+      .select({ type: hrEvents.type, status: hrEvents.status, n: count() })
+      .from(hrEvents)
+      .where(eq(hrEvents.batchId, id))
+      .groupBy(hrEvents.type, hrEvents.status);
+    const byType: Record<string, Record<string, number>> = {};
+    for (const { type, status, n } of tally) (byType[type] ??= {})[status] = n;
+    return { ...batchView(batch), eventsByType: byType };
+  });
+
+  app.post(`${BATCHES_PATH}/:id/release`, decide, async (request) => {
+    const { id } = parseOrThrow(idParams, request.params);
+    const { batch, released } = await releaseBatch({ db, queue }, id, actorOf(request)).catch(stateProblem);
+    return { ...batchView(batch), released };
+  });
+
+  app.post(`${BATCHES_PATH}/:id/discard`, decide, async (request) => {
+    const { id } = parseOrThrow(idParams, request.params);
+    const { reason } = parseOrThrow(discardBody, request.body ?? {});
+    const { batch, discarded } = await discardBatch(db, id, actorOf(request), reason).catch(stateProblem);
+    return { ...batchView(batch), discarded };
+  });
+};

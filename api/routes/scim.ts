@@ -1,0 +1,446 @@
+// SCIM 2.0 bulk input, as Microsoft Entra API-driven inbound provisioning sends it:
+//   POST /api/v1/scim/v2/Bulk                 a BulkRequest of `POST /Users` operations
+//                                            (scope events:write) -> 200 BulkResponse
+//   GET  /api/v1/scim/v2/ServiceProviderConfig, /ResourceTypes[/{id}], /Schemas[/{id}]
+//                                            (any valid token)
+// Each operation's user is mapped (domain/scim.ts, `scim` in the config), compared with
+// what is known about the person, and becomes at most one HR event with a stable
+// idempotency key; all events of one request are submitted as ONE feed (db/feeds.ts), so
+// the mass-leaver brake judges the request as a whole. A bad user gets its own SCIM error
+// and the others still go through. The answer is always a BulkResponse with a status per
+// operation, never a bare 202. Errors of this plugin are SCIM Error bodies
+// (application/scim+json), not problem details: SCIM clients read those.
+import { createHash } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import { inArray } from 'drizzle-orm';
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { JmlConfig } from '../../domain/config.js';
+import {
+  checkScimOperation,
+  compileScimMapping,
+  decideScimChange,
+  mapScimUser,
+  parseScimBulkRequest,
+  SCIM_MAX_OPERATIONS,
+  SCIM_MAX_PAYLOAD_BYTES,
+  SCIM_SCHEMAS,
+  scimEffectiveAt,
+  scimErrorBody,
+  scimEventKeyMaterial,
+  scimPathOf,
+  type ScimErrorInit,
+  type ScimEventType,
+  type ScimKnownIdentity,
+} from '../../domain/scim.js';
+import { SCOPES, type HrEventStatus, type IdentityAttributes, type IdentityStatus } from '../../domain/types.js';
+import type { Db } from '../../db/client.js';
+import { submitFeed } from '../../db/feeds.js';
+import type { NewHrEvent } from '../../db/inbox.js';
+import { identities } from '../../db/schema.js';
+import type { HrEventJob } from '../../worker/hr-event-queue.js';
+import { requireScope } from '../auth.js';
+import type { ApiMetrics } from '../metrics.js';
+import { isDatabaseUnavailable, ProblemError, safeErrorInfo } from '../problem.js';
+import { hrEventAttributesSchema } from './hr-events.js';
+
+export const SCIM_PATH = '/api/v1/scim/v2';
+export const SCIM_CONTENT_TYPE = 'application/scim+json';
+/**
+ * Non-standard members of our answers live under this URN, so SCIM clients ignore them:
+ * per operation the HR event it became; on the BulkResponse the feed (batch) it went in.
+ */
+export const JML_SCIM_EXTENSION = 'urn:jml:params:scim:api:messages:1.0:BulkResult';
+
+export interface ScimRoutesOptions {
+  db: Db;
+  queue: Queue<HrEventJob>;
+  config: JmlConfig;
+  /** Base of the `location` URLs, e.g. https://jml.example.com. */
+  publicUrl: string;
+  metrics?: ApiMetrics;
+}
+
+/** `scim:` + sha256 of the key material (domain/scim.ts scimEventKeyMaterial): the hr_events id. */
+export function scimEventId(input: Parameters<typeof scimEventKeyMaterial>[0]): string {
+  return `scim:${createHash('sha256').update(scimEventKeyMaterial(input)).digest('hex')}`;
+}
+
+class ScimError extends Error {
+  constructor(
+    readonly init: ScimErrorInit,
+    readonly headers: Record<string, string> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(init.detail, options);
+    this.name = 'ScimError';
+  }
+}
+
+function sendScimError(reply: FastifyReply, init: ScimErrorInit, headers: Record<string, string> = {}): FastifyReply {
+  return reply.code(init.status).headers(headers).type(SCIM_CONTENT_TYPE).send(scimErrorBody(init));
+}
+
+/** Everything this plugin throws, answered as a SCIM Error (RFC 7644 section 3.12). */
+function scimErrorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (error instanceof ScimError) {
+    if (error.init.status >= 500) request.log.warn({ err: safeErrorInfo(error.cause), status: error.init.status }, error.init.detail);
+    return sendScimError(reply, error.init, error.headers);
+  }
+  if (error instanceof ProblemError) {
+    // requireScope's 401 / 403: same status and challenge header, SCIM body.
+    return sendScimError(reply, { status: error.problem.status, detail: error.problem.detail ?? error.problem.title }, error.problem.headers);
+  }
+  if (isDatabaseUnavailable(error)) {
+    request.log.warn({ err: safeErrorInfo(error) }, 'database unavailable');
+    return sendScimError(reply, { status: 503, detail: 'The database is unavailable; retry later.' }, { 'retry-after': '5' });
+  }
+  const code = (error as FastifyError).code;
+  const status = (error as FastifyError).statusCode;
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return sendScimError(reply, { status: 413, detail: `The request body exceeds maxPayloadSize ${SCIM_MAX_PAYLOAD_BYTES} bytes.` });
+  }
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return sendScimError(reply, { status: 415, detail: `Send ${SCIM_CONTENT_TYPE} (or application/json).` });
+  }
+  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return sendScimError(reply, { status: 400, scimType: 'invalidSyntax', detail: 'The body is empty.' });
+  if (error instanceof SyntaxError || code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return sendScimError(reply, { status: 400, scimType: 'invalidSyntax', detail: 'The body is not valid JSON.' });
+  }
+  if (typeof status === 'number' && status >= 400 && status < 500) return sendScimError(reply, { status, detail: error.message });
+  request.log.error({ err: safeErrorInfo(error) }, 'unhandled error');
+  return sendScimError(reply, { status: 500, detail: 'An unexpected error occurred; it has been logged.' });
+}
+
+// --- discovery documents (RFC 7643 sections 5-7) --------------------------------------
+
+interface AttributeInit {
+  type?: 'string' | 'boolean' | 'complex' | 'reference' | 'dateTime' | 'integer';
+  multiValued?: boolean;
+  required?: boolean;
+  description: string;
+  subAttributes?: Array<Record<string, unknown>>;
+  referenceTypes?: string[];
+  canonicalValues?: string[];
+  mutability?: 'readOnly' | 'readWrite' | 'immutable' | 'writeOnly';
+}
+
+function attribute(name: string, init: AttributeInit): Record<string, unknown> {
+  const type = init.type ?? 'string';
+  return {
+    name,
+    type,
+    multiValued: init.multiValued ?? false,
+    description: init.description,
+    required: init.required ?? false,
+    ...(type === 'string' || type === 'reference' ? { caseExact: false } : {}),
+    ...(init.canonicalValues ? { canonicalValues: init.canonicalValues } : {}),
+    ...(init.referenceTypes ? { referenceTypes: init.referenceTypes } : {}),
+    ...(init.subAttributes ? { subAttributes: init.subAttributes } : {}),
+    mutability: init.mutability ?? 'readWrite',
+    returned: 'default',
+    uniqueness: 'none',
+  };
+}
+
+const multiValuedParts = (what: string) => [
+  attribute('type', { description: `A label for the ${what}: work, home, other.`, canonicalValues: ['work', 'home', 'other'] }),
+  attribute('primary', { type: 'boolean', description: `The preferred ${what}; read when there are several.` }),
+];
+
+const USER_SCHEMA_ATTRIBUTES = [
+  attribute('userName', { description: 'Unique identifier of the user, often the sign-in name; kept as the userName attribute.' }),
+  attribute('name', {
+    type: 'complex',
+    description: "The user's name.",
+    subAttributes: [
+      attribute('givenName', { description: 'Given name; the identity attribute givenName (required by default).' }),
+      attribute('familyName', { description: 'Family name; the identity attribute familyName (required by default).' }),
+    ],
+  }),
+  attribute('displayName', { description: 'Name shown to people; the identity attribute displayName.' }),
+  attribute('title', { description: 'Job title; the identity attribute title.' }),
+  attribute('userType', { description: 'Employment type (employee, contractor, ...); the identity attribute employmentType.' }),
+  attribute('active', { type: 'boolean', description: 'false makes an active person a leaver; true brings a leaver back (rehire).' }),
+  attribute('emails', {
+    type: 'complex',
+    multiValued: true,
+    description: 'E-mail addresses; the primary one (else a work one, else the first) is the identity attribute email.',
+    subAttributes: [attribute('value', { description: 'The e-mail address.' }), ...multiValuedParts('e-mail address')],
+  }),
+  attribute('addresses', {
+    type: 'complex',
+    multiValued: true,
+    description: 'Addresses; of the primary one (else a work one, else the first) locality is location and country is country.',
+    subAttributes: [attribute('locality', { description: 'City or locality.' }), attribute('country', { description: 'Country (ISO 3166-1 alpha-2).' }), ...multiValuedParts('address')],
+  }),
+];
+
+const ENTERPRISE_SCHEMA_ATTRIBUTES = [
+  attribute('employeeNumber', { description: 'The HR employee id, used when externalId is absent.' }),
+  attribute('department', { description: 'Department; the identity attribute department.' }),
+  attribute('costCenter', { description: 'Cost center.' }),
+  attribute('division', { description: 'Division.' }),
+  attribute('organization', { description: 'Organization.' }),
+  attribute('manager', {
+    type: 'complex',
+    description: "The user's manager; value is the manager's externalId (employee id), the identity attribute managerId.",
+    subAttributes: [
+      attribute('value', { description: "The manager's externalId." }),
+      attribute('$ref', { type: 'reference', referenceTypes: ['User'], description: "URI of the manager's resource." }),
+      attribute('displayName', { description: "The manager's display name.", mutability: 'readOnly' }),
+    ],
+  }),
+];
+
+export const SCIM_BULK_PATH = '/Bulk';
+
+// --- the plugin -----------------------------------------------------------------------
+
+/** What we remember about a person while walking one request's operations in order. */
+interface WorkingIdentity extends ScimKnownIdentity {
+  /** The state the key of the next event is decided against. */
+  basis: string;
+}
+
+interface OperationResponse {
+  method: string;
+  bulkId?: string;
+  location?: string;
+  status: string;
+  response?: ReturnType<typeof scimErrorBody>;
+  [JML_SCIM_EXTENSION]?: Record<string, unknown>;
+}
+
+const scimApi: FastifyPluginAsync<ScimRoutesOptions> = async (app: FastifyInstance, opts) => {
+  const { db, queue, config } = opts;
+  const scimConfig = config.scim;
+  // A bad attributeMap stops start-up here, naming the path, rather than failing per user.
+  compileScimMapping(scimConfig);
+  const publicUrl = opts.publicUrl.replace(/\/+$/, '');
+  const base = `${publicUrl}${SCIM_PATH}`;
+  const userLocation = (employeeId: string) => `${base}/Users/${encodeURIComponent(employeeId)}`;
+
+  app.setErrorHandler(scimErrorHandler);
+  app.setNotFoundHandler((request, reply) => sendScimError(reply, { status: 404, detail: `No SCIM endpoint ${request.method} ${request.url.split('?')[0]}.` }));
+  // SCIM's own media type, in this plugin only; application/json keeps the app's parser.
+  app.addContentTypeParser(SCIM_CONTENT_TYPE, { parseAs: 'string', bodyLimit: SCIM_MAX_PAYLOAD_BYTES }, app.getDefaultJsonParser('error', 'error'));
+  app.addHook('onSend', async (_request, reply, payload) => {
+    // Discovery and bulk answers are SCIM documents.
+    if (String(reply.getHeader('content-type') ?? '').startsWith('application/json')) reply.type(SCIM_CONTENT_TYPE);
+    return payload;
+  });
+
+  const anyToken = requireScope(...SCOPES);
+
+  // --- discovery ------------------------------------------------------------------------
+
+  const meta = (resourceType: string, path: string) => ({ resourceType, location: `${base}${path}` });
+  const listResponse = (resources: unknown[]) => ({
+    schemas: [SCIM_SCHEMAS.listResponse],
+    totalResults: resources.length,
+    itemsPerPage: resources.length,
+    startIndex: 1,
+    Resources: resources,
+  });
+
+  const serviceProviderConfig = {
+    schemas: [SCIM_SCHEMAS.serviceProviderConfig],
+    documentationUri: `${publicUrl}/`,
+    patch: { supported: false },
+    bulk: { supported: true, maxOperations: SCIM_MAX_OPERATIONS, maxPayloadSize: SCIM_MAX_PAYLOAD_BYTES },
+    filter: { supported: false, maxResults: 0 },
+    changePassword: { supported: false },
+    sort: { supported: false },
+    etag: { supported: false },
+    authenticationSchemes: [
+      {
+        type: 'oauthbearertoken',
+        name: 'OAuth Bearer Token',
+        description: 'A jml API token (jml token create --scopes events:write) in the Authorization: Bearer header.',
+        specUri: 'https://www.rfc-editor.org/info/rfc6750',
+        primary: true,
+      },
+    ],
+    meta: meta('ServiceProviderConfig', '/ServiceProviderConfig'),
+  };
+  const userResourceType = {
+    schemas: [SCIM_SCHEMAS.resourceType],
+    id: 'User',
+    name: 'User',
+    endpoint: '/Users',
+    description: 'A person from HR; only written through /Bulk (POST /Users operations).',
+    schema: SCIM_SCHEMAS.user,
+    schemaExtensions: [{ schema: SCIM_SCHEMAS.enterpriseUser, required: false }],
+    meta: meta('ResourceType', '/ResourceTypes/User'),
+  };
+  const schemas = [
+    {
+      schemas: [SCIM_SCHEMAS.schema],
+      id: SCIM_SCHEMAS.user,
+      name: 'User',
+      description: 'User account (the attributes this service reads; externalId is the employee id).',
+      attributes: USER_SCHEMA_ATTRIBUTES,
+      meta: meta('Schema', `/Schemas/${SCIM_SCHEMAS.user}`),
+    },
+    {
+      schemas: [SCIM_SCHEMAS.schema],
+      id: SCIM_SCHEMAS.enterpriseUser,
+      name: 'EnterpriseUser',
+      description: 'Enterprise User extension.',
+      attributes: ENTERPRISE_SCHEMA_ATTRIBUTES,
+      meta: meta('Schema', `/Schemas/${SCIM_SCHEMAS.enterpriseUser}`),
+    },
+  ];
+
+  app.get('/ServiceProviderConfig', { onRequest: anyToken }, async () => serviceProviderConfig);
+  app.get('/ResourceTypes', { onRequest: anyToken }, async () => listResponse([userResourceType]));
+  app.get<{ Params: { id: string } }>('/ResourceTypes/:id', { onRequest: anyToken }, async (request) => {
+    if (request.params.id !== 'User') throw new ScimError({ status: 404, detail: `No resource type ${JSON.stringify(request.params.id)}.` });
+    return userResourceType;
+  });
+  app.get('/Schemas', { onRequest: anyToken }, async () => listResponse(schemas));
+  app.get<{ Params: { id: string } }>('/Schemas/:id', { onRequest: anyToken }, async (request) => {
+    const schema = schemas.find((s) => s.id === request.params.id);
+    if (!schema) throw new ScimError({ status: 404, detail: `No schema ${JSON.stringify(request.params.id)}.` });
+    return schema;
+  });
+
+  // --- bulk -----------------------------------------------------------------------------
+
+  /** The mapped attributes must be what the HR webhook would accept; errors name SCIM paths. */
+  function attributeError(attributes: IdentityAttributes): ScimErrorInit | null {
+    const parsed = hrEventAttributesSchema.safeParse(attributes);
+    if (parsed.success) return null;
+    const detail = parsed.error.issues
+      .map((issue) => {
+        const name = issue.path[0];
+        return `${typeof name === 'string' ? scimPathOf(name, scimConfig) : 'attributes'}: ${issue.message}`;
+      })
+      .join('; ');
+    return { status: 400, scimType: 'invalidValue', detail };
+  }
+
+  app.post(SCIM_BULK_PATH, { onRequest: requireScope('events:write'), bodyLimit: SCIM_MAX_PAYLOAD_BYTES }, async (request, reply) => {
+    const parsed = parseScimBulkRequest(request.body);
+    if (!parsed.ok) throw new ScimError(parsed.error);
+    const { Operations: operations, failOnErrors } = parsed.request;
+
+    // 1. Each operation checked and mapped, in order, until failOnErrors errors (RFC 7644
+    //    section 3.7.3: the operations after that get no entry in the answer).
+    type Mapped = { index: number; bulkId: string; employeeId: string; attributes: IdentityAttributes; active: boolean };
+    const responses: OperationResponse[] = [];
+    const mapped: Mapped[] = [];
+    let errors = 0;
+    for (const op of operations) {
+      if (failOnErrors !== undefined && errors >= failOnErrors) break;
+      const index = responses.length;
+      const fail = (error: ScimErrorInit) => {
+        errors += 1;
+        responses.push({ method: op.method, ...(op.bulkId !== undefined ? { bulkId: op.bulkId } : {}), status: String(error.status), response: scimErrorBody(error) });
+      };
+      const checked = checkScimOperation(op);
+      if (!checked.ok) {
+        fail(checked.error);
+        continue;
+      }
+      const user = mapScimUser(checked.data, scimConfig);
+      if ('error' in user) {
+        fail(user.error);
+        continue;
+      }
+      const invalid = attributeError(user.attributes);
+      if (invalid) {
+        fail(invalid);
+        continue;
+      }
+      responses.push({ method: op.method, bulkId: op.bulkId!, status: '' });
+      mapped.push({ index, bulkId: op.bulkId!, ...user });
+    }
+
+    // 2. What each user becomes, against what is known (and what earlier operations of
+    //    this request already decided for the same person).
+    const ids = [...new Set(mapped.map((m) => m.employeeId))];
+    const known = new Map<string, WorkingIdentity>();
+    if (ids.length) {
+      const rows = await db
+        .select({ employeeId: identities.employeeId, status: identities.status, attributes: identities.attributes, updatedAt: identities.updatedAt })
+        .from(identities)
+        .where(inArray(identities.employeeId, ids));
+      for (const row of rows) {
+        known.set(row.employeeId, { status: row.status as IdentityStatus, attributes: row.attributes, basis: `${row.status}@${row.updatedAt.toISOString()}` });
+      }
+    }
+    const now = new Date();
+    const events: NewHrEvent[] = [];
+    const eventOf = new Map<number, { id: string; type: ScimEventType }>();
+    for (const m of mapped) {
+      const current = known.get(m.employeeId);
+      const decision = decideScimChange(current, m);
+      const response = responses[m.index]!;
+      response.location = userLocation(m.employeeId);
+      if (decision.action === 'none') {
+        response.status = '200';
+        response[JML_SCIM_EXTENSION] = { outcome: decision.outcome, detail: decision.detail };
+        continue;
+      }
+      const id = scimEventId({ employeeId: m.employeeId, type: decision.type, attributes: m.attributes, active: m.active, basis: current?.basis ?? 'new' });
+      const effectiveAt = scimEffectiveAt(decision.type, m.attributes, now);
+      events.push({
+        id,
+        employeeId: m.employeeId,
+        type: decision.type,
+        effectiveAt,
+        payload: { type: decision.type, employeeId: m.employeeId, effectiveAt: effectiveAt.toISOString(), attributes: decision.attributes, scim: { bulkId: m.bulkId } },
+        source: 'scim',
+      });
+      eventOf.set(m.index, { id, type: decision.type });
+      response.status = decision.type === 'hire' ? '201' : '200';
+      const status: IdentityStatus = decision.type === 'terminate' ? 'terminated' : 'active';
+      known.set(m.employeeId, { status, attributes: { ...(current?.attributes ?? {}), ...decision.attributes }, basis: `after:${id}` });
+    }
+
+    // 3. One feed for the whole request, behind the mass-leaver brake.
+    let batch: { batchId: string; status: 'accepted' | 'held' } | null = null;
+    if (events.length) {
+      const actor = `scim:${request.principal?.name ?? 'unknown'}`;
+      let feed: Awaited<ReturnType<typeof submitFeed>>;
+      try {
+        feed = await submitFeed({ db, queue, config }, { source: 'scim', actor, events });
+      } catch (err) {
+        // Nothing of the feed was stored (one transaction): Entra retries the request.
+        throw new ScimError({ status: 503, detail: 'The operations could not be stored; retry later.' }, { 'retry-after': '5' }, { cause: err });
+      }
+      batch = { batchId: feed.batchId, status: feed.status };
+      const stored = new Map<string, { created: boolean; status: HrEventStatus }>(feed.results.map((r) => [r.id, r]));
+      let created = 0;
+      for (const [index, event] of eventOf) {
+        const result = stored.get(event.id);
+        const response = responses[index]!;
+        response[JML_SCIM_EXTENSION] = {
+          eventId: event.id,
+          eventType: event.type,
+          // A repeat of an earlier request: the event it made then, nothing new.
+          created: result?.created ?? false,
+          eventStatus: result?.status ?? null,
+          batchId: feed.batchId,
+        };
+        if (result?.created) created += 1;
+      }
+      if (created) opts.metrics?.hrEventsAccepted.inc({ source: 'scim' }, created);
+    }
+
+    return reply
+      .code(200)
+      .type(SCIM_CONTENT_TYPE)
+      .send({
+        schemas: [SCIM_SCHEMAS.bulkResponse],
+        Operations: responses,
+        [JML_SCIM_EXTENSION]: { batchId: batch?.batchId ?? null, batchStatus: batch?.status ?? null, events: events.length, errors },
+      });
+  });
+};
+
+/** Mounts the SCIM endpoints under /api/v1/scim/v2 (its own error and 404 handlers, parser). */
+export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opts) => {
+  await app.register(scimApi, { ...opts, prefix: SCIM_PATH });
+};

@@ -1,0 +1,39 @@
+// What a person holds: every grant that is not revoked, with the kind of request behind it,
+// and the entitlements approved requests keep due whatever the HR attributes say.
+import { and, eq, inArray, ne } from 'drizzle-orm';
+import type { EntitlementKind, GrantStatus, RequestKind } from '../domain/types.js';
+import type { DbOrTx } from './client.js';
+import { accessRequests, entitlements, grants } from './schema.js';
+
+export interface Holding {
+  grantId: string;
+  entitlementId: string;
+  kind: EntitlementKind;
+  target: string;
+  grantStatus: GrantStatus;
+  requestKind: RequestKind;
+}
+
+export async function loadHoldings(db: DbOrTx, identityId: string): Promise<{ holdings: Holding[]; requestedEntitlements: string[] }> {
+  const rows = await db
+    .select({ grant: grants, entitlement: entitlements, request: accessRequests })
+    .from(grants)
+    .innerJoin(entitlements, eq(grants.entitlementId, entitlements.id))
+    .innerJoin(accessRequests, eq(grants.requestId, accessRequests.id))
+    .where(and(eq(grants.identityId, identityId), ne(grants.status, 'revoked')));
+  const requested = await db
+    .select({ entitlementId: accessRequests.entitlementId })
+    .from(accessRequests)
+    .where(and(eq(accessRequests.identityId, identityId), ne(accessRequests.kind, 'birthright'), inArray(accessRequests.status, ['approved', 'auto_approved'])));
+  return {
+    holdings: rows.map(({ grant, entitlement, request }) => ({
+      grantId: grant.id,
+      entitlementId: entitlement.id,
+      kind: entitlement.kind as EntitlementKind,
+      target: entitlement.target,
+      grantStatus: grant.status as GrantStatus,
+      requestKind: request.kind as RequestKind,
+    })),
+    requestedEntitlements: [...new Set(requested.map((r) => r.entitlementId))],
+  };
+}

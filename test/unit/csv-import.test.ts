@@ -1,0 +1,212 @@
+// The CSV import's planning rules (domain/csv-import.ts): which events an extract yields
+// against what the engine knows, refused rows, stable ids, and the full-snapshot rule.
+import { describe, expect, it } from 'vitest';
+import { parseConfig, type JmlConfig } from '../../domain/config.js';
+import {
+  birthrightEffects,
+  checkHeader,
+  CsvFormatError,
+  csvEventId,
+  planCsvImport,
+  type CsvRow,
+  type KnownIdentity,
+} from '../../domain/csv-import.js';
+
+const config: JmlConfig = parseConfig({
+  targets: [{ id: 'directory', type: 'ldap', bindDN: 'cn=admin,dc=example,dc=com', bindPassword: 'x', baseDN: 'dc=example,dc=com', usersDN: 'ou=people,dc=example,dc=com', groupsDN: 'ou=groups,dc=example,dc=com' }],
+  entitlements: [
+    { id: 'directory-account', target: 'directory', kind: 'account' },
+    { id: 'employees', target: 'directory', kind: 'group', ref: 'cn=employees,ou=groups,dc=example,dc=com' },
+    { id: 'sales', target: 'directory', kind: 'group', ref: 'cn=sales,ou=groups,dc=example,dc=com' },
+  ],
+  birthright: [
+    { name: 'everyone', grant: ['directory-account'] },
+    { name: 'employees', when: { employmentType: 'employee' }, grant: ['employees'] },
+    { name: 'sales', when: { department: 'Sales' }, grant: ['sales'] },
+  ],
+});
+const NOW = new Date('2026-11-23T12:00:00Z');
+const HEADER = ['WorkerID', 'WorkerStatus', 'WorkerType', 'FirstName', 'LastName', 'HireDate', 'OnLeave', 'Department', 'JobTitle'];
+
+let nextLine = 2;
+function row(values: Partial<Record<(typeof HEADER)[number], string>>): CsvRow {
+  const defaults = { WorkerStatus: 'Active', WorkerType: 'Employee', FirstName: 'Ada', LastName: 'Lovelace', HireDate: '2020-01-06', OnLeave: 'False', Department: 'Sales', JobTitle: 'Analyst' };
+  return { line: nextLine++, values: { ...defaults, ...values } as Record<string, string> };
+}
+
+const knownAs = (employeeId: string, status: KnownIdentity['status'], attributes: KnownIdentity['attributes'] = {}, version = 'v1'): KnownIdentity => ({
+  employeeId,
+  status,
+  version,
+  attributes: { givenName: 'Ada', familyName: 'Lovelace', employmentType: 'Employee', department: 'Sales', title: 'Analyst', ...attributes },
+});
+
+const plan = (rows: CsvRow[], known: KnownIdentity[] = [], fullSnapshot = false) => planCsvImport(rows, config.csv, known, { fullSnapshot, now: NOW });
+const types = (result: ReturnType<typeof plan>) => Object.fromEntries(result.people.map((p) => [p.employeeId, p.events.map((e) => e.type)]));
+
+describe('planning an extract against the known identities', () => {
+  it('hires new active workers on their hire date, with every mapped attribute', () => {
+    const result = plan([row({ WorkerID: '100' })]);
+    expect(result.events).toHaveLength(1);
+    expect(result.events[0]).toMatchObject({
+      employeeId: '100',
+      type: 'hire',
+      effectiveAt: new Date('2020-01-06T00:00:00Z'),
+      attributes: { givenName: 'Ada', familyName: 'Lovelace', employmentType: 'Employee', department: 'Sales', title: 'Analyst' },
+    });
+    expect(result.counts).toMatchObject({ hire: 1, update: 0, terminate: 0 });
+  });
+
+  it('follows a new hire who is on leave with a leave_start just after it', () => {
+    const result = plan([row({ WorkerID: '101', OnLeave: 'True' })]);
+    expect(types(result)).toEqual({ '101': ['hire', 'leave_start'] });
+    const [hire, leave] = result.events;
+    expect(leave!.effectiveAt.getTime()).toBeGreaterThan(hire!.effectiveAt.getTime());
+  });
+
+  it('skips inactive rows for people it does not know, and counts them', () => {
+    const result = plan([row({ WorkerID: '102', WorkerStatus: 'Inactive' })]);
+    expect(result.events).toEqual([]);
+    expect(result.skippedInactive).toBe(1);
+  });
+
+  it('updates only the mapped attributes that changed; an emptied cell clears the attribute', () => {
+    const result = plan([row({ WorkerID: '103', Department: 'Finance', JobTitle: '' })], [knownAs('103', 'active')]);
+    expect(result.events).toHaveLength(1);
+    expect(result.events[0]).toMatchObject({ type: 'update', effectiveAt: NOW, attributes: { department: 'Finance', title: null } });
+    expect(Object.keys(result.events[0]!.attributes).sort()).toEqual(['department', 'title']);
+  });
+
+  it('leaves unchanged people alone (unknown attributes the engine holds from elsewhere do not count)', () => {
+    const result = plan([row({ WorkerID: '104' })], [knownAs('104', 'active', { email: 'ada@example.com' })]);
+    expect(result.events).toEqual([]);
+    expect(result.unchanged).toBe(1);
+  });
+
+  it('terminates the known live who are inactive in the file', () => {
+    const result = plan(
+      [row({ WorkerID: '105', WorkerStatus: 'Inactive' }), row({ WorkerID: '106', WorkerStatus: 'inactive' }), row({ WorkerID: '107', WorkerStatus: 'Inactive' })],
+      [knownAs('105', 'active'), knownAs('106', 'on_leave'), knownAs('107', 'terminated')],
+    );
+    expect(types(result)).toEqual({ '105': ['terminate'], '106': ['terminate'] });
+    expect(result.unchanged).toBe(1);
+  });
+
+  it('rehires the terminated and rescinded who are active again', () => {
+    const result = plan([row({ WorkerID: '108' }), row({ WorkerID: '109', OnLeave: 'true' })], [knownAs('108', 'terminated'), knownAs('109', 'rescinded')]);
+    expect(types(result)).toEqual({ '108': ['rehire'], '109': ['rehire', 'leave_start'] });
+    // The file's old hire date precedes the termination: the rehire takes effect now.
+    expect(result.events[0]).toMatchObject({ type: 'rehire', effectiveAt: NOW, attributes: { givenName: 'Ada', department: 'Sales' } });
+  });
+
+  it('starts and ends leaves', () => {
+    const result = plan(
+      [row({ WorkerID: '110', OnLeave: 'True' }), row({ WorkerID: '111', OnLeave: 'False' }), row({ WorkerID: '112', OnLeave: 'True' })],
+      [knownAs('110', 'active'), knownAs('111', 'on_leave'), knownAs('112', 'on_leave')],
+    );
+    expect(types(result)).toEqual({ '110': ['leave_start'], '111': ['leave_end'] });
+  });
+
+  it('orders an update before a leave that comes with it', () => {
+    const result = plan([row({ WorkerID: '113', OnLeave: 'True', JobTitle: 'Lead' })], [knownAs('113', 'active')]);
+    const [update, leave] = result.events;
+    expect([update!.type, leave!.type]).toEqual(['update', 'leave_start']);
+    expect(leave!.effectiveAt.getTime()).toBeGreaterThan(update!.effectiveAt.getTime());
+  });
+});
+
+describe('the full-snapshot rule', () => {
+  const known = [knownAs('200', 'active'), knownAs('201', 'on_leave'), knownAs('202', 'pre_hire'), knownAs('203', 'terminated'), knownAs('204', 'active')];
+  const rows = () => [row({ WorkerID: '204' })];
+
+  it('terminates live people absent from the file only when told the file is a full snapshot', () => {
+    expect(plan(rows(), known, false).events).toEqual([]);
+    const full = plan(rows(), known, true);
+    expect(types(full)).toEqual({ '200': ['terminate'], '201': ['terminate'], '202': ['terminate'] });
+    expect(full.people.every((p) => p.line === null)).toBe(true);
+  });
+
+  it('never terminates someone whose row was refused: a typo is not a leaver', () => {
+    const full = plan([row({ WorkerID: '200', FirstName: '' }), row({ WorkerID: '201', HireDate: 'soon' }), row({ WorkerID: '202' }), row({ WorkerID: '204' })], known, true);
+    expect(full.errors.map((e) => e.employeeId)).toEqual(['200', '201']);
+    expect(full.counts.terminate).toBe(0);
+  });
+});
+
+describe('refused rows', () => {
+  it('reports each bad row with its line and goes on with the rest', () => {
+    const good = row({ WorkerID: '300' });
+    const noId = row({ WorkerID: '' });
+    const badId = row({ WorkerID: 'a b/c' });
+    const noName = row({ WorkerID: '301', LastName: '' });
+    const badDate = row({ WorkerID: '302', HireDate: '31/12/2020' });
+    const result = plan([good, noId, badId, noName, badDate]);
+    expect(result.errors).toEqual([
+      { line: noId.line, message: 'WorkerID is empty' },
+      { line: badId.line, message: expect.stringMatching(/WorkerID must be/) },
+      { line: noName.line, employeeId: '301', message: 'LastName is empty' },
+      { line: badDate.line, employeeId: '302', message: 'HireDate is not a date' },
+    ]);
+    expect(types(result)).toEqual({ '300': ['hire'] });
+    expect(result.rows).toBe(5);
+  });
+
+  it('refuses every row of an id that names different people, and takes an exact repeat once', () => {
+    const a = row({ WorkerID: '303', FirstName: 'Ada' });
+    const b = row({ WorkerID: '303', FirstName: 'Grace' });
+    const c = row({ WorkerID: '304' });
+    const cAgain = { ...c, line: nextLine++ };
+    const result = plan([a, b, c, cAgain], [knownAs('303', 'active')], true);
+    expect(result.errors.map((e) => e.line)).toEqual([a.line, b.line]);
+    expect(result.errors[0]!.message).toMatch(new RegExp(`lines ${a.line}, ${b.line}`));
+    // Present (if refused), so not terminated; the repeat is one hire.
+    expect(types(result)).toEqual({ '304': ['hire'] });
+  });
+
+  it('refuses a header without the id or status column', () => {
+    expect(() => checkHeader(['WorkerStatus', 'FirstName', 'LastName'], config.csv)).toThrow(CsvFormatError);
+    expect(checkHeader(HEADER, config.csv).warnings).toEqual([expect.stringMatching(/not in the file/)]);
+  });
+});
+
+describe('stable event ids', () => {
+  it('gives the same ids for the same file and identities, so a re-import stores nothing new', () => {
+    const known = [knownAs('400', 'active')];
+    const first = plan([row({ WorkerID: '400', JobTitle: 'Lead' }), row({ WorkerID: '401' })], known);
+    const again = plan([row({ WorkerID: '400', JobTitle: 'Lead' }), row({ WorkerID: '401' })], known, false);
+    expect(again.events.map((e) => e.id)).toEqual(first.events.map((e) => e.id));
+    expect(first.events.every((e) => /^csv:[0-9a-f]{64}$/.test(e.id))).toBe(true);
+  });
+
+  it('changes with the type, the attributes and the identity version', () => {
+    const base = csvEventId('400', 'update', { title: 'Lead' }, 'v1');
+    expect(csvEventId('400', 'update', { title: 'Lead' }, 'v1')).toBe(base);
+    expect(csvEventId('400', 'update', { title: 'Chief' }, 'v1')).not.toBe(base);
+    expect(csvEventId('400', 'leave_start', {}, 'v1')).not.toBe(csvEventId('400', 'leave_end', {}, 'v1'));
+    // After the engine applied a change, the same change again is a new event (a second leave).
+    expect(csvEventId('400', 'update', { title: 'Lead' }, 'v2')).not.toBe(base);
+    // Attribute order does not matter.
+    expect(csvEventId('1', 'hire', { a: '1', b: '2' })).toBe(csvEventId('1', 'hire', { b: '2', a: '1' }));
+  });
+});
+
+describe('what a dry run says about entitlements', () => {
+  it('names the birthright entitlements a hire, a mover and a leaver gain or lose, with the rules', () => {
+    const result = plan(
+      [row({ WorkerID: '500' }), row({ WorkerID: '501', Department: 'Finance' }), row({ WorkerID: '502', WorkerStatus: 'Inactive' })],
+      [knownAs('501', 'active'), knownAs('502', 'active')],
+    );
+    const effects = Object.fromEntries(result.people.map((p) => [p.employeeId, birthrightEffects(config.birthright, p)]));
+    expect(effects['500']).toEqual({
+      grant: [
+        { entitlementId: 'directory-account', rules: ['everyone'] },
+        { entitlementId: 'employees', rules: ['employees'] },
+        { entitlementId: 'sales', rules: ['sales'] },
+      ],
+      revoke: [],
+    });
+    expect(effects['501']).toEqual({ grant: [], revoke: [{ entitlementId: 'sales', rules: ['sales'] }] });
+    expect(effects['502']!.grant).toEqual([]);
+    expect(effects['502']!.revoke.map((g) => g.entitlementId)).toEqual(['directory-account', 'employees', 'sales']);
+  });
+});

@@ -1,0 +1,238 @@
+// The pure half of SCIM bulk input: the envelope, the user mapping (default map, config
+// overrides, custom extensions), the event decision and the idempotency key.
+import { describe, expect, it } from 'vitest';
+import { scimEventId } from '../../api/routes/scim.js';
+import { parseConfig } from '../../domain/config.js';
+import {
+  checkScimOperation,
+  compileScimMapping,
+  decideScimChange,
+  DEFAULT_SCIM_CONFIG,
+  mapScimUser,
+  parseScimBulkRequest,
+  parseScimPath,
+  readScimPath,
+  SCIM_SCHEMAS,
+  scimEffectiveAt,
+  type ScimMappedUser,
+} from '../../domain/scim.js';
+
+const ENTERPRISE = SCIM_SCHEMAS.enterpriseUser;
+const CSV = 'urn:ietf:params:scim:schemas:extension:csv:1.0:User';
+
+/** A user as Entra API-driven inbound provisioning sends it. */
+function entraUser(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    schemas: [SCIM_SCHEMAS.user, ENTERPRISE, CSV],
+    externalId: 'E1001',
+    userName: 'ada.lovelace@example.com',
+    name: { givenName: 'Ada', familyName: 'Lovelace' },
+    displayName: 'Ada Lovelace',
+    emails: [
+      { value: 'ada.home@example.org', type: 'home' },
+      { value: 'ada@example.com', type: 'work', primary: true },
+    ],
+    title: 'Engineer',
+    active: true,
+    addresses: [{ type: 'work', locality: 'London', country: 'GB', primary: true }],
+    userType: 'employee',
+    [ENTERPRISE]: {
+      employeeNumber: 'N-77',
+      department: 'Engineering',
+      costCenter: 'CC-42',
+      division: 'R&D',
+      organization: 'Example Ltd',
+      manager: { value: 'E0001', displayName: 'Grace Hopper' },
+    },
+    [CSV]: { HireDate: '2026-12-01', GradeLevel: 7 },
+    ...overrides,
+  };
+}
+
+const scimConfig = (scim: Record<string, unknown>) =>
+  parseConfig({ targets: [{ id: 'd', type: 'ldap', bindDN: 'cn=a,dc=x', bindPassword: 'x', baseDN: 'dc=x', usersDN: 'ou=p,dc=x', groupsDN: 'ou=g,dc=x' }], entitlements: [{ id: 'a', target: 'd', kind: 'account' }], scim }).scim;
+
+describe('mapScimUser', () => {
+  it('maps core, enterprise and custom extension attributes; the manager by externalId', () => {
+    expect(mapScimUser(entraUser())).toEqual({
+      employeeId: 'E1001',
+      active: true,
+      attributes: {
+        userName: 'ada.lovelace@example.com',
+        givenName: 'Ada',
+        familyName: 'Lovelace',
+        displayName: 'Ada Lovelace',
+        email: 'ada@example.com',
+        title: 'Engineer',
+        department: 'Engineering',
+        location: 'London',
+        country: 'GB',
+        employmentType: 'employee',
+        managerId: 'E0001',
+        costCenter: 'CC-42',
+        division: 'R&D',
+        organization: 'Example Ltd',
+        hireDate: '2026-12-01',
+        gradeLevel: 7,
+      },
+    });
+  });
+
+  it('falls back to the enterprise employeeNumber, and reads active:false as a leaver', () => {
+    const user = mapScimUser(entraUser({ externalId: undefined, active: false }));
+    expect(user).toMatchObject({ employeeId: 'N-77', active: false });
+  });
+
+  it('takes the primary email, else a work one, else the first; attribute names are case-insensitive', () => {
+    const work = mapScimUser(entraUser({ emails: [{ value: 'home@x.org', type: 'home' }, { value: 'work@x.org', type: 'work' }] }));
+    expect(work).toMatchObject({ attributes: { email: 'work@x.org' } });
+    const first = mapScimUser(entraUser({ emails: [{ value: 'only@x.org' }] }));
+    expect(first).toMatchObject({ attributes: { email: 'only@x.org' } });
+    const shouting = mapScimUser({ ExternalId: 'E9', Name: { GivenName: 'A', FamilyName: 'B' } });
+    expect(shouting).toEqual({ employeeId: 'E9', active: true, attributes: { givenName: 'A', familyName: 'B' } });
+  });
+
+  it('refuses a user without familyName with a SCIM invalidValue naming the SCIM path', () => {
+    expect(mapScimUser(entraUser({ name: { givenName: 'Ada' } }))).toEqual({
+      error: { status: 400, scimType: 'invalidValue', detail: 'name.familyName is required' },
+    });
+    expect(mapScimUser(entraUser({ name: {} }))).toMatchObject({ error: { detail: 'name.givenName and name.familyName are required' } });
+    // A leaver is never refused for a missing name.
+    expect(mapScimUser({ externalId: 'E1', active: false })).toEqual({ employeeId: 'E1', active: false, attributes: {} });
+  });
+
+  it('refuses a missing or malformed employee id and a non-boolean active', () => {
+    expect(mapScimUser(entraUser({ externalId: undefined, [ENTERPRISE]: {} }))).toMatchObject({ error: { detail: expect.stringMatching(/^externalId is required/) } });
+    expect(mapScimUser(entraUser({ externalId: 'has space' }))).toMatchObject({ error: { scimType: 'invalidValue', detail: expect.stringMatching(/^externalId must be/) } });
+    expect(mapScimUser(entraUser({ active: 'maybe' }))).toMatchObject({ error: { detail: 'active must be a boolean.' } });
+    expect(mapScimUser(entraUser({ active: 'False' }))).toMatchObject({ active: false });
+  });
+
+  it('lets scim.attributeMap override, extend and drop mappings, and set required attributes', () => {
+    const config = scimConfig({
+      attributeMap: {
+        [`${ENTERPRISE}:costCenter`]: 'costCentre',
+        [`${CSV}:HireDate`]: 'startDate',
+        'emails[type eq "home"].value': 'privateEmail',
+        title: '',
+        [`${ENTERPRISE}:employeeNumber`]: 'employeeId',
+      },
+      required: ['givenName', 'familyName', 'department'],
+    });
+    const user = mapScimUser(entraUser(), config);
+    expect(user).toMatchObject({ employeeId: 'N-77', attributes: { costCentre: 'CC-42', startDate: '2026-12-01', privateEmail: 'ada.home@example.org', gradeLevel: 7 } });
+    if ('error' in user) throw new Error('unexpected error');
+    expect(user.attributes).not.toHaveProperty('costCenter');
+    expect(user.attributes).not.toHaveProperty('hireDate');
+    expect(user.attributes).not.toHaveProperty('title');
+
+    const noDepartment = mapScimUser(entraUser({ [ENTERPRISE]: { manager: { value: 'E0001' } } }), config);
+    expect(noDepartment).toMatchObject({ error: { detail: `${ENTERPRISE}:department is required` } });
+  });
+
+  it('names a bad attributeMap path at compile time', () => {
+    expect(() => compileScimMapping({ attributeMap: { 'emails[type ne "x"]': 'x' }, required: [] })).toThrow(/scim\.attributeMap: "emails\[type ne "x"\]" is not a SCIM attribute path/);
+  });
+
+  it('reads filtered and extension paths', () => {
+    const user = entraUser();
+    expect(readScimPath(user, parseScimPath('emails[type eq "home"].value'))).toBe('ada.home@example.org');
+    expect(readScimPath(user, parseScimPath(`${ENTERPRISE}:manager`))).toBe('E0001');
+    expect(readScimPath(user, parseScimPath(`${SCIM_SCHEMAS.user}:name.givenName`))).toBe('Ada');
+    expect(readScimPath(user, parseScimPath('addresses[primary eq true].country'))).toBe('GB');
+  });
+});
+
+describe('the BulkRequest envelope', () => {
+  const op = (data: unknown = entraUser(), extra: Record<string, unknown> = {}) => ({ method: 'POST', bulkId: 'b1', path: '/Users', data, ...extra });
+
+  it('accepts what Entra sends and reads failOnErrors', () => {
+    const parsed = parseScimBulkRequest({ schemas: [SCIM_SCHEMAS.bulkRequest], Operations: [op()], failOnErrors: 2 });
+    expect(parsed).toMatchObject({ ok: true, request: { failOnErrors: 2, Operations: [{ method: 'POST', bulkId: 'b1', path: '/Users' }] } });
+  });
+
+  it('answers more than 50 operations with 413 naming maxOperations, before anything else', () => {
+    const parsed = parseScimBulkRequest({ schemas: [], Operations: Array.from({ length: 51 }, () => op()) });
+    expect(parsed).toMatchObject({ ok: false, error: { status: 413, detail: expect.stringContaining('maxOperations is 50') } });
+  });
+
+  it('names the bad fields of a malformed envelope as invalidSyntax', () => {
+    const parsed = parseScimBulkRequest({ schemas: ['urn:x'], Operations: [{ bulkId: 'b' }] });
+    expect(parsed).toMatchObject({ ok: false, error: { status: 400, scimType: 'invalidSyntax' } });
+    if (parsed.ok) return;
+    expect(parsed.error.detail).toContain(`schemas: must include ${SCIM_SCHEMAS.bulkRequest}`);
+    expect(parsed.error.detail).toContain('Operations[0].method: is required');
+    expect(parseScimBulkRequest([])).toMatchObject({ ok: false, error: { detail: '(body): must be a SCIM BulkRequest object' } });
+  });
+
+  it('takes POST /Users only, per operation', () => {
+    const parsed = parseScimBulkRequest({ schemas: [SCIM_SCHEMAS.bulkRequest], Operations: [op(), op(undefined, { method: 'PATCH', path: '/Users/E1' }), op(undefined, { path: '/Groups' }), op('nope')] });
+    if (!parsed.ok) throw new Error(parsed.error.detail);
+    const [ok, patch, groups, bad] = parsed.request.Operations.map(checkScimOperation);
+    expect(ok).toMatchObject({ ok: true });
+    expect(patch).toMatchObject({ ok: false, error: { status: 405 } });
+    expect(groups).toMatchObject({ ok: false, error: { status: 404, scimType: 'invalidPath' } });
+    expect(bad).toMatchObject({ ok: false, error: { status: 400, scimType: 'invalidSyntax' } });
+  });
+});
+
+describe('decideScimChange', () => {
+  const user = (active: boolean, attributes: Record<string, unknown> = { givenName: 'Ada', familyName: 'Lovelace', title: 'Engineer' }): ScimMappedUser => ({ employeeId: 'E1', active, attributes });
+
+  it('hires the unknown, ignores the unknown inactive', () => {
+    expect(decideScimChange(undefined, user(true))).toEqual({ action: 'event', type: 'hire', attributes: user(true).attributes });
+    expect(decideScimChange(undefined, user(false))).toMatchObject({ action: 'none', outcome: 'ignored' });
+  });
+
+  it('updates only what changed, or nothing', () => {
+    const current = { status: 'active' as const, attributes: { givenName: 'Ada', familyName: 'Lovelace', title: 'Intern', extra: 'kept' } };
+    expect(decideScimChange(current, user(true))).toEqual({ action: 'event', type: 'update', attributes: { title: 'Engineer' } });
+    expect(decideScimChange({ ...current, attributes: { ...user(true).attributes } }, user(true))).toMatchObject({ action: 'none', outcome: 'unchanged' });
+  });
+
+  it('terminates the active, on leave and pre-hire; rehires the terminated and rescinded', () => {
+    for (const status of ['active', 'on_leave', 'pre_hire'] as const) {
+      expect(decideScimChange({ status, attributes: user(false).attributes }, user(false))).toMatchObject({ action: 'event', type: 'terminate' });
+    }
+    for (const status of ['terminated', 'rescinded'] as const) {
+      expect(decideScimChange({ status, attributes: {} }, user(true))).toMatchObject({ action: 'event', type: 'rehire' });
+      expect(decideScimChange({ status, attributes: {} }, user(false))).toMatchObject({ action: 'none', outcome: 'unchanged' });
+    }
+  });
+
+  it('dates a hire at a future hireDate or startDate; everything else now', () => {
+    const now = new Date('2026-06-01T00:00:00Z');
+    expect(scimEffectiveAt('hire', { hireDate: '2026-12-01' }, now).toISOString()).toBe('2026-12-01T00:00:00.000Z');
+    expect(scimEffectiveAt('hire', { startDate: '2026-07-01T09:00:00Z' }, now).toISOString()).toBe('2026-07-01T09:00:00.000Z');
+    expect(scimEffectiveAt('hire', { hireDate: '2020-01-01' }, now)).toBe(now);
+    expect(scimEffectiveAt('hire', { hireDate: 'soon' }, now)).toBe(now);
+    expect(scimEffectiveAt('update', { hireDate: '2026-12-01' }, now)).toBe(now);
+  });
+});
+
+describe('the idempotency key', () => {
+  const key = (overrides: Partial<Parameters<typeof scimEventId>[0]> = {}) =>
+    scimEventId({ employeeId: 'E1', type: 'hire', active: true, attributes: { givenName: 'Ada', familyName: 'Lovelace', emails: ['a', 'b'] }, basis: 'new', ...overrides });
+
+  it('is stable for the same content, whatever the key order', () => {
+    expect(key()).toMatch(/^scim:[0-9a-f]{64}$/);
+    expect(key({ attributes: { emails: ['a', 'b'], familyName: 'Lovelace', givenName: 'Ada' } })).toBe(key());
+  });
+
+  it('changes with the content, active, the event type and the state decided against', () => {
+    const first = key();
+    expect(key({ attributes: { givenName: 'Ada', familyName: 'Byron', emails: ['a', 'b'] } })).not.toBe(first);
+    expect(key({ attributes: { givenName: 'Ada', familyName: 'Lovelace', emails: ['b', 'a'] } })).not.toBe(first);
+    expect(key({ active: false })).not.toBe(first);
+    expect(key({ employeeId: 'E2' })).not.toBe(first);
+    expect(key({ type: 'rehire', basis: 'terminated@2026-01-01T00:00:00.000Z' })).not.toBe(first);
+    expect(key({ basis: 'active@2026-01-01T00:00:00.000Z' })).not.toBe(first);
+  });
+
+  it('maps the same user to the same key via mapScimUser', () => {
+    const a = mapScimUser(entraUser(), DEFAULT_SCIM_CONFIG);
+    const b = mapScimUser(JSON.parse(JSON.stringify(entraUser())) as Record<string, unknown>, DEFAULT_SCIM_CONFIG);
+    if ('error' in a || 'error' in b) throw new Error('unexpected error');
+    expect(scimEventId({ ...a, type: 'hire', basis: 'new' })).toBe(scimEventId({ ...b, type: 'hire', basis: 'new' }));
+  });
+});
