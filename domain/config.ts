@@ -74,11 +74,13 @@ const approvalPolicy = z
 const lifecycle = z
   .object({
     preProvisionLead: duration.default(0),
+    /** Pre-provisioned accounts stay disabled until the start date (false: enabled at once). */
+    preProvisionDisabled: z.boolean().default(true),
     moverGracePeriod: duration.default(0),
     deleteAfter: duration.default(30 * 86_400_000),
     grantSla: duration.default(15 * 60_000),
   })
-  .default({ preProvisionLead: 0, moverGracePeriod: 0, deleteAfter: 30 * 86_400_000, grantSla: 15 * 60_000 });
+  .default({ preProvisionLead: 0, preProvisionDisabled: true, moverGracePeriod: 0, deleteAfter: 30 * 86_400_000, grantSla: 15 * 60_000 });
 
 const retries = z
   .object({

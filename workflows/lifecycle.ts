@@ -51,6 +51,8 @@ export interface LifecycleState {
 export interface LifecycleInput {
   employeeId: string;
   state?: LifecycleState;
+  /** History length that triggers continue-as-new (tests lower it to see it happen). */
+  historyLimit?: number;
 }
 
 const SEEN_LIMIT = 1_000;
@@ -124,9 +126,10 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
     state.applied += 1;
 
     const info = workflowInfo();
-    if (info.continueAsNewSuggested || info.historyLength > HISTORY_LIMIT) {
+    if (info.continueAsNewSuggested || info.historyLength > (input.historyLimit ?? HISTORY_LIMIT)) {
+      // Signals that arrived meanwhile are in `state`; handlers must be done before we go.
       await condition(allHandlersFinished);
-      await continueAsNew<typeof lifecycle>({ employeeId, state });
+      await continueAsNew<typeof lifecycle>({ employeeId, state, ...(input.historyLimit ? { historyLimit: input.historyLimit } : {}) });
     }
   }
 
@@ -221,7 +224,8 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
     const due = evaluateBirthright(policy.birthright, state.person.attributes);
     if (due.length) {
       const planned = await db.createBirthrightRequests({ identityId: state.person.identityId as string, eventId: event.eventId, items: due });
-      await provisionAll(planned, policy, { employeeId, enabled: !options.preProvision, reenable: options.rehire === true });
+      const enabled = !options.preProvision || !policy.lifecycle.preProvisionDisabled;
+      await provisionAll(planned, policy, { employeeId, enabled, reenable: options.rehire === true });
     }
     if (options.preProvision) schedule({ kind: 'start', dueAt: Date.parse(event.effectiveAt), seq: nextSeq(), eventId: event.eventId });
   }
