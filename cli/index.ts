@@ -111,6 +111,7 @@ program
   .option('--json', 'print JSON')
   .action(async (employeeId: string, options: { json?: boolean }) => {
     const env = readEnv();
+    prepareLocalSetup(env, createLogger('warn'));
     const config = loadConfig(env.configPath);
     const { db, close } = createDb(env.databaseUrl, { max: 1 });
     const connection = await Connection.connect({ address: env.temporalAddress ?? '127.0.0.1:7233' });
