@@ -2,7 +2,7 @@
 // approved; a grant says what the target really holds, proven by reading it back.
 import { ApplicationFailure } from '@temporalio/activity';
 import { and, eq, ne } from 'drizzle-orm';
-import { writeAudit } from '../db/audit.js';
+import { writeAudit, writeAuditBatch, type AuditEntry } from '../db/audit.js';
 import type { Tx } from '../db/client.js';
 import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
 import { canMoveGrant } from '../domain/grant-status.js';
@@ -98,9 +98,12 @@ export function createGrantActivities(deps: ActivityDeps) {
      * the request key is event + entitlement, and a person's live grant is reused, not doubled.
      */
     async createBirthrightRequests(input: BirthrightRequestInput): Promise<PlannedGrant[]> {
-      const planned: PlannedGrant[] = [];
-      for (const item of input.items) {
-        const result = await db.transaction(async (tx) => {
+      // One transaction for all of them, audit rows written last: the audit chain's lock is
+      // taken once and held only for the final insert and the commit.
+      return db.transaction(async (tx) => {
+        const audit: AuditEntry[] = [];
+        const planned: PlannedGrant[] = [];
+        for (const item of input.items) {
           const [entitlement] = await tx.select().from(entitlements).where(eq(entitlements.id, item.entitlementId));
           if (!entitlement) throw ApplicationFailure.nonRetryable(`unknown entitlement ${item.entitlementId}`, 'ConfigError');
           const idempotencyKey = `birthright:${input.eventId}:${item.entitlementId}`;
@@ -122,7 +125,7 @@ export function createGrantActivities(deps: ActivityDeps) {
               })
               .returning();
             if (!request) throw new Error('access request insert returned no row');
-            await writeAudit(tx, {
+            audit.push({
               actor: ENGINE_ACTOR,
               action: 'access_request.auto_approved',
               subjectType: 'access_request',
@@ -139,7 +142,7 @@ export function createGrantActivities(deps: ActivityDeps) {
           if (!grant) {
             [grant] = await tx.insert(grants).values({ identityId: input.identityId, entitlementId: item.entitlementId, requestId: request.id, status: 'pending' }).returning();
             if (!grant) throw new Error('grant insert returned no row');
-            await writeAudit(tx, {
+            audit.push({
               actor: ENGINE_ACTOR,
               action: 'grant.pending',
               subjectType: 'grant',
@@ -148,11 +151,11 @@ export function createGrantActivities(deps: ActivityDeps) {
               correlationId: request.id,
             });
           }
-          return { grantId: grant.id, requestId: grant.requestId, entitlementId: item.entitlementId, kind: entitlement.kind as EntitlementKind, target: entitlement.target, grantStatus: grant.status as GrantStatus };
-        });
-        planned.push(result);
-      }
-      return planned;
+          planned.push({ grantId: grant.id, requestId: grant.requestId, entitlementId: item.entitlementId, kind: entitlement.kind as EntitlementKind, target: entitlement.target, grantStatus: grant.status as GrantStatus });
+        }
+        await writeAuditBatch(tx, audit);
+        return planned;
+      });
     },
 
     /** Asks the target to grant. Safe to retry: connectors adopt what already exists. */

@@ -1,5 +1,5 @@
 // Joiner and leaver latency, end to end through the real engine:
-//   npx tsx bench/lifecycle.ts [--rate 20] [--duration 30] [--wait 120] [--sample 3]
+//   npx tsx bench/lifecycle.ts [--rate 20] [--duration 30] [--wait 120] [--sample 3] [--trace]
 // Starts its own Temporal dev server, its own slapd (in a temporary folder), a fresh
 // database jml_bench_lc_<random> and a unique Redis prefix and task queue, writes a config
 // like jml.config.example.yaml pointing at that slapd, and runs startRuntime (API, Temporal
@@ -8,10 +8,12 @@
 //      seconds, one new Engineering employee each (4 birthright grants: the account and 3
 //      groups); waits (at most --wait s) until every grant is active with verified_at, and
 //      reports per person max(grants.verified_at) - the moment the 202 came back.
-//   2. leavers: `terminate` webhooks (effective now) for the same people at the same rate;
-//      waits until every grant is revoked, and reports max(grants.revoked_at) - the 202.
-// Both also against hr_events.received_at. It checks the directory itself with ldapts:
-// joiners exist, enabled, with memberOf; leavers are locked with no groups. Failed grants
+//   2. leavers: `terminate` webhooks (effective now) for the same people at the same rate
+//      (those whose joiner finished within the wait); waits until every grant is revoked,
+//      and reports max(grants.revoked_at) - the 202.
+// Both also against hr_events.received_at; --trace prints one person's audit trail. It
+// checks the directory itself with ldapts for everyone the database calls done: joiners
+// exist, enabled, with memberOf; leavers are locked with no groups. Failed grants
 // must be 0. Everything it started is stopped and dropped at the end, and a watchdog
 // bounds the whole run.
 import { randomBytes } from 'node:crypto';
@@ -21,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Connection } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime as TemporalRuntime } from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import { Client as LdapClient } from 'ldapts';
 import postgres from 'postgres';
@@ -39,6 +41,8 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '30' },
     wait: { type: 'string', default: '120' },
     sample: { type: 'string', default: '3' },
+    /** Print the audit timeline of one joiner and leaver (the middle one), relative to its 202. */
+    trace: { type: 'boolean', default: false },
   },
 });
 const rate = Number(args.rate);
@@ -428,8 +432,22 @@ async function reportPhase(
   return { ok: rejected.length === 0 && failed === 0 && wait.complete && complete === accepted.length };
 }
 
-/** Checks every bench account in the directory and prints a few in full. */
-async function checkDirectory(server: SlapdServer, phase: 'joiner' | 'leaver', ids: string[]): Promise<boolean> {
+/** People whose grants the database now calls all verified (joiner) or all revoked (leaver). */
+async function completedPeople(sql: postgres.Sql, phase: 'joiner' | 'leaver', among: string[]): Promise<string[]> {
+  const progress = await grantProgress(sql, phase);
+  return among.filter((id) => {
+    const p = progress.get(id);
+    return p !== undefined && p.total === EXPECTED_GRANTS && p.done === EXPECTED_GRANTS;
+  });
+}
+
+/**
+ * Checks in the directory every person the database calls done (its verified_at or
+ * revoked_at must be true of LDAP too) and prints a few in full. People still in progress
+ * when the wait ran out are counted, not judged.
+ */
+async function checkDirectory(sql: postgres.Sql, server: SlapdServer, phase: 'joiner' | 'leaver', among: string[]): Promise<boolean> {
+  const ids = await completedPeople(sql, phase, among);
   const accounts = await readDirectory(server);
   const bad: string[] = [];
   for (const id of ids) {
@@ -441,7 +459,10 @@ async function checkDirectory(server: SlapdServer, phase: 'joiner' | 'leaver', i
   }
   const step = Math.max(1, Math.floor(ids.length / sampleSize));
   const sample = ids.filter((_, i) => i % step === 0).slice(0, sampleSize);
-  console.log(`  LDAP (ldapts)       ${ids.length - bad.length}/${ids.length} accounts ${phase === 'joiner' ? 'exist, enabled, memberOf all 3 groups' : 'exist, locked (pwdAccountLockedTime), no memberOf'}`);
+  const pending = among.length - ids.length;
+  console.log(
+    `  LDAP (ldapts)       ${ids.length - bad.length}/${ids.length} people the database calls done ${phase === 'joiner' ? 'exist, enabled, memberOf all 3 groups' : 'exist, locked (pwdAccountLockedTime), no memberOf'}${pending ? `; ${pending} still in progress, not checked` : ''}`,
+  );
   for (const id of sample) {
     const a = accounts.get(id);
     console.log(`    uid=${id},${server.usersDN}: ${a ? `${a.locked ? `locked (pwdAccountLockedTime ${PERMANENT_LOCK})` : 'enabled'}, memberOf [${a.memberOf.map(groupName).sort().join(', ')}]` : 'MISSING'}`);
@@ -450,12 +471,28 @@ async function checkDirectory(server: SlapdServer, phase: 'joiner' | 'leaver', i
   return bad.length === 0;
 }
 
+/** One person's audit trail for one event, in ms after its 202: where the time goes. */
+async function tracePerson(sql: postgres.Sql, sent: Sent): Promise<void> {
+  const rows = await sql<Array<{ at: Date; action: string; subjectType: string }>>`
+    with person as (select id from identities where employee_id = ${sent.employeeId}),
+         subjects as (
+           select id::text as id from person
+           union all select g.id::text from grants g where g.identity_id = (select id from person)
+           union all select r.id::text from access_requests r where r.identity_id = (select id from person)
+           union all select ${sent.eventId}::text)
+    select at, action, subject_type as "subjectType" from audit_log
+    where subject_id in (select id from subjects) and at >= ${new Date(sent.sentAt - 1000)}
+    order by seq`;
+  console.log(`  trace ${sent.employeeId} (${sent.eventId}), ms after its 202:`);
+  for (const r of rows) console.log(`    ${String(new Date(r.at).getTime() - sent.ackAt).padStart(7)}  ${r.action}`);
+}
+
 // ---- the run ---------------------------------------------------------------------------
 
 async function main(): Promise<boolean> {
   const t0 = Date.now();
   // The worker's start-up chatter (webpack, state changes) would bury the figures.
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  TemporalRuntime.install({ logger: new DefaultLogger('WARN') });
   tmp = mkdtempSync(join(tmpdir(), 'jml-bench-lc-'));
   [temporal, slapd] = await Promise.all([startTemporalDevServer({ forTests: true }), startSlapd({ dir: join(tmp, 'slapd') })]);
   const port = await freePort();
@@ -512,10 +549,17 @@ async function main(): Promise<boolean> {
   const hired = hires.sent.filter((s) => s.status === 202).map((s) => s.employeeId);
   const joinWait = await waitForGrants(sql, 'joiner', hired, waitSeconds * 1000);
   const joiners = await reportPhase(sql, 'joiner', hires.sent, hires.sendSeconds, joinWait);
-  const joinLdap = await checkDirectory(slapd, 'joiner', hired);
+  const joinLdap = await checkDirectory(sql, slapd, 'joiner', hired);
+  const middle = (list: Sent[]) => list.filter((x) => x.status === 202)[Math.floor(list.length / 2)];
+  if (args.trace && middle(hires.sent)) await tracePerson(sql, middle(hires.sent) as Sent);
 
-  // Phase 2: leavers, the same people (those whose hire went in), at the same rate.
-  const leaving = ids.filter((id) => hired.includes(id));
+  // Phase 2: leavers, the same people, at the same rate. Only those whose joiner finished:
+  // terminating someone still being provisioned would time the rest of the joiner too.
+  const leaving = await completedPeople(sql, 'joiner', ids);
+  if (leaving.length < ids.length) {
+    console.log(`  note: ${ids.length - leaving.length} of ${ids.length} joiners were not finished; phase 2 terminates the ${leaving.length} who were (the rest keep loading the engine meanwhile)`);
+  }
+  if (leaving.length === 0) throw new Error('no joiner finished; nothing to terminate');
   const terms = await atSteadyRate(leaving.length, rate, (i) =>
     postEvent(api, webhook, i, `lc-${runId}-term-${i}`, { type: 'terminate', employeeId: leaving[i] as string, effectiveAt: new Date().toISOString(), attributes: {} }),
   );
@@ -523,7 +567,8 @@ async function main(): Promise<boolean> {
   const leaveWait = await waitForGrants(sql, 'leaver', terminated, waitSeconds * 1000);
   console.log('');
   const leavers = await reportPhase(sql, 'leaver', terms.sent, terms.sendSeconds, leaveWait);
-  const leaveLdap = await checkDirectory(slapd, 'leaver', terminated);
+  const leaveLdap = await checkDirectory(sql, slapd, 'leaver', terminated);
+  if (args.trace && middle(terms.sent)) await tracePerson(sql, middle(terms.sent) as Sent);
 
   const [alerts] = await sql<Array<{ n: number }>>`select count(*)::int as n from alerts where kind in ('grant_failed', 'revoke_failed', 'mass_leaver_brake')`;
   console.log(`\nalerts (grant/revoke failed, brake): ${alerts?.n ?? 0}`);

@@ -198,6 +198,10 @@ export async function submitFeed(deps: FeedDeps, input: FeedInput): Promise<Feed
     for (const ids of chunks(raced)) {
       for (const row of await tx.select().from(hrEvents).where(inArray(hrEvents.id, ids))) stored.set(row.id, row);
     }
+    if (raced.length) {
+      const createdTerminations = [...created.values()].filter((row) => row.type === 'terminate').length;
+      await tx.update(hrBatches).set({ events: created.size, terminations: createdTerminations }).where(eq(hrBatches.id, batch.id));
+    }
 
     const counts = emptyCounts();
     for (const row of created.values()) counts[row.type as HrEventType] += 1;

@@ -57,10 +57,11 @@ export interface KnownIdentity {
   status: IdentityStatus;
   attributes: IdentityAttributes;
   /**
-   * Changes whenever the engine applies a change to the person (identities.updated_at).
-   * Part of each event id, so the same change planned twice (a re-import before the
-   * workflow caught up) has one id, while a later, real repeat (a second leave, A -> B
-   * again after B -> A) gets a new one.
+   * Changes whenever the engine applies a change to the person (identities.updated_at) or
+   * rejects one of their events (a discarded brake batch). Part of each event id, so the
+   * same change planned twice (a re-import before the workflow caught up) has one id, while
+   * a later, real repeat (a second leave, A -> B again after B -> A, a leaver dropped again
+   * after a discarded batch) gets a new one.
    */
   version?: string;
 }

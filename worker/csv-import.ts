@@ -5,11 +5,12 @@
 // `POST /api/v1/hr/imports`; no Temporal, no activities.
 import { Readable } from 'node:stream';
 import type { Queue } from 'bullmq';
+import { count, eq } from 'drizzle-orm';
 import { parse } from 'csv-parse';
 import type { Db } from '../db/client.js';
-import { submitFeed } from '../db/feeds.js';
+import { ACTIVE_STATUSES, brakeTrips, submitFeed } from '../db/feeds.js';
 import type { NewHrEvent } from '../db/inbox.js';
-import { identities } from '../db/schema.js';
+import { hrEvents, identities } from '../db/schema.js';
 import type { BirthrightGrant } from '../domain/birthright.js';
 import type { JmlConfig } from '../domain/config.js';
 import {
@@ -71,6 +72,8 @@ export interface CsvImportResult {
   batchStatus: 'accepted' | 'held' | null;
   /** Per person, for a dry run only. */
   plan?: PersonOutcome[];
+  /** For a dry run: whether the mass-leaver brake would hold this feed's terminations. */
+  brake?: { terminations: number; activeIdentities: number; wouldHold: boolean };
 }
 
 /** Reads the extract; malformed records are reported per line and skipped. Throws CsvFormatError for a bad header. */
@@ -120,11 +123,25 @@ export async function readCsv(
   return { rows, errors, warnings };
 }
 
+/**
+ * The identities with their version for event ids: when the row last changed, and how many
+ * of the person's events were rejected. The second part matters for discarded brake
+ * batches: a discard changes nothing on the identity, and without it the next extract that
+ * (rightly) drops the same person would plan the same terminate id, find it stored as
+ * rejected, and never terminate them.
+ */
 export async function loadKnownIdentities(db: Db): Promise<KnownIdentity[]> {
   const rows = await db
     .select({ employeeId: identities.employeeId, status: identities.status, attributes: identities.attributes, updatedAt: identities.updatedAt })
     .from(identities);
-  return rows.map((r) => ({ employeeId: r.employeeId, status: r.status as IdentityStatus, attributes: r.attributes, version: r.updatedAt.toISOString() }));
+  const rejected = await db.select({ employeeId: hrEvents.employeeId, n: count() }).from(hrEvents).where(eq(hrEvents.status, 'rejected')).groupBy(hrEvents.employeeId);
+  const rejectedBy = new Map(rejected.map((r) => [r.employeeId, r.n]));
+  return rows.map((r) => ({
+    employeeId: r.employeeId,
+    status: r.status as IdentityStatus,
+    attributes: r.attributes,
+    version: `${r.updatedAt.toISOString()}#${rejectedBy.get(r.employeeId) ?? 0}`,
+  }));
 }
 
 function toNewHrEvent(event: PlannedEvent, line: number | null): NewHrEvent {
@@ -160,7 +177,10 @@ export async function importCsv(deps: CsvImportDeps, input: Readable | Buffer | 
         revoke: effects.revoke,
       };
     });
-    return { ...base, stored: 0, batchId: null, batchStatus: null, plan: people };
+    const activeIdentities = known.filter((k) => (ACTIVE_STATUSES as readonly string[]).includes(k.status)).length;
+    const terminations = plan.counts.terminate;
+    const brake = { terminations, activeIdentities, wouldHold: brakeTrips(deps.config.brake, terminations, activeIdentities) };
+    return { ...base, stored: 0, batchId: null, batchStatus: null, plan: people, brake };
   }
   if (plan.events.length === 0) return { ...base, stored: 0, batchId: null, batchStatus: null };
 

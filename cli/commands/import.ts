@@ -54,6 +54,9 @@ function printSummary(result: CsvImportResult): void {
   for (const warning of result.warnings) console.log(`warning: ${warning}`);
   for (const error of result.errors.slice(0, MAX_ERRORS_SHOWN)) console.log(`  line ${error.line}: ${error.message}`);
   if (result.errors.length > MAX_ERRORS_SHOWN) console.log(`  ... and ${result.errors.length - MAX_ERRORS_SHOWN} more refused rows (--json lists them all)`);
+  if (result.brake?.wouldHold) {
+    console.log(`the mass-leaver brake would hold this feed: ${result.brake.terminations} terminations of ${result.brake.activeIdentities} active identities`);
+  }
   if (result.batchId) console.log(`batch ${result.batchId}: ${result.batchStatus}`);
   if (result.batchStatus === 'held') {
     console.log(
