@@ -94,7 +94,10 @@ describe('joiner, future-dated', () => {
       return found?.groups.includes(group('engineering')) ? found : undefined;
     });
     // Provisioned (and read back) before the start, even on a slow machine: the database says when.
-    const verified = await engine.db.select({ at: grants.verifiedAt }).from(grants).innerJoin(identities, eq(grants.identityId, identities.id)).where(eq(identities.employeeId, employeeId));
+    const verified = await eventually(async () => {
+      const rows = await engine.db.select({ at: grants.verifiedAt }).from(grants).innerJoin(identities, eq(grants.identityId, identities.id)).where(eq(identities.employeeId, employeeId));
+      return rows.length === 4 && rows.every((r) => r.at) && rows;
+    });
     for (const { at } of verified) expect(at!.getTime()).toBeLessThan(start.getTime());
     expect(early.enabled).toBe(false);
     expect(early.groups).toContain(group('engineering'));
