@@ -1,13 +1,12 @@
 // The append-only audit log. Each row carries the hash of the previous one, so removing or
 // editing a row breaks the chain, and verifyAuditChain finds where.
 import { createHash } from 'node:crypto';
-import { asc, desc, sql } from 'drizzle-orm';
+import { asc, sql } from 'drizzle-orm';
 import type { DbOrTx, Tx } from './client.js';
 import { auditLog } from './schema.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
-// Any constant: serialises writers of the chain inside their transactions.
-const AUDIT_LOCK_KEY = 7_310_001;
+// Writers are serialised by advisory lock 7310001, taken inside audit_append() (migration 0003).
 
 export interface AuditEntry {
   actor: string;
@@ -31,8 +30,9 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function rowHash(prevHash: string, row: { at: Date } & AuditEntry): string {
-  const body = canonical({
+/** The canonical text each row's hash covers, after the previous row's hash. */
+function rowBody(row: { at: Date } & AuditEntry): string {
+  return canonical({
     at: row.at.toISOString(),
     actor: row.actor,
     action: row.action,
@@ -42,7 +42,10 @@ function rowHash(prevHash: string, row: { at: Date } & AuditEntry): string {
     after: row.after ?? null,
     correlationId: row.correlationId ?? null,
   });
-  return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
+}
+
+function rowHash(prevHash: string, row: { at: Date } & AuditEntry): string {
+  return createHash('sha256').update(prevHash).update('\n').update(rowBody(row)).digest('hex');
 }
 
 /** Appends one audit row. Call it inside the transaction that makes the change. */
@@ -57,20 +60,15 @@ export async function writeAudit(tx: Tx, entry: AuditEntry): Promise<void> {
  */
 export async function writeAuditBatch(tx: Tx, entries: readonly AuditEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`);
-  const [last] = await tx.select({ hash: auditLog.hash }).from(auditLog).orderBy(desc(auditLog.seq)).limit(1);
-  let prevHash = last?.hash ?? GENESIS_HASH;
   // Millisecond precision, so the hash survives the timestamptz round trip.
   const at = new Date();
   const rows = entries.map((entry) => {
     const row = { ...entry, before: entry.before ?? null, after: entry.after ?? null, correlationId: entry.correlationId ?? null, at };
-    const hash = rowHash(prevHash, row);
-    const chained = { ...row, prevHash, hash };
-    prevHash = hash;
-    return chained;
+    return { ...row, at: at.toISOString(), body: rowBody(row) };
   });
-  // One statement: seq is drawn in VALUES order, which is the chain order.
-  await tx.insert(auditLog).values(rows);
+  // The database takes the lock, reads the head, chains and inserts in one call
+  // (migration 0003); the hashes are the ones verifyAuditChain recomputes here.
+  await tx.execute(sql`select audit_append(${JSON.stringify(rows)}::jsonb)`);
 }
 
 /** Walks the chain; returns the seq of the first broken row, or null when intact. */
