@@ -11,6 +11,7 @@
 // --synthetic N imports N distinct people made from the sample's rows instead (the sample
 // has 1000 rows but only ~170 usable active workers: many WorkerIDs name several people).
 // Everything it started is stopped and dropped at the end.
+import { deleteKeysWithPrefix } from '../worker/redis.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -20,7 +21,6 @@ import { parseArgs } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime as TemporalRuntime } from '@temporalio/worker';
 import { and, count, eq, inArray, sql } from 'drizzle-orm';
-import { Redis } from 'ioredis';
 import YAML from 'yaml';
 import { createApiToken } from '../api/auth.js';
 import { createDb, type DbHandle } from '../db/client.js';
@@ -78,14 +78,7 @@ async function cleanup(): Promise<void> {
     await admin.close();
   });
   await step(`deleting Redis keys ${redisPrefix}:*`, async () => {
-    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
-    redis.disconnect();
+    await deleteKeysWithPrefix(redisUrl, `${redisPrefix}:`);
   });
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 }

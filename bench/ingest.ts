@@ -9,12 +9,12 @@
 //   batched   what the API does (db/inbox.ts createInboxWriter): events arriving while a
 //             write is in flight share one transaction and one turn at the audit chain lock
 //   single    storeHrEvent: one transaction, one lock turn per event (the cost of the chain)
+import { deleteKeysWithPrefix } from '../worker/redis.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sql } from 'drizzle-orm';
-import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { buildApp } from '../api/app.js';
 import { createMetricsRegistry } from '../api/metrics.js';
@@ -90,19 +90,6 @@ function runLoad(url: string): Promise<LoadResult> {
   });
 }
 
-async function deleteRedisKeys(): Promise<void> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 async function dropDatabase(): Promise<void> {
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
@@ -161,7 +148,7 @@ async function main(): Promise<void> {
     await app.close();
     await queue.close();
     await handle.close();
-    await deleteRedisKeys();
+    await deleteKeysWithPrefix(redisUrl, `${redisPrefix}:`);
     await dropDatabase();
   }
 }

@@ -16,6 +16,7 @@
 // exist, enabled, with memberOf; leavers are locked with no groups. Failed grants
 // must be 0. Everything it started is stopped and dropped at the end, and a watchdog
 // bounds the whole run.
+import { deleteKeysWithPrefix } from '../worker/redis.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -25,7 +26,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime as TemporalRuntime } from '@temporalio/worker';
-import { Redis } from 'ioredis';
 import { Client as LdapClient } from 'ldapts';
 import postgres from 'postgres';
 import { Webhook } from 'standardwebhooks';
@@ -99,7 +99,7 @@ function cleanup(): Promise<void> {
     if (slapd) await step('stopping slapd', () => slapd!.stop());
     if (temporal) await step('stopping Temporal', () => temporal!.stop());
     if (databaseCreated) await step(`dropping ${databaseName}`, dropDatabase);
-    await step(`deleting Redis keys ${redisPrefix}:*`, deleteRedisKeys);
+    await step(`deleting Redis keys ${redisPrefix}:*`, () => deleteKeysWithPrefix(redisUrl, `${redisPrefix}:`));
     if (tmp) await step(`removing ${tmp}`, async () => rmSync(tmp!, { recursive: true, force: true }));
   })());
 }
@@ -113,19 +113,6 @@ async function dropDatabase(): Promise<void> {
   }
 }
 
-async function deleteRedisKeys(): Promise<void> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 // The whole run is bounded: start-up (Temporal, worker bundling), two send phases, two
 // waits, checks and shutdown. Past that, clean up what we can and leave.

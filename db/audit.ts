@@ -2,6 +2,7 @@
 // editing a row breaks the chain, and verifyAuditChain finds where.
 import { createHash } from 'node:crypto';
 import { asc, sql } from 'drizzle-orm';
+import { canonicalJson } from '../domain/canonical-json.js';
 import type { DbOrTx, Tx } from './client.js';
 import { auditLog } from './schema.js';
 
@@ -18,21 +19,10 @@ export interface AuditEntry {
   correlationId?: string | null;
 }
 
-/** JSON with sorted keys, so the hash does not depend on key order after a jsonb round trip. */
-function canonical(value: unknown): string {
-  if (value === undefined || value === null) return 'null';
-  if (value instanceof Date) return JSON.stringify(value.toISOString());
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    return `{${entries.sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
 
 /** The canonical text each row's hash covers, after the previous row's hash. */
 function rowBody(row: { at: Date } & AuditEntry): string {
-  return canonical({
+  return canonicalJson({
     at: row.at.toISOString(),
     actor: row.actor,
     action: row.action,

@@ -12,6 +12,7 @@
 //   inactive               unknown                           nothing (counted as skipped)
 //   absent                 active / on_leave / pre_hire      terminate, only for a full snapshot
 // Every terminate goes through the mass-leaver brake (db/feeds.ts).
+import { canonicalJson } from './canonical-json.js';
 import { createHash } from 'node:crypto';
 import { evaluateBirthright, type BirthrightGrant } from './birthright.js';
 import type { BirthrightRule, CsvConfig } from './config.js';
@@ -139,23 +140,10 @@ export function checkHeader(header: readonly string[], config: CsvConfig): { war
   return { warnings: optional.length ? [`column(s) not in the file, ignored: ${[...new Set(optional)].join(', ')}`] : [] };
 }
 
-/** JSON with sorted keys, so an id does not depend on attribute order. */
-function canonical(value: unknown): string {
-  if (value === null || value === undefined) return 'null';
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (typeof value === 'object') {
-    return `{${Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
 
 /** Stable: the same person, type, attributes and identity version give the same id. */
 export function csvEventId(employeeId: string, type: HrEventType, attributes: IdentityAttributes, version = ''): string {
-  const hash = createHash('sha256').update(canonical([employeeId, type, attributes, version])).digest('hex');
+  const hash = createHash('sha256').update(canonicalJson([employeeId, type, attributes, version])).digest('hex');
   return `csv:${hash}`;
 }
 
@@ -218,7 +206,7 @@ export function planCsvImport(rows: Iterable<CsvRow>, config: CsvConfig, known: 
     if (id) linesById.set(id, [...(linesById.get(id) ?? []), row]);
   }
   const ambiguous = new Set(
-    [...linesById.entries()].filter(([, same]) => same.some((r) => canonical(r.values) !== canonical(same[0]!.values))).map(([id]) => id),
+    [...linesById.entries()].filter(([, same]) => same.some((r) => canonicalJson(r.values) !== canonicalJson(same[0]!.values))).map(([id]) => id),
   );
   /** Ids present in the file (even on refused rows): never terminated as absent. */
   const seen = new Map<string, number>();

@@ -4,6 +4,7 @@
 // event a user becomes given what is known about the person, and the material of the
 // event's idempotency key. No I/O and no Node built-ins (the sha256 of the key material is
 // taken by the caller), so this stays as safe to import as the rest of domain/.
+import { canonicalJson } from './canonical-json.js';
 import { z } from 'zod';
 import type { ScimConfig } from './config.js';
 import type { HrEventType, IdentityAttributes, IdentityStatus } from './types.js';
@@ -46,19 +47,7 @@ export function scimErrorBody(error: ScimErrorInit) {
 
 // --- canonical JSON -------------------------------------------------------------------
 
-/** JSON with sorted keys, undefined members dropped: equal content, equal text. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || value === undefined) return 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object') {
-    return `{${Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
+export { canonicalJson } from './canonical-json.js';
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 

@@ -1,11 +1,11 @@
 // Starts the real services once per `vitest run` and hands their addresses to every test
 // file through `inject` (see test/support/env.ts). Each run gets its own database, Redis
 // key prefix and slapd, so concurrent runs on one machine do not collide.
+import { deleteKeysWithPrefix } from '../worker/redis.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { ensureDatabase, runMigrations } from '../db/client.js';
@@ -35,19 +35,6 @@ async function dropDatabase(adminUrl: string, name: string): Promise<void> {
   }
 }
 
-async function deleteRedisKeys(redisUrl: string, prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const id = randomBytes(4).toString('hex');
@@ -70,7 +57,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       temporal.status === 'fulfilled' ? temporal.value.stop() : undefined,
       ldap.status === 'fulfilled' ? ldap.value.stop() : undefined,
       dropDatabase(adminUrl, dbName),
-      deleteRedisKeys(redisUrl, redisPrefix),
+      deleteKeysWithPrefix(redisUrl, redisPrefix),
     ]);
     await rm(ldapDir, { recursive: true, force: true });
     for (const step of steps) if (step.status === 'rejected') log(`teardown: ${String(step.reason)}`);

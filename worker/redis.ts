@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import type { ConnectionOptions } from 'bullmq';
 
 /**
@@ -16,4 +17,19 @@ export function redisConnection(url: string, role: 'worker' | 'producer'): Conne
     ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
     ...(role === 'worker' ? { maxRetriesPerRequest: null } : { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 }),
   };
+}
+
+/** Deletes every key that starts with `prefix` (SCAN + UNLINK): test runs and benches clean up with it. */
+export async function deleteKeysWithPrefix(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
 }

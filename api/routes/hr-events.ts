@@ -16,6 +16,7 @@ import { HR_EVENT_TYPES } from '../../domain/types.js';
 import type { JmlConfig } from '../../domain/config.js';
 import type { Db } from '../../db/client.js';
 import { brakeWebhookTerminate } from '../../db/feeds.js';
+import { canonicalJson } from '../../domain/canonical-json.js';
 import { createInboxWriter, getHrEvent, type HrEventRow, type NewHrEvent } from '../../db/inbox.js';
 import { enqueueHrEvent, type HrEventJob } from '../../worker/hr-event-queue.js';
 import { requireScope } from '../auth.js';
@@ -88,19 +89,6 @@ export const hrEventBodySchema = z
 
 export type HrEventBody = z.output<typeof hrEventBodySchema>;
 
-/** JSON with sorted keys: the same event hashes the same after a jsonb round trip. */
-function canonicalJson(value: unknown): string {
-  if (value === null || value === undefined) return 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object') {
-    return `{${Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
 
 export function payloadHash(payload: unknown): string {
   return createHash('sha256').update(canonicalJson(payload)).digest('hex');
