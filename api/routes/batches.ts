@@ -15,7 +15,7 @@ import { hrBatches, hrEvents } from '../../db/schema.js';
 import type { HrEventJob } from '../../worker/hr-event-queue.js';
 import { requireScope } from '../auth.js';
 import { parseOrThrow, ProblemError, problems } from '../problem.js';
-import { encodeCursor } from './identities.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
 
 export const BATCHES_PATH = '/api/v1/hr/batches';
 const BATCH_STATUSES = ['accepted', 'held', 'released', 'discarded'] as const;
@@ -36,17 +36,6 @@ const listQuery = z.object({
 });
 const discardBody = z.object({ reason: z.string('is required').trim().min(1, 'is required').max(1_000, 'must be at most 1000 characters') });
 
-function decodeBatchCursor(cursor: string): z.output<typeof batchCursor> {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    value = undefined;
-  }
-  const parsed = batchCursor.safeParse(value);
-  if (!parsed.success) throw problems.validation([{ field: 'cursor', message: 'is not a cursor this API returned' }]);
-  return parsed.data;
-}
 
 export function batchView(row: HrBatchRow) {
   return {
@@ -92,7 +81,7 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, {
     if (query.status) conditions.push(eq(hrBatches.status, query.status));
     if (query.source) conditions.push(eq(hrBatches.source, query.source));
     if (query.cursor) {
-      const [us, id] = decodeBatchCursor(query.cursor);
+      const [us, id] = decodeCursor(query.cursor, batchCursor);
       conditions.push(sql`(${atUs}, ${hrBatches.id}) < (${us}::bigint, ${id}::uuid)`);
     }
     const rows = await db

@@ -12,6 +12,7 @@ import { IDENTITY_STATUSES } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
 import { accessRequests, entitlements, grants, identities } from '../../db/schema.js';
 import { requireScope } from '../auth.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
 import { parseOrThrow, problems } from '../problem.js';
 
 export interface IdentityRoutesOptions {
@@ -20,24 +21,7 @@ export interface IdentityRoutesOptions {
 
 export const IDENTITIES_PATH = '/api/v1/identities';
 
-// --- cursors --------------------------------------------------------------------------
-
-export function encodeCursor(value: unknown): string {
-  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
-}
-
-/** Decodes a cursor and checks its shape; a bad one is a 400 naming `cursor`. */
-function decodeCursor<S extends z.ZodType>(cursor: string, shape: S): z.output<S> {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    value = undefined;
-  }
-  const parsed = shape.safeParse(value);
-  if (!parsed.success) throw problems.validation([{ field: 'cursor', message: 'is not a cursor this API returned' }]);
-  return parsed.data;
-}
+// --- query shapes --------------------------------------------------------------------
 
 const limit = z.coerce.number('must be a number').int('must be an integer').min(1, 'must be at least 1').max(200, 'must be at most 200').default(50);
 const cursor = z.string().max(512, 'is too long').optional();
