@@ -2,6 +2,7 @@
 // event id: the inbox row is the truth, the job is a nudge.
 import { createHash } from 'node:crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
+import { withTimeout } from './with-timeout.js';
 
 export const HR_EVENTS_QUEUE = 'hr-events';
 export interface HrEventJob {
@@ -32,15 +33,5 @@ export function createHrEventQueue(connection: ConnectionOptions, prefix: string
  * is already safe in the inbox and the dispatcher will enqueue it later.
  */
 export async function enqueueHrEvent(queue: Queue<HrEventJob>, eventId: string, timeoutMs = 1_000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`enqueue timed out after ${timeoutMs} ms (is Redis up?)`)), timeoutMs);
-  });
-  const added = queue.add('hr-event', { eventId }, { jobId: hrEventJobId(eventId) });
-  added.catch(() => undefined); // a late failure after the timeout is expected and harmless
-  try {
-    await Promise.race([added, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await withTimeout(queue.add('hr-event', { eventId }, { jobId: hrEventJobId(eventId) }), timeoutMs, `enqueue timed out after ${timeoutMs} ms (is Redis up?)`);
 }

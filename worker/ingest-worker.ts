@@ -10,6 +10,7 @@ import { getHrEvent, setHrEventStatus } from '../db/inbox.js';
 import { hrEvents } from '../db/schema.js';
 import type { HrEventSignal, HrEventType, IdentityAttributes } from '../domain/types.js';
 import { hrEventSignal, lifecycle } from '../workflows/index.js';
+import { withTimeout } from './with-timeout.js';
 import { enqueueHrEvent, HR_EVENTS_QUEUE, hrEventJobId, type HrEventJob } from './hr-event-queue.js';
 
 export const lifecycleWorkflowId = (employeeId: string) => `lifecycle:${employeeId}`;
@@ -70,17 +71,11 @@ export async function redispatchStranded(db: Db, queue: Queue<HrEventJob>, optio
     .orderBy(hrEvents.receivedAt)
     .limit(options.batch ?? 500);
   for (const { id } of rows) {
-    const job = await withTimeout(queue.getJob(hrEventJobId(id)), 2_000);
+    const job = await withTimeout(queue.getJob(hrEventJobId(id)), 2_000, 'Redis did not answer within 2000 ms');
     if (!job) await enqueueHrEvent(queue, id);
     else if (await job.isFailed()) await job.retry();
   }
   return rows.length;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  promise.catch(() => undefined);
-  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** Runs redispatchStranded every `intervalMs` until stopped; errors (Redis still down) are logged and retried. */

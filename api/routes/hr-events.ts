@@ -112,15 +112,6 @@ export interface HrEventRoutesOptions {
 
 export type StoreHrEvent = (db: Db, event: NewHrEvent, actor: string) => Promise<{ row: HrEventRow; created: boolean }>;
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-  });
-  // Promise.race subscribes to `promise`, so its late rejection is never unhandled.
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 function eventView(row: HrEventRow) {
   return {
     id: row.id,
@@ -154,7 +145,7 @@ export const hrEventRoutes: FastifyPluginAsync<HrEventRoutesOptions> = async (ap
   async function nudge(eventId: string): Promise<boolean> {
     if (Date.now() < queueDownUntil) return false;
     try {
-      await withTimeout(enqueueHrEvent(queue, eventId), enqueueTimeoutMs);
+      await enqueueHrEvent(queue, eventId, enqueueTimeoutMs);
       return true;
     } catch (err) {
       queueDownUntil = Date.now() + 5_000;
