@@ -11,10 +11,12 @@
 // --synthetic N imports N distinct people made from the sample's rows instead (the sample
 // has 1000 rows but only ~170 usable active workers: many WorkerIDs name several people).
 // Everything it started is stopped and dropped at the end.
+import { dropDatabase } from '../db/client.js';
+import { benchResources } from './support.js';
+import { freePort } from '../scripts/free-port.js';
 import { deleteKeysWithPrefix } from '../worker/redis.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,18 +41,11 @@ const { values: args } = parseArgs({
     wait: { type: 'string', default: '600' },
   },
 });
+const { databaseName, databaseUrl, redisUrl, redisPrefix, taskQueue } = benchResources('imp');
 const waitMs = Number(args.wait) * 1000;
 const synthetic = args.synthetic === undefined ? undefined : Number(args.synthetic);
 if (synthetic !== undefined && !(synthetic > 0)) throw new Error('--synthetic must be a positive number');
 
-const runId = randomBytes(4).toString('hex');
-const databaseName = `jml_bench_imp_${runId}`;
-const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
-const databaseUrl = Object.assign(new URL(base), { pathname: `/${databaseName}` }).toString();
-const adminUrl = Object.assign(new URL(base), { pathname: '/postgres' }).toString();
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const redisPrefix = `jmlbench-imp-${runId}`;
-const taskQueue = `jml-bench-imp-${runId}`;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
@@ -72,11 +67,7 @@ async function cleanup(): Promise<void> {
   if (measure) await step('closing the measuring connection', () => measure!.close());
   if (slapd) await step('stopping slapd', () => slapd!.stop());
   if (temporal) await step('stopping Temporal', () => temporal!.stop());
-  await step(`dropping ${databaseName}`, async () => {
-    const admin = createDb(adminUrl, { max: 1 });
-    await admin.sql.unsafe(`drop database if exists "${databaseName}" with (force)`);
-    await admin.close();
-  });
+  await step(`dropping ${databaseName}`, () => dropDatabase(databaseUrl));
   await step(`deleting Redis keys ${redisPrefix}:*`, async () => {
     await deleteKeysWithPrefix(redisUrl, `${redisPrefix}:`);
   });
@@ -100,17 +91,6 @@ async function waitForWorker(address: string, timeoutMs = 180_000): Promise<void
   } finally {
     await connection.close();
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** N distinct people from the sample's rows: ids renumbered, the rest of each row kept. */

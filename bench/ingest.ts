@@ -9,13 +9,14 @@
 //   batched   what the API does (db/inbox.ts createInboxWriter): events arriving while a
 //             write is in flight share one transaction and one turn at the audit chain lock
 //   single    storeHrEvent: one transaction, one lock turn per event (the cost of the chain)
+import { dropDatabase } from '../db/client.js';
+import { benchResources } from './support.js';
 import { deleteKeysWithPrefix } from '../worker/redis.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sql } from 'drizzle-orm';
-import postgres from 'postgres';
 import { buildApp } from '../api/app.js';
 import { createMetricsRegistry } from '../api/metrics.js';
 import type { StoreHrEvent } from '../api/routes/hr-events.js';
@@ -35,6 +36,7 @@ const { values: args } = parseArgs({
     pool: { type: 'string', default: '10' },
   },
 });
+const { databaseName, databaseUrl, redisUrl, redisPrefix } = benchResources('ing');
 const duration = Number(args.duration);
 const connections = Number(args.connections);
 const poolSize = Number(args.pool);
@@ -42,12 +44,6 @@ const STORE_MODES = ['batched', 'single'] as const;
 const storeMode = args.store as (typeof STORE_MODES)[number];
 if (!STORE_MODES.includes(storeMode)) throw new Error(`--store must be one of ${STORE_MODES.join(', ')}, not ${storeMode}`);
 
-const runId = randomBytes(4).toString('hex');
-const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
-const databaseUrl = Object.assign(new URL(base), { pathname: `/jml_bench_${runId}` }).toString();
-const adminUrl = Object.assign(new URL(base), { pathname: '/postgres' }).toString();
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const redisPrefix = `jmlbench-${runId}`;
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
 
 // The real route batches (group commit); `single` stores each event in its own
@@ -91,15 +87,6 @@ function runLoad(url: string): Promise<LoadResult> {
 }
 
 
-async function dropDatabase(): Promise<void> {
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`drop database if exists "jml_bench_${runId}" with (force)`);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-}
-
 async function main(): Promise<void> {
   await ensureDatabase(databaseUrl);
   await runMigrations(databaseUrl);
@@ -122,7 +109,7 @@ async function main(): Promise<void> {
   });
   try {
     const address = await app.listen({ host: '127.0.0.1', port: 0 });
-    console.log(`bench: ${connections} connections for ${duration} s against ${address}, store=${storeMode}, pool=${poolSize}, database jml_bench_${runId}, redis prefix ${redisPrefix}`);
+    console.log(`bench: ${connections} connections for ${duration} s against ${address}, store=${storeMode}, pool=${poolSize}, database ${databaseName}, redis prefix ${redisPrefix}`);
     const result = await runLoad(address);
     // Let requests still in flight when autocannon stopped finish before counting.
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -149,7 +136,7 @@ async function main(): Promise<void> {
     await queue.close();
     await handle.close();
     await deleteKeysWithPrefix(redisUrl, `${redisPrefix}:`);
-    await dropDatabase();
+    await dropDatabase(databaseUrl);
   }
 }
 

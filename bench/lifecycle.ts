@@ -16,10 +16,12 @@
 // exist, enabled, with memberOf; leavers are locked with no groups. Failed grants
 // must be 0. Everything it started is stopped and dropped at the end, and a watchdog
 // bounds the whole run.
+import { dropDatabase } from '../db/client.js';
+import { benchResources } from './support.js';
+import { freePort } from '../scripts/free-port.js';
 import { deleteKeysWithPrefix } from '../worker/redis.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +50,7 @@ const { values: args } = parseArgs({
     'no-import': { type: 'boolean', default: false },
   },
 });
+const { runId, databaseName, databaseUrl, redisUrl, redisPrefix, taskQueue } = benchResources('lc');
 const rate = Number(args.rate);
 const duration = Number(args.duration);
 const waitSeconds = Number(args.wait);
@@ -57,14 +60,6 @@ for (const [name, value] of Object.entries({ rate, duration, wait: waitSeconds }
 }
 const people = Math.max(1, Math.round(rate * duration));
 
-const runId = randomBytes(4).toString('hex');
-const databaseName = `jml_bench_lc_${runId}`;
-const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
-const databaseUrl = Object.assign(new URL(base), { pathname: `/${databaseName}` }).toString();
-const adminUrl = Object.assign(new URL(base), { pathname: '/postgres' }).toString();
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const redisPrefix = `jmlbench-lc-${runId}`;
-const taskQueue = `jml-bench-lc-${runId}`;
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
 const employeePrefix = `LC${runId}-`;
 const employeeId = (i: number) => `${employeePrefix}${String(i).padStart(5, '0')}`;
@@ -98,21 +93,11 @@ function cleanup(): Promise<void> {
     if (measure) await step('closing the measuring connection', () => measure!.end({ timeout: 5 }));
     if (slapd) await step('stopping slapd', () => slapd!.stop());
     if (temporal) await step('stopping Temporal', () => temporal!.stop());
-    if (databaseCreated) await step(`dropping ${databaseName}`, dropDatabase);
+    if (databaseCreated) await step(`dropping ${databaseName}`, () => dropDatabase(databaseUrl));
     await step(`deleting Redis keys ${redisPrefix}:*`, () => deleteKeysWithPrefix(redisUrl, `${redisPrefix}:`));
     if (tmp) await step(`removing ${tmp}`, async () => rmSync(tmp!, { recursive: true, force: true }));
   })());
 }
-
-async function dropDatabase(): Promise<void> {
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`drop database if exists "${databaseName}" with (force)`);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-}
-
 
 // The whole run is bounded: start-up (Temporal, worker bundling), two send phases, two
 // waits, checks and shutdown. Past that, clean up what we can and leave.
@@ -132,17 +117,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 // ---- helpers ---------------------------------------------------------------------------
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;

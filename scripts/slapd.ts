@@ -1,9 +1,9 @@
 // A throwaway OpenLDAP server (Debian's slapd 2.5) for tests and manual runs: its own
 // cn=config in a folder, a free loopback port, no systemd and no root-owned state.
+import { freePort } from './free-port.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Client } from 'ldapts';
@@ -37,20 +37,6 @@ function sshaHash(password: string): string {
   const salt = randomBytes(8);
   const digest = createHash('sha1').update(password).update(salt).digest();
   return `{SSHA}${Buffer.concat([digest, salt]).toString('base64')}`;
-}
-
-/** Listens briefly on the port: 0 finds a free one; a fixed one fails if taken. */
-async function freePort(port = 0): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? new Error(`port ${port} is in use (an earlier slapd still running?)`) : err),
-    );
-    server.listen(port, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 function configLdif(dir: string, suffix: string, rootDN: string, rootPW: string): string {
@@ -185,7 +171,9 @@ export async function startSlapd(opts: StartSlapdOptions): Promise<SlapdServer> 
   const bindPassword = opts.adminPassword ?? 'admin';
   // Checking a fixed port first matters: otherwise the bind probe below could reach an
   // older slapd still listening there and report success for ours, which failed to bind.
-  const port = await freePort(opts.port);
+  const port = await freePort(opts.port).catch((err: Error) => {
+    throw new Error(`${err.message} (an earlier slapd still running?)`);
+  });
 
   // What the directory was built for; a kept directory is reused only for the same values.
   const fingerprint = createHash('sha256').update(JSON.stringify([suffix, bindPassword])).digest('hex');

@@ -6,9 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
-import { ensureDatabase, runMigrations } from '../db/client.js';
+import { dropDatabase, ensureDatabase, runMigrations } from '../db/client.js';
 import { startSlapd } from '../scripts/slapd.js';
 import { startTemporalDevServer } from '../scripts/temporal-server.js';
 // Type-only, but it brings in the ProvidedContext augmentation that types provide().
@@ -16,30 +15,16 @@ import type { LdapServerInfo } from './support/env.js';
 
 const log = (line: string) => console.log(`[global-setup] ${line}`);
 
-function databaseUrlFor(name: string): { url: string; adminUrl: string } {
-  const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
-  const url = new URL(base);
+function databaseUrlFor(name: string): string {
+  const url = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
   url.pathname = `/${name}`;
-  const adminUrl = new URL(base);
-  adminUrl.pathname = '/postgres';
-  return { url: url.toString(), adminUrl: adminUrl.toString() };
+  return url.toString();
 }
-
-async function dropDatabase(adminUrl: string, name: string): Promise<void> {
-  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  try {
-    // FORCE ends connections that a test forgot to close, which would otherwise block the drop.
-    await sql.unsafe(`drop database if exists "${name}" with (force)`);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-}
-
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const id = randomBytes(4).toString('hex');
   const dbName = `jml_test_${id}`;
-  const { url: databaseUrl, adminUrl } = databaseUrlFor(dbName);
+  const databaseUrl = databaseUrlFor(dbName);
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const redisPrefix = `jmltest-${id}`;
   const ldapDir = await mkdtemp(join(tmpdir(), 'jml-slapd-'));
@@ -56,7 +41,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const steps = await Promise.allSettled([
       temporal.status === 'fulfilled' ? temporal.value.stop() : undefined,
       ldap.status === 'fulfilled' ? ldap.value.stop() : undefined,
-      dropDatabase(adminUrl, dbName),
+      dropDatabase(databaseUrl),
       deleteKeysWithPrefix(redisUrl, redisPrefix),
     ]);
     await rm(ldapDir, { recursive: true, force: true });

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain, writeAudit } from '../../db/audit.js';
-import { createDb, ensureDatabase, runMigrations, type DbHandle } from '../../db/client.js';
+import { createDb, dropDatabase, ensureDatabase, runMigrations, type DbHandle } from '../../db/client.js';
 import { testEnv } from '../support/env.js';
 
 let handle: DbHandle;
@@ -21,9 +21,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await handle?.close();
-  const admin = createDb(new URL('/postgres', testEnv.databaseUrl).toString(), { max: 1 });
-  await admin.sql.unsafe(`drop database if exists "${new URL(url).pathname.slice(1)}" with (force)`);
-  await admin.close();
+  await dropDatabase(url);
 });
 
 /** What only a superuser can do: run a statement with triggers switched off. */

@@ -1,24 +1,13 @@
 // Nothing accepted is lost when Redis is down: the event waits in the Postgres inbox and
 // the dispatcher hands it to the queue once Redis is back.
+import { freePort } from '../../scripts/free-port.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getHrEvent } from '../../db/inbox.js';
 import { grants, identities } from '../../db/schema.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
 import { uniqueName } from '../support/env.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 /** A private redis-server, so stopping it disturbs no other test file. */
 function startRedis(port: number): Promise<ChildProcess> {

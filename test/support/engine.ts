@@ -7,7 +7,7 @@ import type { Worker as BullWorker, Queue } from 'bullmq';
 import { pino } from 'pino';
 import { createLdapConnector } from '../../activities/connectors/ldap.js';
 import type { Connector } from '../../activities/connectors/types.js';
-import { createDb, ensureDatabase, runMigrations, type DbHandle } from '../../db/client.js';
+import { createDb, dropDatabase, ensureDatabase, runMigrations, type DbHandle } from '../../db/client.js';
 import { syncEntitlements } from '../../db/entitlements.js';
 import { storeHrEvent } from '../../db/inbox.js';
 import type { JmlConfig } from '../../domain/config.js';
@@ -52,12 +52,6 @@ async function freshDatabase(): Promise<string> {
   await ensureDatabase(url.toString());
   await runMigrations(url.toString());
   return url.toString();
-}
-
-async function dropDatabase(databaseUrl: string): Promise<void> {
-  const admin = createDb(new URL('/postgres', databaseUrl).toString(), { max: 1 });
-  await admin.sql.unsafe(`drop database if exists "${new URL(databaseUrl).pathname.slice(1)}" with (force)`);
-  await admin.close();
 }
 
 export async function startTestEngine(options: { config?: JmlConfig; redisUrl?: string } = {}): Promise<TestEngine> {
