@@ -39,33 +39,35 @@ export async function runMigrations(url = process.env.DATABASE_URL ?? DEFAULT_DA
   }
 }
 
-/** Creates the database named in the URL when it does not exist (for `npm start` and tests). */
-export async function ensureDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = decodeURIComponent(target.pathname.slice(1));
+/**
+ * Runs `work` on a one-connection admin session (database `postgres`) with the name of the
+ * database in `url`, quoted as an identifier.
+ */
+async function withAdmin(url: string, work: (sql: postgres.Sql, name: string, quoted: string) => Promise<void>): Promise<void> {
   const admin = new URL(url);
+  const name = decodeURIComponent(admin.pathname.slice(1));
   admin.pathname = '/postgres';
   const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
   try {
-    const found = await sql`select 1 from pg_database where datname = ${name}`;
-    if (found.length === 0) await sql.unsafe(`create database "${name.replace(/"/g, '""')}"`);
+    await work(sql, name, `"${name.replace(/"/g, '""')}"`);
   } finally {
     await sql.end({ timeout: 5 });
   }
 }
 
+/** Creates the database named in the URL when it does not exist (for `npm start` and tests). */
+export async function ensureDatabase(url: string): Promise<void> {
+  await withAdmin(url, async (sql, name, quoted) => {
+    const found = await sql`select 1 from pg_database where datname = ${name}`;
+    if (found.length === 0) await sql.unsafe(`create database ${quoted}`);
+  });
+}
+
 /** Drops the database named in the URL; FORCE ends connections a test or bench forgot to close. */
 export async function dropDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = decodeURIComponent(target.pathname.slice(1));
-  const admin = new URL(url);
-  admin.pathname = '/postgres';
-  const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
-  try {
-    await sql.unsafe(`drop database if exists "${name.replace(/"/g, '""')}" with (force)`);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+  await withAdmin(url, async (sql, _name, quoted) => {
+    await sql.unsafe(`drop database if exists ${quoted} with (force)`);
+  });
 }
 
 export { schema };
