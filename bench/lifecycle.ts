@@ -237,24 +237,16 @@ interface GrantProgress {
 }
 
 async function grantProgress(sql: postgres.Sql, phase: 'joiner' | 'leaver'): Promise<Map<string, GrantProgress>> {
-  const rows =
-    phase === 'joiner'
-      ? await sql<GrantProgress[]>`
-          select i.employee_id as "employeeId", count(g.id)::int as total,
-                 (count(*) filter (where g.status = 'active' and g.verified_at is not null))::int as done,
-                 (count(*) filter (where g.status = 'failed'))::int as failed,
-                 max(g.verified_at) as last
-          from identities i left join grants g on g.identity_id = i.id
-          where i.employee_id like ${`${employeePrefix}%`}
-          group by i.employee_id`
-      : await sql<GrantProgress[]>`
-          select i.employee_id as "employeeId", count(g.id)::int as total,
-                 (count(*) filter (where g.status = 'revoked' and g.revoked_at is not null))::int as done,
-                 (count(*) filter (where g.status = 'failed'))::int as failed,
-                 max(g.revoked_at) as last
-          from identities i left join grants g on g.identity_id = i.id
-          where i.employee_id like ${`${employeePrefix}%`}
-          group by i.employee_id`;
+  // A joiner's grant is done when active and read back; a leaver's when revoked.
+  const [status, stamp] = phase === 'joiner' ? ['active', 'verified_at'] : ['revoked', 'revoked_at'];
+  const rows = await sql<GrantProgress[]>`
+    select i.employee_id as "employeeId", count(g.id)::int as total,
+           (count(*) filter (where g.status = ${status} and g.${sql(stamp)} is not null))::int as done,
+           (count(*) filter (where g.status = 'failed'))::int as failed,
+           max(g.${sql(stamp)}) as last
+    from identities i left join grants g on g.identity_id = i.id
+    where i.employee_id like ${`${employeePrefix}%`}
+    group by i.employee_id`;
   return new Map(rows.map((r) => [r.employeeId, r]));
 }
 
