@@ -52,6 +52,29 @@ export default tseslint.config(
       ],
     },
   },
+  // Data flows one way (DESIGN.md): db/ imports nothing above it; api/, cli/ and services/
+  // import nothing from worker/ (process wiring), except that the CLI starts the processes.
+  {
+    files: ['db/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [{ group: ['../services/**', '../activities/**', '../worker/**', '../api/**', '../workflows/**', '../cli/**'], message: 'db/ imports nothing above it.' }] }],
+    },
+  },
+  {
+    files: ['api/**', 'services/**', 'activities/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [{ group: ['**/worker/**', '**/cli/**'], message: 'Shared use cases live in services/; worker/ is process wiring only.' }] }],
+    },
+  },
+  {
+    files: ['cli/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/worker/**', '!**/worker/runtime.js'], message: 'The CLI reaches worker/ only to start the processes (worker/runtime.js).' }] },
+      ],
+    },
+  },
   {
     // Config files in plain JS are outside tsconfig, so lint them without type information.
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],

@@ -7,7 +7,7 @@ import type { Tx } from '../db/client.js';
 import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
 import { canMoveGrant } from '../domain/grant-status.js';
 import type { EntitlementKind, GrantStatus, IdentityAttributes } from '../domain/types.js';
-import { raiseAlert } from './alerts.js';
+import { raiseAlert } from '../services/alerts.js';
 import { ConnectorError, type Connector } from './connectors/types.js';
 import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
 

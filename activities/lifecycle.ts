@@ -6,7 +6,7 @@ import { writeAudit } from '../db/audit.js';
 import { loadHoldings } from '../db/holdings.js';
 import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
 import type { IdentityAttributes } from '../domain/types.js';
-import { raiseAlert } from './alerts.js';
+import { raiseAlert } from '../services/alerts.js';
 import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
 import { grantHelpers, NOT_VERIFIED, sameDn, toActivityFailure } from './grants.js';
 

@@ -9,7 +9,7 @@ import type { pino } from 'pino';
 import type { Registry } from 'prom-client';
 import type { JmlConfig } from '../domain/config.js';
 import type { Db } from '../db/client.js';
-import type { HrEventJob } from '../worker/hr-event-queue.js';
+import type { HrEventJob } from '../services/hr-event-queue.js';
 import { TokenAuthenticator } from './auth.js';
 import { apiMetrics, createMetricsRegistry, type ApiMetrics } from './metrics.js';
 import { errorHandler, notFoundHandler, safeErrorInfo } from './problem.js';

@@ -14,7 +14,7 @@
 import { dropDatabase } from '../db/client.js';
 import { benchResources } from './support.js';
 import { freePort } from '../scripts/free-port.js';
-import { deleteKeysWithPrefix } from '../worker/redis.js';
+import { deleteKeysWithPrefix } from '../services/redis.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,9 +29,9 @@ import { createDb, type DbHandle } from '../db/client.js';
 import { grants, hrEvents } from '../db/schema.js';
 import { startSlapd, type SlapdServer } from '../scripts/slapd.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/temporal-server.js';
-import type { CsvImportResult } from '../worker/csv-import.js';
-import { readEnv } from '../worker/env.js';
-import { createLogger } from '../worker/logger.js';
+import type { CsvImportResult } from '../services/csv-import.js';
+import { readEnv } from '../services/env.js';
+import { createLogger } from '../services/logger.js';
 import { startRuntime, type Runtime } from '../worker/runtime.js';
 
 const { values: args } = parseArgs({

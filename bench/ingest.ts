@@ -11,7 +11,7 @@
 //   single    storeHrEvent: one transaction, one lock turn per event (the cost of the chain)
 import { dropDatabase } from '../db/client.js';
 import { benchResources } from './support.js';
-import { deleteKeysWithPrefix } from '../worker/redis.js';
+import { deleteKeysWithPrefix } from '../services/redis.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -25,8 +25,8 @@ import { createDb, ensureDatabase, runMigrations } from '../db/client.js';
 import { storeHrEvent } from '../db/inbox.js';
 import { auditLog, hrEvents } from '../db/schema.js';
 import { parseConfig } from '../domain/config.js';
-import { createHrEventQueue } from '../worker/hr-event-queue.js';
-import { redisConnection } from '../worker/redis.js';
+import { createHrEventQueue } from '../services/hr-event-queue.js';
+import { redisConnection } from '../services/redis.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -8,11 +8,12 @@ import { createApiToken, revokeApiToken } from '../api/auth.js';
 import { createDb, ensureDatabase, runMigrations } from '../db/client.js';
 import { ConfigError } from '../domain/config.js';
 import { SCOPES, type Scope } from '../domain/types.js';
-import { loadConfig } from '../worker/config.js';
-import { readEnv } from '../worker/env.js';
-import { explainIdentity } from '../worker/explain.js';
-import { createLogger } from '../worker/logger.js';
-import { prepareLocalSetup, startRuntime, webhookSecrets, type RuntimeRoles } from '../worker/runtime.js';
+import { loadConfig } from '../services/config.js';
+import { readEnv } from '../services/env.js';
+import { explainIdentity } from '../services/explain.js';
+import { createLogger } from '../services/logger.js';
+import { prepareLocalSetup, webhookSecrets } from '../services/setup.js';
+import { startRuntime, type RuntimeRoles } from '../worker/runtime.js';
 import { registerBatchCommands } from './commands/batches.js';
 import { registerImportCommand } from './commands/import.js';
 

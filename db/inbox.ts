@@ -15,7 +15,7 @@ export interface NewHrEvent {
   effectiveAt: Date;
   payload: unknown;
   source: HrEventSource;
-  /** 'held' only for terminations the mass-leaver brake stopped (db/feeds.ts); default 'received'. */
+  /** 'held' only for terminations the mass-leaver brake stopped (services/feeds.ts); default 'received'. */
   status?: Extract<HrEventStatus, 'received' | 'held'>;
   /** The feed this event came in with (hr_batches), when it came in one. */
   batchId?: string;

@@ -1,7 +1,7 @@
 // CSV snapshot import, the pure part: given an HR extract's rows, the column mapping and
 // the identities the engine knows, which HR events bring the engine in line with the file.
 // No I/O: parsing the file, loading identities and storing the events are in
-// worker/csv-import.ts. (node:crypto's hash is pure; this module is not for workflows.)
+// services/csv-import.ts. (node:crypto's hash is pure; this module is not for workflows.)
 //
 //   in the file            known as                          emits
 //   active                 unknown                           hire (+ leave_start when on leave)
@@ -11,7 +11,7 @@
 //   inactive               active / on_leave / pre_hire      terminate
 //   inactive               unknown                           nothing (counted as skipped)
 //   absent                 active / on_leave / pre_hire      terminate, only for a full snapshot
-// Every terminate goes through the mass-leaver brake (db/feeds.ts).
+// Every terminate goes through the mass-leaver brake (services/feeds.ts).
 import { canonicalJson } from './canonical-json.js';
 import { createHash } from 'node:crypto';
 import { evaluateBirthright, type BirthrightGrant } from './birthright.js';

@@ -1,7 +1,7 @@
 // Starts the real services once per `vitest run` and hands their addresses to every test
 // file through `inject` (see test/support/env.ts). Each run gets its own database, Redis
 // key prefix and slapd, so concurrent runs on one machine do not collide.
-import { deleteKeysWithPrefix } from '../worker/redis.js';
+import { deleteKeysWithPrefix } from '../services/redis.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

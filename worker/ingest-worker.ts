@@ -1,50 +1,10 @@
-// Moves accepted HR events from the inbox into their person's lifecycle workflow.
-// BullMQ delivers the nudge; the dispatcher makes sure every stored row gets one, even
-// when Redis was down at the moment the event was accepted.
+// Process wiring for ingestion: the BullMQ worker that dispatches each nudge, and the
+// timer that re-enqueues rows that never got one (services/dispatch.ts does the work).
 import { Worker as BullWorker, type ConnectionOptions, type Queue } from 'bullmq';
-import type { Client } from '@temporalio/client';
-import { and, eq, lt } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
-import { getHrEvent, setHrEventStatus } from '../db/inbox.js';
-import { hrEvents } from '../db/schema.js';
-import type { HrEventSignal, HrEventType, IdentityAttributes } from '../domain/types.js';
-import { hrEventSignal, lifecycle } from '../workflows/index.js';
-import { withTimeout } from './with-timeout.js';
-import { enqueueHrEvent, HR_EVENTS_QUEUE, hrEventJobId, type HrEventJob } from './hr-event-queue.js';
-
-export const lifecycleWorkflowId = (employeeId: string) => `lifecycle:${employeeId}`;
-
-export interface IngestDeps {
-  db: Db;
-  temporal: Client;
-  taskQueue: string;
-  logger: Logger;
-}
-
-/** Signals one stored event into its workflow, starting the workflow if needed. Idempotent. */
-export async function dispatchHrEvent(deps: IngestDeps, eventId: string): Promise<'dispatched' | 'skipped'> {
-  const row = await getHrEvent(deps.db, eventId);
-  if (!row) throw new Error(`hr event ${eventId} is not in the inbox`);
-  if (row.status !== 'received') return 'skipped'; // already with its workflow
-  const payload = row.payload as { attributes?: IdentityAttributes };
-  const signal: HrEventSignal = {
-    eventId: row.id,
-    employeeId: row.employeeId,
-    type: row.type as HrEventType,
-    effectiveAt: row.effectiveAt.toISOString(),
-    attributes: payload.attributes ?? {},
-  };
-  await deps.temporal.workflow.signalWithStart(lifecycle, {
-    workflowId: lifecycleWorkflowId(row.employeeId),
-    taskQueue: deps.taskQueue,
-    args: [{ employeeId: row.employeeId }],
-    signal: hrEventSignal,
-    signalArgs: [signal],
-  });
-  await setHrEventStatus(deps.db, row.id, 'dispatched', null, 'ingest', { onlyFrom: ['received'] });
-  return 'dispatched';
-}
+import { dispatchHrEvent, redispatchStranded, type IngestDeps } from '../services/dispatch.js';
+import { HR_EVENTS_QUEUE, type HrEventJob } from '../services/hr-event-queue.js';
 
 export function createIngestWorker(deps: IngestDeps & { connection: ConnectionOptions; prefix: string; concurrency?: number }): BullWorker<HrEventJob> {
   const worker = new BullWorker<HrEventJob>(HR_EVENTS_QUEUE, async (job) => dispatchHrEvent(deps, job.data.eventId), {
@@ -55,27 +15,6 @@ export function createIngestWorker(deps: IngestDeps & { connection: ConnectionOp
   worker.on('failed', (job, err) => deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: err.message }, 'hr event dispatch failed; will retry'));
   worker.on('error', (err) => deps.logger.warn({ err: err.message }, 'ingest worker error'));
   return worker;
-}
-
-/**
- * Re-enqueues inbox rows still `received` after `graceMs`: the API could not reach Redis,
- * or a job ran out of attempts (say Temporal was down for a long time). Failed jobs are
- * retried rather than re-added, since BullMQ keeps their id.
- */
-export async function redispatchStranded(db: Db, queue: Queue<HrEventJob>, options: { graceMs?: number; batch?: number } = {}): Promise<number> {
-  const cutoff = new Date(Date.now() - (options.graceMs ?? 5_000));
-  const rows = await db
-    .select({ id: hrEvents.id })
-    .from(hrEvents)
-    .where(and(eq(hrEvents.status, 'received'), lt(hrEvents.receivedAt, cutoff)))
-    .orderBy(hrEvents.receivedAt)
-    .limit(options.batch ?? 500);
-  for (const { id } of rows) {
-    const job = await withTimeout(queue.getJob(hrEventJobId(id)), 2_000, 'Redis did not answer within 2000 ms');
-    if (!job) await enqueueHrEvent(queue, id);
-    else if (await job.isFailed()) await job.retry();
-  }
-  return rows.length;
 }
 
 /** Runs redispatchStranded every `intervalMs` until stopped; errors (Redis still down) are logged and retried. */

@@ -1,9 +1,7 @@
 // Composes the processes of DESIGN.md: `jml start` (everything in one process), `jml api`
 // and `jml worker` (apart, for scale). Whatever can run, runs: without Temporal, events are
 // still accepted and kept, and dispatch retries until Temporal is there.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Worker as BullWorker } from 'bullmq';
@@ -14,14 +12,14 @@ import { buildApp } from '../api/app.js';
 import { createMetricsRegistry } from '../api/metrics.js';
 import { createDb, ensureDatabase, runMigrations } from '../db/client.js';
 import { syncEntitlements } from '../db/entitlements.js';
-import type { JmlConfig } from '../domain/config.js';
 import { startSlapd, slapdAvailable } from '../scripts/slapd.js';
 import { startTemporalDevServer } from '../scripts/temporal-server.js';
-import { loadConfig } from './config.js';
-import type { Env } from './env.js';
-import { createHrEventQueue } from './hr-event-queue.js';
+import { loadConfig } from '../services/config.js';
+import { webhookSecrets } from '../services/setup.js';
+import type { Env } from '../services/env.js';
+import { createHrEventQueue } from '../services/hr-event-queue.js';
 import { createIngestWorker, startDispatcher } from './ingest-worker.js';
-import { redisConnection } from './redis.js';
+import { redisConnection } from '../services/redis.js';
 import { createTemporalWorker } from './temporal-worker.js';
 
 export interface RuntimeRoles {
@@ -36,39 +34,6 @@ export interface Runtime {
   endpoints: Record<string, string>;
   warnings: string[];
   stop(): Promise<void>;
-}
-
-/**
- * First run of `npm start`: copy the example config and generate the secrets it refers to
- * into ./data/secrets.env, so a new user needs no setup. Real deployments set the env.
- */
-export function prepareLocalSetup(env: Env, logger: Logger): Record<string, string> {
-  mkdirSync(env.dataDir, { recursive: true });
-  const example = path.resolve(import.meta.dirname, '../jml.config.example.yaml');
-  if (!existsSync(env.configPath) && existsSync(example)) {
-    copyFileSync(example, env.configPath);
-    logger.info({ file: env.configPath }, 'created the config from jml.config.example.yaml');
-  }
-  const secretsFile = path.join(env.dataDir, 'secrets.env');
-  if (!existsSync(secretsFile)) {
-    const lines = [`JML_WEBHOOK_SECRET=whsec_${randomBytes(24).toString('base64')}`, `LDAP_BIND_PASSWORD=${randomBytes(18).toString('base64url')}`];
-    writeFileSync(secretsFile, `${lines.join('\n')}\n`, { mode: 0o600 });
-  }
-  const secrets = Object.fromEntries(
-    readFileSync(secretsFile, 'utf8')
-      .split('\n')
-      .filter((line) => line.includes('='))
-      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
-  );
-  // The environment wins over the generated file.
-  for (const [key, value] of Object.entries(secrets)) process.env[key] ??= value;
-  return secrets;
-}
-
-export function webhookSecrets(env: Env, config: JmlConfig): string[] {
-  const fromConfig = config.webhook.secrets;
-  const list = env.webhookSecrets.length ? env.webhookSecrets : Array.isArray(fromConfig) ? fromConfig : (fromConfig ?? '').split(',');
-  return list.map((s) => s.trim()).filter(Boolean);
 }
 
 export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger): Promise<Runtime> {

@@ -1,4 +1,4 @@
-// Feeds of HR events and the mass-leaver brake's decisions (db/feeds.ts).
+// Feeds of HR events and the mass-leaver brake's decisions (services/feeds.ts).
 //   GET  /api/v1/hr/batches               newest first, cursor-paginated; ?status= ?source=   (admin or events:write)
 //   GET  /api/v1/hr/batches/:id           one batch with its events counted by type and status (admin or events:write)
 //   POST /api/v1/hr/batches/:id/release   a held batch's terminations go on (admin)
@@ -10,9 +10,9 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { HR_EVENT_SOURCES } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
-import { BatchStateError, discardBatch, releaseBatch, type HrBatchRow } from '../../db/feeds.js';
+import { BatchStateError, discardBatch, releaseBatch, type HrBatchRow } from '../../services/feeds.js';
 import { hrBatches, hrEvents } from '../../db/schema.js';
-import type { HrEventJob } from '../../worker/hr-event-queue.js';
+import type { HrEventJob } from '../../services/hr-event-queue.js';
 import { requireScope } from '../auth.js';
 import { parseOrThrow, ProblemError, problems } from '../problem.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';

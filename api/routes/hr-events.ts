@@ -15,10 +15,10 @@ import { z } from 'zod';
 import { HR_EVENT_TYPES } from '../../domain/types.js';
 import type { JmlConfig } from '../../domain/config.js';
 import type { Db } from '../../db/client.js';
-import { brakeWebhookTerminate } from '../../db/feeds.js';
+import { brakeWebhookTerminate } from '../../services/feeds.js';
 import { canonicalJson } from '../../domain/canonical-json.js';
 import { createInboxWriter, getHrEvent, type HrEventRow, type NewHrEvent } from '../../db/inbox.js';
-import { enqueueHrEvent, type HrEventJob } from '../../worker/hr-event-queue.js';
+import { enqueueHrEvent, type HrEventJob } from '../../services/hr-event-queue.js';
 import { requireScope } from '../auth.js';
 import type { ApiMetrics } from '../metrics.js';
 import { parseOrThrow, PROBLEM_TYPES, ProblemError, problems, safeErrorInfo } from '../problem.js';
@@ -99,7 +99,7 @@ export function payloadHash(payload: unknown): string {
 export interface HrEventRoutesOptions {
   db: Db;
   queue: Queue<HrEventJob>;
-  /** For the mass-leaver brake on webhook terminations (db/feeds.ts). */
+  /** For the mass-leaver brake on webhook terminations (services/feeds.ts). */
   config: JmlConfig;
   verifier: WebhookVerifier;
   publicUrl: string;

@@ -1,5 +1,5 @@
 // POST /api/v1/hr/imports (scope events:write): a full HR extract as `text/csv`, imported
-// like `jml import` (worker/csv-import.ts). Query: `dryRun=true` plans and changes nothing
+// like `jml import` (services/csv-import.ts). Query: `dryRun=true` plans and changes nothing
 // (200 with the plan per person and entitlement); `fullSnapshot=true` terminates known
 // people absent from the file, behind the mass-leaver brake. Otherwise 202 with counts per
 // kind, the batch (held or accepted) and the rows that were refused, each with its line.
@@ -7,7 +7,7 @@
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { CsvFormatError } from '../../domain/csv-import.js';
-import { importCsv, type CsvImportDeps } from '../../worker/csv-import.js';
+import { importCsv, type CsvImportDeps } from '../../services/csv-import.js';
 import { requireScope } from '../auth.js';
 import { errorHandler, parseOrThrow, PROBLEM_TYPES, problems, sendProblem } from '../problem.js';
 import { BATCHES_PATH } from './batches.js';

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Db } from '../../db/client.js';
 import { identities } from '../../db/schema.js';
 import type { JmlConfig } from '../../domain/config.js';
-import { explainIdentity } from '../../worker/explain.js';
+import { explainIdentity } from '../../services/explain.js';
 import { requireScope } from '../auth.js';
 import { parseOrThrow, problems } from '../problem.js';
 

@@ -5,7 +5,7 @@
 //                                            (any valid token)
 // Each operation's user is mapped (domain/scim.ts, `scim` in the config), compared with
 // what is known about the person, and becomes at most one HR event with a stable
-// idempotency key; all events of one request are submitted as ONE feed (db/feeds.ts), so
+// idempotency key; all events of one request are submitted as ONE feed (services/feeds.ts), so
 // the mass-leaver brake judges the request as a whole. A bad user gets its own SCIM error
 // and the others still go through. The answer is always a BulkResponse with a status per
 // operation, never a bare 202. Errors of this plugin are SCIM Error bodies
@@ -34,10 +34,10 @@ import {
 } from '../../domain/scim.js';
 import { SCOPES, type HrEventStatus, type IdentityAttributes, type IdentityStatus } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
-import { submitFeed } from '../../db/feeds.js';
+import { submitFeed } from '../../services/feeds.js';
 import type { NewHrEvent } from '../../db/inbox.js';
 import { identities } from '../../db/schema.js';
-import type { HrEventJob } from '../../worker/hr-event-queue.js';
+import type { HrEventJob } from '../../services/hr-event-queue.js';
 import { requireScope } from '../auth.js';
 import type { ApiMetrics } from '../metrics.js';
 import { isDatabaseUnavailable, ProblemError, safeErrorInfo } from '../problem.js';

@@ -1,9 +1,9 @@
 // `jml batches [--status held]`, `jml release <batch>`, `jml discard <batch> --reason ...`:
-// the admin's side of the mass-leaver brake (db/feeds.ts). Decisions are audited with the
+// the admin's side of the mass-leaver brake (services/feeds.ts). Decisions are audited with the
 // operating-system user as actor.
 import { desc, eq } from 'drizzle-orm';
 import { InvalidArgumentError, type Command } from 'commander';
-import { BatchStateError, discardBatch, releaseBatch } from '../../db/feeds.js';
+import { BatchStateError, discardBatch, releaseBatch } from '../../services/feeds.js';
 import { hrBatches } from '../../db/schema.js';
 import { withContext } from './context.js';
 

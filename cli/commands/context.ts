@@ -5,12 +5,12 @@ import { userInfo } from 'node:os';
 import type { Queue } from 'bullmq';
 import { createDb, type Db } from '../../db/client.js';
 import type { JmlConfig } from '../../domain/config.js';
-import { loadConfig } from '../../worker/config.js';
-import { readEnv } from '../../worker/env.js';
-import { createHrEventQueue, type HrEventJob } from '../../worker/hr-event-queue.js';
-import { createLogger } from '../../worker/logger.js';
-import { redisConnection } from '../../worker/redis.js';
-import { prepareLocalSetup } from '../../worker/runtime.js';
+import { loadConfig } from '../../services/config.js';
+import { readEnv } from '../../services/env.js';
+import { createHrEventQueue, type HrEventJob } from '../../services/hr-event-queue.js';
+import { createLogger } from '../../services/logger.js';
+import { redisConnection } from '../../services/redis.js';
+import { prepareLocalSetup } from '../../services/setup.js';
 
 export interface CliContext {
   db: Db;

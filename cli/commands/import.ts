@@ -1,5 +1,5 @@
 // `jml import <file.csv> [--dry-run] [--full-snapshot] [--json]`: a full HR extract into
-// the inbox as one feed (worker/csv-import.ts). A progress bar on a terminal, plain lines
+// the inbox as one feed (services/csv-import.ts). A progress bar on a terminal, plain lines
 // otherwise; then counts per kind, refused rows with their line, and the batch. With
 // --dry-run: what would happen per person and per entitlement, and nothing changes.
 import { createReadStream, statSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import type { BirthrightGrant } from '../../domain/birthright.js';
 import { HR_EVENT_TYPES } from '../../domain/types.js';
-import { importCsv, type CsvImportResult, type PersonOutcome } from '../../worker/csv-import.js';
+import { importCsv, type CsvImportResult, type PersonOutcome } from '../../services/csv-import.js';
 import { withContext } from './context.js';
 
 const MAX_ERRORS_SHOWN = 20;

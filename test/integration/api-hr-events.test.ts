@@ -11,8 +11,8 @@ import { createApiToken } from '../../api/auth.js';
 import { createMetricsRegistry } from '../../api/metrics.js';
 import { createDb, type DbHandle } from '../../db/client.js';
 import { auditLog, hrEvents } from '../../db/schema.js';
-import { createHrEventQueue, hrEventJobId, type HrEventJob } from '../../worker/hr-event-queue.js';
-import { redisConnection } from '../../worker/redis.js';
+import { createHrEventQueue, hrEventJobId, type HrEventJob } from '../../services/hr-event-queue.js';
+import { redisConnection } from '../../services/redis.js';
 import { testConfig } from '../support/config.js';
 import { testEnv, uniqueName } from '../support/env.js';
 

@@ -1,4 +1,4 @@
-// The mass-leaver brake (db/feeds.ts) against a whole engine with its own database: a feed
+// The mass-leaver brake (services/feeds.ts) against a whole engine with its own database: a feed
 // over the number or share threshold is held, its terminations are never dispatched while
 // its other events go on; release dispatches them, discard rejects them; a burst of
 // webhook terminations is held from the one that crosses the threshold on, with one alert;
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import { createApiToken } from '../../api/auth.js';
 import { createMetricsRegistry } from '../../api/metrics.js';
-import { BatchStateError, discardBatch, releaseBatch, submitFeed, type FeedDeps } from '../../db/feeds.js';
+import { BatchStateError, discardBatch, releaseBatch, submitFeed, type FeedDeps } from '../../services/feeds.js';
 import type { NewHrEvent } from '../../db/inbox.js';
 import { alerts, auditLog, hrBatches, hrEvents, identities } from '../../db/schema.js';
 import type { BrakeConfig } from '../../domain/config.js';

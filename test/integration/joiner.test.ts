@@ -79,7 +79,7 @@ describe('joiner', () => {
     await engine.submit({ id, type: 'hire', employeeId, attributes });
     await eventually(async () => (await getHrEvent(engine.db, id))?.status === 'applied');
     // A second delivery of the same event: the workflow has seen the id and drops it.
-    const { dispatchHrEvent } = await import('../../worker/ingest-worker.js');
+    const { dispatchHrEvent } = await import('../../services/dispatch.js');
     await engine.client.workflow.getHandle(`lifecycle:${employeeId}`).signal('hrEvent', { eventId: id, employeeId, type: 'hire', effectiveAt: new Date().toISOString(), attributes });
     expect(await dispatchHrEvent({ db: engine.db, temporal: engine.client, taskQueue: engine.taskQueue, logger: (await import('pino')).pino({ level: 'silent' }) }, id)).toBe('skipped');
     const state = await engine.client.workflow.getHandle(`lifecycle:${employeeId}`).query<{ applied: number; steps: unknown[] }>('state');

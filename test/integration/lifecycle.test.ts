@@ -11,7 +11,7 @@ import { testConfig } from '../support/config.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
 import { testEnv, uniqueName } from '../support/env.js';
 import { saveHistory } from '../support/histories.js';
-import { explainIdentity } from '../../worker/explain.js';
+import { explainIdentity } from '../../services/explain.js';
 
 const ENGINEER = { givenName: 'Ada', familyName: 'Lovelace', department: 'Engineering', employmentType: 'employee' };
 const group = (cn: string) => `cn=${cn},${testEnv.ldap.groupsDN}`.toLowerCase();

@@ -14,8 +14,8 @@ import { JML_SCIM_EXTENSION } from '../../api/routes/scim.js';
 import { createDb, type DbHandle } from '../../db/client.js';
 import { hrBatches, hrEvents, identities } from '../../db/schema.js';
 import { mapScimUser, SCIM_SCHEMAS } from '../../domain/scim.js';
-import { createHrEventQueue, type HrEventJob } from '../../worker/hr-event-queue.js';
-import { redisConnection } from '../../worker/redis.js';
+import { createHrEventQueue, type HrEventJob } from '../../services/hr-event-queue.js';
+import { redisConnection } from '../../services/redis.js';
 import { testConfig } from '../support/config.js';
 import { testEnv, uniqueName } from '../support/env.js';
 

@@ -9,14 +9,14 @@
 // (they become `rejected`). Nothing accepted is lost either way.
 import type { Queue } from 'bullmq';
 import { and, count, desc, eq, gt, inArray, sql } from 'drizzle-orm';
-import { raiseAlert } from '../activities/alerts.js';
+import { raiseAlert } from './alerts.js';
 import type { BrakeConfig, JmlConfig } from '../domain/config.js';
 import { HR_EVENT_TYPES, type HrEventSource, type HrEventStatus, type HrEventType } from '../domain/types.js';
-import { enqueueHrEvent, type HrEventJob } from '../worker/hr-event-queue.js';
-import { writeAuditBatch, type AuditEntry } from './audit.js';
-import type { Db, Tx } from './client.js';
-import type { HrEventRow, NewHrEvent } from './inbox.js';
-import { alerts, hrBatches, hrEvents, identities } from './schema.js';
+import { enqueueHrEvent, type HrEventJob } from './hr-event-queue.js';
+import { writeAuditBatch, type AuditEntry } from '../db/audit.js';
+import type { Db, Tx } from '../db/client.js';
+import type { HrEventRow, NewHrEvent } from '../db/inbox.js';
+import { alerts, hrBatches, hrEvents, identities } from '../db/schema.js';
 
 export type HrBatchRow = typeof hrBatches.$inferSelect;
 

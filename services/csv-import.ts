@@ -1,6 +1,6 @@
 // CSV snapshot import, the I/O part: stream-parse the extract (csv-parse: quoted or not,
 // BOM, CRLF), load the identities the engine knows, plan with domain/csv-import.ts, and
-// submit the events as one feed (db/feeds.ts), so every terminate is behind the brake.
+// submit the events as one feed (services/feeds.ts), so every terminate is behind the brake.
 // A dry run stops after the plan and changes nothing. Shared by `jml import` and
 // `POST /api/v1/hr/imports`; no Temporal, no activities.
 import { Readable } from 'node:stream';
@@ -8,7 +8,7 @@ import type { Queue } from 'bullmq';
 import { count, eq } from 'drizzle-orm';
 import { parse } from 'csv-parse';
 import type { Db } from '../db/client.js';
-import { ACTIVE_STATUSES, brakeTrips, submitFeed } from '../db/feeds.js';
+import { ACTIVE_STATUSES, brakeTrips, submitFeed } from './feeds.js';
 import type { NewHrEvent } from '../db/inbox.js';
 import { hrEvents, identities } from '../db/schema.js';
 import type { BirthrightGrant } from '../domain/birthright.js';

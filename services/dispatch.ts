@@ -1,0 +1,68 @@
+// Hands stored HR events to their person's lifecycle workflow. Used by the ingestion worker
+// (each BullMQ nudge), the dispatcher (rows that never got a nudge) and the retry route.
+import type { Queue } from 'bullmq';
+import type { Client } from '@temporalio/client';
+import { and, eq, lt } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import type { Db } from '../db/client.js';
+import { getHrEvent, setHrEventStatus } from '../db/inbox.js';
+import { hrEvents } from '../db/schema.js';
+import type { HrEventSignal, HrEventType, IdentityAttributes } from '../domain/types.js';
+import { hrEventSignal, lifecycle } from '../workflows/index.js';
+import { withTimeout } from './with-timeout.js';
+import { enqueueHrEvent, hrEventJobId, type HrEventJob } from './hr-event-queue.js';
+
+export const lifecycleWorkflowId = (employeeId: string) => `lifecycle:${employeeId}`;
+
+export interface IngestDeps {
+  db: Db;
+  temporal: Client;
+  taskQueue: string;
+  logger: Logger;
+}
+
+/** Signals one stored event into its workflow, starting the workflow if needed. Idempotent. */
+export async function dispatchHrEvent(deps: IngestDeps, eventId: string): Promise<'dispatched' | 'skipped'> {
+  const row = await getHrEvent(deps.db, eventId);
+  if (!row) throw new Error(`hr event ${eventId} is not in the inbox`);
+  if (row.status !== 'received') return 'skipped'; // already with its workflow
+  const payload = row.payload as { attributes?: IdentityAttributes };
+  const signal: HrEventSignal = {
+    eventId: row.id,
+    employeeId: row.employeeId,
+    type: row.type as HrEventType,
+    effectiveAt: row.effectiveAt.toISOString(),
+    attributes: payload.attributes ?? {},
+  };
+  await deps.temporal.workflow.signalWithStart(lifecycle, {
+    workflowId: lifecycleWorkflowId(row.employeeId),
+    taskQueue: deps.taskQueue,
+    args: [{ employeeId: row.employeeId }],
+    signal: hrEventSignal,
+    signalArgs: [signal],
+  });
+  await setHrEventStatus(deps.db, row.id, 'dispatched', null, 'ingest', { onlyFrom: ['received'] });
+  return 'dispatched';
+}
+
+/**
+ * Re-enqueues inbox rows still `received` after `graceMs`: the API could not reach Redis,
+ * or a job ran out of attempts (say Temporal was down for a long time). Failed jobs are
+ * retried rather than re-added, since BullMQ keeps their id.
+ */
+export async function redispatchStranded(db: Db, queue: Queue<HrEventJob>, options: { graceMs?: number; batch?: number } = {}): Promise<number> {
+  const cutoff = new Date(Date.now() - (options.graceMs ?? 5_000));
+  const rows = await db
+    .select({ id: hrEvents.id })
+    .from(hrEvents)
+    .where(and(eq(hrEvents.status, 'received'), lt(hrEvents.receivedAt, cutoff)))
+    .orderBy(hrEvents.receivedAt)
+    .limit(options.batch ?? 500);
+  for (const { id } of rows) {
+    const job = await withTimeout(queue.getJob(hrEventJobId(id)), 2_000, 'Redis did not answer within 2000 ms');
+    if (!job) await enqueueHrEvent(queue, id);
+    else if (await job.isFailed()) await job.retry();
+  }
+  return rows.length;
+}
+
