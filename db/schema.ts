@@ -24,7 +24,8 @@ export const identities = pgTable(
   'identities',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    employeeId: text('employee_id').notNull().unique(),
+    /** Canonical (domain/employee-id.ts); unique without regard to case, as directories match uid. */
+    employeeId: text('employee_id').notNull(),
     status: text('status').notNull(),
     attributes: jsonb('attributes').$type<IdentityAttributes>().notNull().default({}),
     hireDate: tz('hire_date'),
@@ -34,7 +35,10 @@ export const identities = pgTable(
     createdAt: createdAt(),
     updatedAt: tz('updated_at').notNull().defaultNow(),
   },
-  () => [check('identities_status_check', inList('status', ['pre_hire', 'active', 'on_leave', 'terminated', 'rescinded']))],
+  (t) => [
+    check('identities_status_check', inList('status', ['pre_hire', 'active', 'on_leave', 'terminated', 'rescinded'])),
+    uniqueIndex('identities_employee_id_ci_idx').on(sql`lower(${t.employeeId})`),
+  ],
 );
 
 export const hrEvents = pgTable(
@@ -59,11 +63,13 @@ export const hrEvents = pgTable(
   (t) => [
     check('hr_events_type_check', inList('type', ['hire', 'update', 'terminate', 'rehire', 'rescind', 'leave_start', 'leave_end'])),
     check('hr_events_source_check', inList('source', ['webhook', 'scim', 'csv', 'api'])),
-    check('hr_events_status_check', inList('status', ['received', 'held', 'dispatched', 'applied', 'ignored', 'rejected'])),
+    check('hr_events_status_check', inList('status', ['received', 'held', 'dispatched', 'applied', 'ignored', 'rejected', 'failed'])),
     index('hr_events_batch_idx').on(t.batchId),
     index('hr_events_employee_idx').on(t.employeeId, t.effectiveAt),
     // The dispatcher scans for rows that never reached the queue.
     index('hr_events_undispatched_idx').on(t.receivedAt).where(sql`status = 'received'`),
+    // The mass-leaver brake counts terminations received within its rolling window, every feed.
+    index('hr_events_terminations_idx').on(t.receivedAt).where(sql`type = 'terminate'`),
   ],
 );
 

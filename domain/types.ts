@@ -6,7 +6,9 @@ export type HrEventType = (typeof HR_EVENT_TYPES)[number];
 export const HR_EVENT_SOURCES = ['webhook', 'scim', 'csv', 'api'] as const;
 export type HrEventSource = (typeof HR_EVENT_SOURCES)[number];
 
-export const HR_EVENT_STATUSES = ['received', 'held', 'dispatched', 'applied', 'ignored', 'rejected'] as const;
+// `failed`: applying it failed after retries; an alert is open and `POST /hr/events/{id}/retry`
+// (or `jml retry`) tries again. The person's workflow goes on either way.
+export const HR_EVENT_STATUSES = ['received', 'held', 'dispatched', 'applied', 'ignored', 'rejected', 'failed'] as const;
 export type HrEventStatus = (typeof HR_EVENT_STATUSES)[number];
 
 export const IDENTITY_STATUSES = ['pre_hire', 'active', 'on_leave', 'terminated', 'rescinded'] as const;
