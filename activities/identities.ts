@@ -1,8 +1,7 @@
 import { eq } from 'drizzle-orm';
 import { writeAudit } from '../db/audit.js';
-import { setHrEventStatus } from '../db/inbox.js';
 import { identities } from '../db/schema.js';
-import type { HrEventStatus, IdentityAttributes, IdentityStatus } from '../domain/types.js';
+import type { IdentityAttributes, IdentityStatus } from '../domain/types.js';
 import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
 
 export interface UpsertIdentityInput {
@@ -59,11 +58,6 @@ export function createIdentityActivities({ db }: ActivityDeps) {
         });
         return { id: row.id, employeeId: row.employeeId, status: row.status as IdentityStatus, attributes: row.attributes };
       });
-    },
-
-    /** Records where an HR event ended up (applied, ignored with a reason, ...). */
-    async setEventStatus(eventId: string, status: HrEventStatus, reason: string | null): Promise<void> {
-      await setHrEventStatus(db, eventId, status, reason, ENGINE_ACTOR);
     },
   };
 }

@@ -2,6 +2,7 @@
 // import only its type.
 import { policySnapshot, type PolicySnapshot } from '../domain/policy.js';
 import type { ActivityDeps } from './deps.js';
+import { createEventActivities } from './events.js';
 import { createGrantActivities } from './grants.js';
 import { createIdentityActivities } from './identities.js';
 import { createLifecycleActivities } from './lifecycle.js';
@@ -9,6 +10,7 @@ import { createLifecycleActivities } from './lifecycle.js';
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createIdentityActivities(deps),
+    ...createEventActivities(deps),
     ...createGrantActivities(deps),
     ...createLifecycleActivities(deps),
     async getPolicy(): Promise<PolicySnapshot> {

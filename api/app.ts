@@ -17,6 +17,7 @@ import { healthRoutes, type HealthChecks } from './routes/health.js';
 import { hrEventRoutes, type StoreHrEvent } from './routes/hr-events.js';
 import { identityRoutes } from './routes/identities.js';
 import { planRoutes } from './routes/plan.js';
+import { retryRoutes } from './routes/retry.js';
 import { batchRoutes } from './routes/batches.js';
 import { importRoutes } from './routes/imports.js';
 import { scimRoutes } from './routes/scim.js';
@@ -31,8 +32,10 @@ export interface ApiDeps {
   /** `whsec_…` secrets accepted on the webhook, newest first (rotation). Empty: every webhook is refused (401). */
   webhookSecrets: string[];
   config: JmlConfig;
-  /** Temporal client, for views that read workflow state (the plan); optional. */
+  /** Temporal client, for views that read workflow state (the plan) and retries; optional. */
   temporal?: Client;
+  /** The Temporal task queue lifecycle workflows run on (default `jml`). */
+  taskQueue?: string;
   /** Base of the links the API hands out (statusUrl, Location), e.g. https://jml.example.com. */
   publicUrl: string;
   /** Liveness of the dependencies the DB check cannot see; each should reject when down. */
@@ -132,6 +135,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   });
   await app.register(identityRoutes, { db: deps.db });
   await app.register(planRoutes, { db: deps.db, config: deps.config, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
+  await app.register(retryRoutes, { db: deps.db, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(batchRoutes, { db: deps.db, queue: deps.hrEventQueue });
   await app.register(importRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl });
   await app.register(scimRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl, metrics });

@@ -7,6 +7,7 @@ import { Webhook } from 'standardwebhooks';
 import { createApiToken, revokeApiToken } from '../api/auth.js';
 import { createDb, ensureDatabase, runMigrations } from '../db/client.js';
 import { ConfigError } from '../domain/config.js';
+import { EMPLOYEE_ID_RULE, parseEmployeeId } from '../domain/employee-id.js';
 import { SCOPES, type Scope } from '../domain/types.js';
 import { loadConfig } from '../services/config.js';
 import { readEnv } from '../services/env.js';
@@ -16,8 +17,16 @@ import { prepareLocalSetup, webhookSecrets } from '../services/setup.js';
 import { startRuntime, type RuntimeRoles } from '../worker/runtime.js';
 import { registerBatchCommands } from './commands/batches.js';
 import { registerImportCommand } from './commands/import.js';
+import { registerRetryCommand } from './commands/retry.js';
 
 const program = new Command('jml').description('jml-engine: joiner / mover / leaver engine').showHelpAfterError();
+
+/** An employee id in any spelling, as its canonical one; the rule of every other input. */
+function parseEmployeeIdArgument(value: string): string {
+  const id = parseEmployeeId(value);
+  if (!id) throw new InvalidArgumentError(`an employee id ${EMPLOYEE_ID_RULE}`);
+  return id;
+}
 
 function parseScopes(value: string): Scope[] {
   const scopes = value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -107,7 +116,8 @@ token
   });
 
 program
-  .command('explain <employeeId>')
+  .command('explain')
+  .argument('<employeeId>', 'the HR employee id, in any case', parseEmployeeIdArgument)
   .description("show the person's pending events and scheduled steps, when each is due, and what each will grant or revoke")
   .option('--json', 'print JSON')
   .action(async (employeeId: string, options: { json?: boolean }) => {
@@ -160,6 +170,7 @@ program
 
 registerImportCommand(program);
 registerBatchCommands(program);
+registerRetryCommand(program);
 
 program.parseAsync().catch((err: unknown) => {
   // Config problems name the bad path; everything else gets its first line.

@@ -1,20 +1,14 @@
 // What a person holds: every grant that is not revoked, with the kind of request behind it,
 // and the entitlements approved requests keep due whatever the HR attributes say.
 import { and, eq, inArray, ne } from 'drizzle-orm';
+import type { Holdings } from '../domain/lifecycle.js';
 import type { EntitlementKind, GrantStatus, RequestKind } from '../domain/types.js';
 import type { DbOrTx } from './client.js';
 import { accessRequests, entitlements, grants } from './schema.js';
 
-export interface Holding {
-  grantId: string;
-  entitlementId: string;
-  kind: EntitlementKind;
-  target: string;
-  grantStatus: GrantStatus;
-  requestKind: RequestKind;
-}
+export type { Holding } from '../domain/lifecycle.js';
 
-export async function loadHoldings(db: DbOrTx, identityId: string): Promise<{ holdings: Holding[]; requestedEntitlements: string[] }> {
+export async function loadHoldings(db: DbOrTx, identityId: string): Promise<Holdings> {
   const rows = await db
     .select({ grant: grants, entitlement: entitlements, request: accessRequests })
     .from(grants)

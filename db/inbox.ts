@@ -1,9 +1,9 @@
 // The durable HR event inbox. Every input (webhook, SCIM, CSV, API) stores here first; the
 // queue and the workflows come after, so an accepted event survives any of them dying.
 import { eq, inArray } from 'drizzle-orm';
-import type { HrEventSource, HrEventStatus, HrEventType } from '../domain/types.js';
+import type { HrEventSignal, HrEventSource, HrEventStatus, HrEventType, IdentityAttributes } from '../domain/types.js';
 import { writeAudit, writeAuditBatch } from './audit.js';
-import type { Db, DbOrTx } from './client.js';
+import type { Db, DbOrTx, Tx } from './client.js';
 import { hrEvents } from './schema.js';
 
 export type HrEventRow = typeof hrEvents.$inferSelect;
@@ -123,11 +123,16 @@ export async function setHrEventStatus(
   status: HrEventStatus,
   reason: string | null,
   actor: string,
-  options: { onlyFrom?: HrEventStatus[] } = {},
+  options: { onlyFrom?: HrEventStatus[]; alongside?: (tx: Tx, event: HrEventRow) => Promise<unknown> } = {},
 ): Promise<void> {
   await db.transaction(async (tx) => {
     const [before] = await tx.select().from(hrEvents).where(eq(hrEvents.id, id)).for('update');
-    if (!before || (before.status === status && before.reason === reason)) return;
+    if (!before) return;
+    // What must commit with the status (an alert raised or resolved) runs even when the status is unchanged.
+    if (before.status === status && before.reason === reason) {
+      await options.alongside?.(tx, before);
+      return;
+    }
     // The workflow may already have applied the event before the dispatcher records that it
     // handed it over: never move an event backwards.
     if (options.onlyFrom && !options.onlyFrom.includes(before.status as HrEventStatus)) return;
@@ -150,5 +155,12 @@ export async function setHrEventStatus(
       after: { status, reason },
       correlationId: id,
     });
+    await options.alongside?.(tx, before);
   });
+}
+
+/** The signal a stored event becomes for its lifecycle workflow. */
+export function hrEventSignalOf(row: HrEventRow): HrEventSignal {
+  const payload = row.payload as { attributes?: IdentityAttributes };
+  return { eventId: row.id, employeeId: row.employeeId, type: row.type as HrEventType, effectiveAt: row.effectiveAt.toISOString(), attributes: payload.attributes ?? {} };
 }

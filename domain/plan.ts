@@ -1,25 +1,19 @@
 // Explains a person's pending work: when each step is due and what it will grant or revoke,
-// with the rule behind it. A pure simulation of the lifecycle workflow's decisions, fed with
-// the workflow's own state (its query) and what the person holds now.
-import { evaluateBirthright } from './birthright.js';
-import { diffEntitlements, isMove, type HeldEntitlement } from './entitlement-diff.js';
+// with the rule behind it. It replays the lifecycle core (domain/lifecycle.ts) on a copy of
+// the workflow's own state, as if every effect succeeded, and executes nothing: the plan
+// and the workflow cannot disagree, because they are the same function.
+import type { Effect, Holdings, LifecycleState } from './lifecycle.js';
+import { decide, nextWakeAt, simulateEffects, type SimulatedPerson } from './lifecycle.js';
 import type { PolicySnapshot } from './policy.js';
-import type { HrEventSignal, IdentityAttributes, IdentityStatus } from './types.js';
-
-/** The workflow's step, as its state query returns it. */
-export type PlanStep =
-  | { kind: 'event'; dueAt: number; event: HrEventSignal; preProvision?: boolean }
-  | { kind: 'start'; dueAt: number; eventId: string }
-  | { kind: 'revoke'; dueAt: number; eventId: string; entitlementIds: string[] }
-  | { kind: 'erase'; dueAt: number; eventId: string };
 
 export interface PlanInput {
-  steps: PlanStep[];
-  parked: HrEventSignal[];
-  person: { status: IdentityStatus | 'none'; attributes: IdentityAttributes; lastEffectiveAt?: string };
-  held: HeldEntitlement[];
-  requested: string[];
+  /** The workflow's state, as its `state` query returns it. */
+  state: LifecycleState;
+  held: Holdings;
   policy: PolicySnapshot;
+  now: number;
+  /** At most this many wake-ups are explained (a plan, not a simulation of years). */
+  maxSteps?: number;
 }
 
 export interface ExplainedStep {
@@ -32,106 +26,84 @@ export interface ExplainedStep {
 }
 
 export function explainPlan(input: PlanInput): ExplainedStep[] {
-  let status = input.person.status;
-  let attributes = { ...input.person.attributes };
-  let lastEffectiveAt = input.person.lastEffectiveAt;
-  // What the person will hold as the steps play out: entitlement -> request kind.
-  let held: HeldEntitlement[] = input.held.filter((h) => h.grantStatus !== 'revoked');
-  const { policy } = input;
+  const sim: SimulatedPerson = { state: JSON.parse(JSON.stringify(input.state)) as LifecycleState, holdings: JSON.parse(JSON.stringify(input.held)) as Holdings };
   const out: ExplainedStep[] = [];
-  const hold = (due: ReturnType<typeof evaluateBirthright>) => {
-    for (const d of due) if (!held.some((h) => h.entitlementId === d.entitlementId)) held.push({ entitlementId: d.entitlementId, requestKind: 'birthright', grantStatus: 'active' });
-  };
-  const revokeAll = (why: string) => {
-    const revokes = held.map((h) => ({ entitlementId: h.entitlementId, why }));
-    held = [];
-    return revokes;
-  };
-
-  for (const step of input.steps) {
-    const dueAt = new Date(step.dueAt).toISOString();
-    if (step.kind === 'start') {
-      out.push({ dueAt, step: 'start date', eventId: step.eventId, effect: 'enable the pre-provisioned accounts; the person becomes active', grants: [], revokes: [] });
-      status = 'active';
-      continue;
-    }
-    if (step.kind === 'revoke') {
-      const due = new Set(evaluateBirthright(policy.birthright, attributes).map((d) => d.entitlementId));
-      const revoked = step.entitlementIds.filter((id) => !due.has(id) && !input.requested.includes(id));
-      held = held.filter((h) => !revoked.includes(h.entitlementId));
-      out.push({ dueAt, step: 'mover grace period ends', eventId: step.eventId, effect: 'revoke what the move made no longer due', grants: [], revokes: revoked.map((id) => ({ entitlementId: id, why: 'no birthright rule or approved request wants it any more' })) });
-      continue;
-    }
-    if (step.kind === 'erase') {
-      out.push({ dueAt, step: 'retention period ends', eventId: step.eventId, effect: status === 'terminated' ? 'delete the accounts in every target (erasure)' : 'nothing: the person is no longer terminated', grants: [], revokes: [] });
-      continue;
-    }
-    const { event } = step;
-    const base = { dueAt, step: `${event.type} event`, eventId: event.eventId };
-    if (status === 'none' && event.type !== 'hire' && event.type !== 'rehire') {
-      out.push({ ...base, effect: 'waits for the hire of this person', grants: [], revokes: [] });
-      continue;
-    }
-    if (event.type === 'update' && lastEffectiveAt && Date.parse(event.effectiveAt) < Date.parse(lastEffectiveAt)) {
-      out.push({ ...base, effect: `ignored as stale: older than the change applied at ${lastEffectiveAt}`, grants: [], revokes: [] });
-      continue;
-    }
-    lastEffectiveAt = event.effectiveAt;
-    switch (event.type) {
-      case 'hire':
-      case 'rehire': {
-        if (status === 'active' || status === 'on_leave') {
-          out.push({ ...base, ...moverStep(event.attributes) });
-          break;
-        }
-        attributes = { ...attributes, ...event.attributes };
-        const due = evaluateBirthright(policy.birthright, attributes);
-        const pre = step.preProvision && Date.parse(event.effectiveAt) > step.dueAt;
-        out.push({ ...base, effect: pre ? `pre-provision disabled accounts; enable them at the start (${event.effectiveAt})` : status === 'terminated' ? 'rehire: restore the account and grant birthright access' : 'grant birthright access', grants: due, revokes: [] });
-        hold(due);
-        status = pre ? 'pre_hire' : 'active';
-        break;
-      }
-      case 'update':
-        out.push({ ...base, ...moverStep(event.attributes) });
-        break;
-      case 'terminate':
-        out.push({ ...base, effect: `disable every account, revoke every grant, cancel pending requests; delete accounts ${new Date(Date.parse(event.effectiveAt) + policy.lifecycle.deleteAfter).toISOString()}`, grants: [], revokes: status === 'terminated' ? [] : revokeAll('leaver') });
-        status = 'terminated';
-        break;
-      case 'rescind':
-        out.push({ ...base, effect: 'revoke everything, cancel pending requests and delete the pre-provisioned accounts', grants: [], revokes: revokeAll('hire rescinded') });
-        status = 'rescinded';
-        break;
-      case 'leave_start':
-        out.push({ ...base, effect: status === 'active' ? 'suspend (disable) the accounts; grants stay' : 'nothing: the person is not active', grants: [], revokes: [] });
-        if (status === 'active') status = 'on_leave';
-        break;
-      case 'leave_end':
-        out.push({ ...base, effect: status === 'on_leave' ? 'restore (enable) the accounts' : 'nothing: the person is not on leave', grants: [], revokes: [] });
-        if (status === 'on_leave') status = 'active';
-        break;
-    }
+  let now = input.now;
+  for (let i = 0; i < (input.maxSteps ?? 50); i += 1) {
+    const wake = nextWakeAt(sim.state, now, input.policy);
+    if (wake === undefined) break;
+    now = wake;
+    const before = sim.state.applied.status;
+    const decision = decide(sim.state, now, input.policy, sim.holdings);
+    const explained = describe(decision.effects, before, decision.status, sim.state, now);
+    if (explained) out.push(explained);
+    simulateEffects(sim, decision, input.policy);
   }
-  for (const event of input.parked) {
-    out.push({ dueAt: event.effectiveAt, step: `${event.type} event`, eventId: event.eventId, effect: 'waits for the hire of this person', grants: [], revokes: [] });
+  // Events still waiting for a hire that HR has not sent: nothing happens until it comes.
+  for (const e of sim.state.events) {
+    if (e.outcome?.status === 'dispatched' && e.at <= now && sim.state.applied.status === 'none') {
+      out.push({ dueAt: e.effectiveAt, step: `${e.type} event`, eventId: e.eventId, effect: 'waits for the hire of this person', grants: [], revokes: [] });
+    }
   }
   return out;
+}
 
-  function moverStep(change: IdentityAttributes): Pick<ExplainedStep, 'effect' | 'grants' | 'revokes'> {
-    const before = attributes;
-    attributes = { ...attributes, ...change };
-    if (!isMove(before, change)) return { effect: 'update attributes; no access change', grants: [], revokes: [] };
-    const due = evaluateBirthright(policy.birthright, attributes);
-    const diff = diffEntitlements(due, held, input.requested);
-    hold(diff.add);
-    held = held.filter((h) => !diff.remove.includes(h.entitlementId)); // accounted for here, not again later
-    const grace = policy.lifecycle.moverGracePeriod;
-    const when = grace > 0 ? `after the grace period (${Math.round(grace / 1000)}s)` : 'at once';
-    return {
-      effect: `mover: grant what the new attributes make due${diff.remove.length ? `, revoke the rest ${when}` : ''}${diff.review.length ? `; requested access (${diff.review.join(', ')}) is kept and listed for the new manager to review` : ''}`,
-      grants: diff.add,
-      revokes: diff.remove.map((id) => ({ entitlementId: id, why: `no longer due by any birthright rule (${when})` })),
-    };
+function describe(effects: Effect[], before: string, after: string, state: LifecycleState, now: number): ExplainedStep | undefined {
+  const outcomes = effects.filter((e): e is Extract<Effect, { kind: 'eventOutcome' }> => e.kind === 'eventOutcome');
+  const work = effects.filter((e) => e.kind !== 'eventOutcome' && e.kind !== 'saveIdentity');
+  const statusChange = before !== after ? `the person becomes ${after}` : undefined;
+  if (!work.length && !outcomes.length && !statusChange) return undefined;
+
+  const texts: string[] = [];
+  const grants: ExplainedStep['grants'] = [];
+  const revokes: ExplainedStep['revokes'] = [];
+  for (const effect of work) {
+    switch (effect.kind) {
+      case 'provision':
+        grants.push(...effect.items.map((i) => ({ entitlementId: i.entitlementId, rules: i.rules })));
+        texts.push(effect.enabled ? 'grant birthright access' : 'pre-provision birthright access with the accounts disabled until the start date');
+        break;
+      case 'revoke':
+        revokes.push(...effect.holdings.map((h) => ({ entitlementId: h.entitlementId, why: effect.why })));
+        texts.push(effect.reason === 'mover' ? 'revoke what the move made no longer due' : 'disable every account and revoke every grant');
+        break;
+      case 'setAccountsEnabled':
+        texts.push(`${effect.enabled ? 'enable' : 'disable'} the accounts (${effect.reason})`);
+        break;
+      case 'deleteAccounts':
+        texts.push(`delete the accounts in every target (${effect.reason})`);
+        break;
+      case 'cancelRequests':
+        texts.push('cancel pending requests');
+        break;
+      case 'moverReview':
+        texts.push(`requested access (${effect.entitlementIds.join(', ')}) is kept and listed for the new manager to review`);
+        break;
+      default:
+        break;
+    }
   }
+  if (statusChange) texts.unshift(statusChange);
+  for (const o of outcomes) {
+    if (o.status === 'ignored') texts.push(`${eventName(state, o.eventId)} is ignored: ${o.reason}`);
+    else if (o.status === 'dispatched') texts.push(`${eventName(state, o.eventId)}: ${o.reason}`);
+    else if (o.reason) texts.push(`${eventName(state, o.eventId)}: ${o.reason}`);
+  }
+  const main = outcomes.find((o) => o.status !== 'dispatched') ?? outcomes[0];
+  const dueEvents = state.events.filter((e) => e.at === now);
+  const step = main ? eventName(state, main.eventId) : stepName(work, dueEvents.length > 0, state, now);
+  return { dueAt: new Date(now).toISOString(), step, ...(main ? { eventId: main.eventId } : {}), effect: texts.join('; ') || 'nothing changes', grants, revokes };
+}
+
+function eventName(state: LifecycleState, eventId: string): string {
+  const e = state.events.find((x) => x.eventId === eventId);
+  return e ? `${e.type} event` : 'event';
+}
+
+function stepName(work: Effect[], eventDue: boolean, state: LifecycleState, now: number): string {
+  if (work.some((e) => e.kind === 'deleteAccounts')) return 'retention period ends';
+  if (work.some((e) => e.kind === 'revoke' && e.reason === 'mover')) return 'mover grace period ends';
+  if (work.some((e) => e.kind === 'provision' && !e.enabled)) return 'pre-provisioning';
+  if (work.some((e) => e.kind === 'setAccountsEnabled' && e.reason === 'start date') || state.events.some((e) => (e.type === 'hire' || e.type === 'rehire') && e.at === now)) return 'start date';
+  return eventDue ? 'event' : 'scheduled step';
 }

@@ -5,10 +5,9 @@ import type { Client } from '@temporalio/client';
 import { and, eq, lt } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
-import { getHrEvent, setHrEventStatus } from '../db/inbox.js';
+import { getHrEvent, hrEventSignalOf, setHrEventStatus } from '../db/inbox.js';
 import { hrEvents } from '../db/schema.js';
-import type { HrEventSignal, HrEventType, IdentityAttributes } from '../domain/types.js';
-import { hrEventSignal, lifecycle } from '../workflows/index.js';
+import { hrEventSignal, lifecycle, retryEventSignal } from '../workflows/index.js';
 import { withTimeout } from './with-timeout.js';
 import { enqueueHrEvent, hrEventJobId, type HrEventJob } from './hr-event-queue.js';
 
@@ -26,14 +25,7 @@ export async function dispatchHrEvent(deps: IngestDeps, eventId: string): Promis
   const row = await getHrEvent(deps.db, eventId);
   if (!row) throw new Error(`hr event ${eventId} is not in the inbox`);
   if (row.status !== 'received') return 'skipped'; // already with its workflow
-  const payload = row.payload as { attributes?: IdentityAttributes };
-  const signal: HrEventSignal = {
-    eventId: row.id,
-    employeeId: row.employeeId,
-    type: row.type as HrEventType,
-    effectiveAt: row.effectiveAt.toISOString(),
-    attributes: payload.attributes ?? {},
-  };
+  const signal = hrEventSignalOf(row);
   await deps.temporal.workflow.signalWithStart(lifecycle, {
     workflowId: lifecycleWorkflowId(row.employeeId),
     taskQueue: deps.taskQueue,
@@ -66,3 +58,34 @@ export async function redispatchStranded(db: Db, queue: Queue<HrEventJob>, optio
   return rows.length;
 }
 
+
+/** Why a retry was refused: no such event, or it has not failed. */
+export class RetryRefused extends Error {
+  constructor(
+    readonly eventId: string,
+    readonly code: 'not_found' | 'not_failed',
+    readonly status: string | null,
+  ) {
+    super(code === 'not_found' ? `no hr event ${eventId}` : `hr event ${eventId} is ${status}, not failed`);
+    this.name = 'RetryRefused';
+  }
+}
+
+/**
+ * An operator retries a failed event: it is marked `dispatched` (audited, with who asked)
+ * and its person's workflow decides it afresh. A workflow that is no longer running is
+ * started again and rebuilds the person from the database first.
+ */
+export async function retryHrEvent(deps: Pick<IngestDeps, 'db' | 'temporal' | 'taskQueue'>, eventId: string, actor: string): Promise<void> {
+  const row = await getHrEvent(deps.db, eventId);
+  if (!row) throw new RetryRefused(eventId, 'not_found', null);
+  if (row.status !== 'failed') throw new RetryRefused(eventId, 'not_failed', row.status);
+  await setHrEventStatus(deps.db, row.id, 'dispatched', `retry requested by ${actor}`, actor, { onlyFrom: ['failed'] });
+  await deps.temporal.workflow.signalWithStart(lifecycle, {
+    workflowId: lifecycleWorkflowId(row.employeeId),
+    taskQueue: deps.taskQueue,
+    args: [{ employeeId: row.employeeId }],
+    signal: retryEventSignal,
+    signalArgs: [{ eventId: row.id }],
+  });
+}

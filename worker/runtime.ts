@@ -107,6 +107,7 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
         webhookSecrets: webhookSecrets(env, config),
         config,
         temporal,
+        taskQueue: env.taskQueue,
         publicUrl: env.publicUrl,
         metrics,
         logger,

@@ -1,2 +1,2 @@
 // Every workflow the worker runs. This file is the bundle entry point.
-export { lifecycle, hrEventSignal, lifecycleStateQuery } from './lifecycle.js';
+export { lifecycle, hrEventSignal, retryEventSignal, lifecycleStateQuery } from './lifecycle.js';

@@ -1,8 +1,8 @@
 // One long-lived workflow per person (`lifecycle:<employeeId>`), fed by signalWithStart.
-// It keeps that person's pending work sorted by the time it is due, sleeps on durable
-// timers until then, and applies one step at a time, so two changes for one person never
-// race. Steps are HR events plus what they schedule: the start date of a pre-provisioned
-// joiner, the end of a mover's grace period, the erasure of a leaver's accounts.
+// It holds no rule of its own: at each wake-up it asks the pure core (domain/lifecycle.ts)
+// what to do, executes the effects through activities, and tells the core what succeeded.
+// A failed effect never ends the workflow: its event becomes `failed` with an alert, and
+// the person waits for the next event or an operator's retry.
 import {
   ActivityFailure,
   allHandlersFinished,
@@ -17,36 +17,27 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { PlannedGrant } from '../activities/grants.js';
-import type { Holding, RevokeReason } from '../activities/lifecycle.js';
-import { evaluateBirthright } from '../domain/birthright.js';
-import { diffEntitlements, isMove } from '../domain/entitlement-diff.js';
+import {
+  compact,
+  decide,
+  nextWakeAt,
+  receive,
+  recordEffect,
+  recordFailure,
+  requestRetry,
+  type Effect,
+  type Holding,
+  type LifecycleState,
+} from '../domain/lifecycle.js';
 import type { PolicySnapshot } from '../domain/policy.js';
-import type { HrEventSignal, IdentityAttributes, IdentityStatus } from '../domain/types.js';
+import type { HrEventSignal } from '../domain/types.js';
 
 export const hrEventSignal = defineSignal<[HrEventSignal]>('hrEvent');
-export const lifecycleStateQuery = defineQuery<LifecycleState>('state');
+/** An operator's retry of a failed event (`POST /hr/events/{id}/retry`, `jml retry`). */
+export const retryEventSignal = defineSignal<[{ eventId: string }]>('retryEvent');
+export const lifecycleStateQuery = defineQuery<LifecycleState | undefined>('state');
 
-export type Step =
-  | { kind: 'event'; dueAt: number; seq: number; event: HrEventSignal; preProvision?: boolean }
-  /** Enable the accounts pre-provisioned for a future start. */
-  | { kind: 'start'; dueAt: number; seq: number; eventId: string }
-  /** Revoke what a move made no longer due, once the grace period is over. */
-  | { kind: 'revoke'; dueAt: number; seq: number; eventId: string; entitlementIds: string[] }
-  /** Delete a leaver's accounts after the retention period (GDPR erasure). */
-  | { kind: 'erase'; dueAt: number; seq: number; eventId: string };
-
-export interface LifecycleState {
-  employeeId: string;
-  /** Work not yet done, soonest first. */
-  steps: Step[];
-  /** Events for a person not hired yet: they wait for the hire (delivery can be out of order). */
-  parked: HrEventSignal[];
-  /** Ids already taken in, newest last; bounded so continue-as-new stays small. */
-  seen: string[];
-  applied: number;
-  seq: number;
-  person: { identityId?: string; status: IdentityStatus | 'none'; attributes: IdentityAttributes; lastEffectiveAt?: string };
-}
+export type { LifecycleState } from '../domain/lifecycle.js';
 
 export interface LifecycleInput {
   employeeId: string;
@@ -55,7 +46,6 @@ export interface LifecycleInput {
   historyLimit?: number;
 }
 
-const SEEN_LIMIT = 1_000;
 // Well under Temporal's 50k-event limit; also honour the server's own suggestion.
 const HISTORY_LIMIT = 5_000;
 
@@ -76,235 +66,154 @@ function connectorActivities(policy: PolicySnapshot) {
   return proxyActivities<Activities>({ startToCloseTimeout: '1m', retry: { initialInterval, maximumInterval, maximumAttempts, backoffCoefficient: 2 } });
 }
 
+/** Thrown inside the executor when grants failed: they carry their own alerts already. */
+class GrantsFailed extends Error {}
+
 export async function lifecycle(input: LifecycleInput): Promise<void> {
-  const state: LifecycleState = input.state ?? { employeeId: input.employeeId, steps: [], parked: [], seen: [], applied: 0, seq: 0, person: { status: 'none', attributes: {} } };
-  const seen = new Set(state.seen);
-  const employeeId = state.employeeId;
-
-  const schedule = (step: Step) => {
-    state.steps.push(step);
-    state.steps.sort((a, b) => a.dueAt - b.dueAt || a.seq - b.seq);
-  };
-  const nextSeq = () => (state.seq += 1);
-  const cancelSteps = (kinds: Step['kind'][]) => {
-    state.steps = state.steps.filter((s) => !kinds.includes(s.kind));
-  };
-
+  // Signals can arrive before the state is rebuilt: hold them until it is.
+  const early: Array<{ kind: 'event'; event: HrEventSignal } | { kind: 'retry'; eventId: string }> = [];
+  let state: LifecycleState | undefined = input.state;
   setHandler(hrEventSignal, (event) => {
-    if (seen.has(event.eventId)) return; // a redelivered job: applied once only
-    seen.add(event.eventId);
-    state.seen.push(event.eventId);
-    if (state.seen.length > SEEN_LIMIT) seen.delete(state.seen.shift() as string);
-    schedule({ kind: 'event', dueAt: Date.parse(event.effectiveAt), seq: nextSeq(), event });
+    if (state) receive(state, event);
+    else early.push({ kind: 'event', event });
+  });
+  setHandler(retryEventSignal, ({ eventId }) => {
+    if (state) requestRetry(state, eventId);
+    else early.push({ kind: 'retry', eventId });
   });
   setHandler(lifecycleStateQuery, () => state);
 
+  // A run without carried state (the first, or one after a run ended) rebuilds the person
+  // from the database: never from nothing, so nothing HR said is forgotten.
+  const person: LifecycleState = state ?? (await db.loadLifecycleState(input.employeeId));
+  state = person;
+  for (const item of early.splice(0)) {
+    if (item.kind === 'event') receive(person, item.event);
+    else requestRetry(person, item.eventId);
+  }
+  const employeeId = person.employeeId;
+  let policy = await db.getPolicy();
+
   for (;;) {
-    await condition(() => state.steps.length > 0);
-    const next = state.steps[0] as Step;
+    const wakeAt = nextWakeAt(person, Date.now(), policy);
+    if (wakeAt === undefined) await condition(() => person.dirty);
+    else if (wakeAt > Date.now()) await condition(() => person.dirty, wakeAt - Date.now());
 
-    // A future hire: the person exists as pre_hire from now on, and the accounts are
-    // pre-provisioned (disabled) `preProvisionLead` before the start.
-    if (next.kind === 'event' && next.event.type === 'hire' && next.preProvision === undefined && next.dueAt > Date.now() && state.person.status === 'none') {
-      const policy = await db.getPolicy();
-      await savePerson('pre_hire', next.event, { hireDate: next.event.effectiveAt });
-      const lead = policy.lifecycle.preProvisionLead;
-      next.preProvision = lead > 0;
-      if (lead > 0) next.dueAt = Math.max(Date.now(), next.dueAt - lead);
-      state.steps.sort((a, b) => a.dueAt - b.dueAt || a.seq - b.seq);
-      continue;
-    }
-
-    const waitMs = next.dueAt - Date.now();
-    if (waitMs > 0) {
-      // Sleep until due, but wake if an earlier step arrives so the plan is redone.
-      await condition(() => state.steps[0] !== next, waitMs);
-      continue;
-    }
-    state.steps.shift();
-    await runStep(next);
-    state.applied += 1;
+    policy = await db.getPolicy();
+    const held = person.applied.identityId ? await db.listHoldings(person.applied.identityId) : { holdings: [], requestedEntitlements: [] };
+    const decision = decide(person, Date.now(), policy, held);
+    for (const effect of decision.effects) await execute(effect);
 
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength > (input.historyLimit ?? HISTORY_LIMIT)) {
       // Signals that arrived meanwhile are in `state`; handlers must be done before we go.
       await condition(allHandlersFinished);
-      await continueAsNew<typeof lifecycle>({ employeeId, state, ...(input.historyLimit ? { historyLimit: input.historyLimit } : {}) });
+      compact(person);
+      await continueAsNew<typeof lifecycle>({ employeeId, state: person, ...(input.historyLimit ? { historyLimit: input.historyLimit } : {}) });
     }
   }
 
-  async function savePerson(status: IdentityStatus, event: HrEventSignal, extra: { hireDate?: string; terminationDate?: string | null } = {}): Promise<void> {
-    const snapshot = await db.upsertIdentity({ employeeId, status, attributes: event.attributes, effectiveAt: event.effectiveAt, eventId: event.eventId, ...extra });
-    state.person = { identityId: snapshot.id, status, attributes: snapshot.attributes, lastEffectiveAt: event.effectiveAt };
+  /** Runs one effect; a failure is pinned on the effect's event, alerted, and the loop goes on. */
+  async function execute(effect: Effect): Promise<void> {
+    // An event whose work failed earlier in this decision stays `failed` (already recorded).
+    if (effect.kind === 'eventOutcome' && person.events.find((e) => e.eventId === effect.eventId)?.outcome?.status === 'failed') return;
+    try {
+      const result = await run(effect);
+      recordEffect(person, effect, result);
+    } catch (err) {
+      if (!(err instanceof ActivityFailure) && !(err instanceof GrantsFailed)) throw err;
+      const message = failureMessage(err);
+      log.warn('lifecycle step failed', { kind: effect.kind, eventId: effect.eventId });
+      recordFailure(person, effect.eventId, `${effect.kind} failed: ${message}`);
+      // Grant failures have their own alert (grant_failed / revoke_failed); the rest get one here.
+      await db.markEventFailed({ eventId: effect.eventId, employeeId, error: `${effect.kind} failed: ${message}`, alert: !(err instanceof GrantsFailed) });
+    }
   }
 
-  async function runStep(step: Step): Promise<void> {
-    switch (step.kind) {
-      case 'event':
-        return applyEvent(step);
-      case 'start':
-        if (state.person.status !== 'pre_hire') return;
-        await db.setAccountsEnabled(employeeId, true, 'start date');
-        state.person.status = 'active';
-        await db.upsertIdentity({ employeeId, status: 'active', attributes: {}, effectiveAt: new Date(step.dueAt).toISOString(), eventId: step.eventId });
-        return;
-      case 'revoke': {
-        // Re-check at the end of the grace period: a later move may have made it due again.
-        const policy = await db.getPolicy();
-        const { holdings, requestedEntitlements } = await db.listHoldings(state.person.identityId as string);
-        const due = evaluateBirthright(policy.birthright, state.person.attributes);
-        const { remove } = diffEntitlements(due, holdings, requestedEntitlements);
-        const revocable = holdings.filter((h) => step.entitlementIds.includes(h.entitlementId) && remove.includes(h.entitlementId));
-        await revokeAll(revocable, 'mover', policy);
-        return;
+  async function run(effect: Effect): Promise<{ identityId?: string } | undefined> {
+    const connector = connectorActivities(policy);
+    switch (effect.kind) {
+      case 'saveIdentity': {
+        const snapshot = await db.upsertIdentity({
+          employeeId,
+          status: effect.status,
+          attributes: effect.attributes,
+          hireDate: effect.hireDate ?? undefined,
+          terminationDate: effect.terminationDate,
+          effectiveAt: effect.effectiveAt,
+          eventId: effect.eventId,
+        });
+        return { identityId: snapshot.id };
       }
-      case 'erase':
-        if (state.person.status === 'terminated') await db.deleteAccounts(employeeId, 'retention period over');
-        return;
+      case 'provision': {
+        const planned = await db.createBirthrightRequests({ identityId: person.applied.identityId as string, eventId: effect.eventId, items: effect.items });
+        const failed = await provisionAll(planned, policy, { employeeId, enabled: effect.enabled, reenable: effect.reenable });
+        // A grant that had failed before and fails again while this event passes by is not
+        // this event's failure: the grant stays failed with its own alert.
+        const fresh = failed.filter((id) => effect.retryRequested || !effect.retried.includes(id));
+        if (fresh.length) throw new GrantsFailed(`${fresh.join(', ')} could not be granted`);
+        return undefined;
+      }
+      case 'revoke': {
+        const failed = await revokeAll(effect.holdings, effect.reason, policy);
+        if (failed.length) throw new GrantsFailed(`${failed.join(', ')} could not be revoked`);
+        return undefined;
+      }
+      case 'setAccountsEnabled':
+        await connector.setAccountsEnabled(employeeId, effect.enabled, effect.reason);
+        return undefined;
+      case 'deleteAccounts':
+        await connector.deleteAccounts(employeeId, effect.reason);
+        return undefined;
+      case 'cancelRequests':
+        await db.cancelPendingRequests(employeeId, effect.reason);
+        return undefined;
+      case 'moverReview':
+        await db.recordMoverReview(employeeId, effect.entitlementIds, effect.eventId);
+        return undefined;
+      case 'eventOutcome':
+        await db.setEventStatus(effect.eventId, effect.status, effect.reason);
+        return undefined;
     }
-  }
-
-  async function applyEvent(step: Extract<Step, { kind: 'event' }>): Promise<void> {
-    const { event } = step;
-    const person = state.person;
-    const known = person.status !== 'none';
-
-    if (!known && event.type !== 'hire' && event.type !== 'rehire') {
-      // Out of order: the hire has not arrived yet. Wait for it rather than drop this.
-      state.parked.push(event);
-      await db.setEventStatus(event.eventId, 'dispatched', 'waiting for the hire of this person');
-      return;
-    }
-    if (event.type === 'update' && person.lastEffectiveAt && Date.parse(event.effectiveAt) < Date.parse(person.lastEffectiveAt)) {
-      await db.setEventStatus(event.eventId, 'ignored', `stale: effective ${event.effectiveAt}, older than the change applied at ${person.lastEffectiveAt}`);
-      return;
-    }
-
-    switch (event.type) {
-      case 'hire':
-      case 'rehire':
-        if (person.status === 'active' || person.status === 'on_leave') await mover(event);
-        else if (step.preProvision && Date.parse(event.effectiveAt) > Date.now()) await joiner(event, { preProvision: true });
-        else await joiner(event, { rehire: person.status === 'terminated' || person.status === 'rescinded' });
-        break;
-      case 'update':
-        await mover(event);
-        break;
-      case 'terminate':
-        await leaver(event);
-        break;
-      case 'rescind':
-        await rescind(event);
-        break;
-      case 'leave_start':
-        if (person.status === 'active') {
-          await db.setAccountsEnabled(employeeId, false, 'leave of absence');
-          await savePerson('on_leave', event);
-        }
-        break;
-      case 'leave_end':
-        if (person.status === 'on_leave') {
-          await db.setAccountsEnabled(employeeId, true, 'back from leave');
-          await savePerson('active', event);
-        }
-        break;
-    }
-    await db.setEventStatus(event.eventId, 'applied', null);
-
-    // The hire is in: events that came before it are due now, in effective order.
-    if ((event.type === 'hire' || event.type === 'rehire') && state.parked.length) {
-      for (const parked of state.parked.splice(0)) schedule({ kind: 'event', dueAt: Date.parse(parked.effectiveAt), seq: nextSeq(), event: parked });
-    }
-  }
-
-  async function joiner(event: HrEventSignal, options: { preProvision?: boolean; rehire?: boolean }): Promise<void> {
-    cancelSteps(['erase', 'revoke']);
-    await savePerson(options.preProvision ? 'pre_hire' : 'active', event, { hireDate: event.effectiveAt, terminationDate: null });
-    const policy = await db.getPolicy();
-    const due = evaluateBirthright(policy.birthright, state.person.attributes);
-    if (due.length) {
-      const planned = await db.createBirthrightRequests({ identityId: state.person.identityId as string, eventId: event.eventId, items: due });
-      const enabled = !options.preProvision || !policy.lifecycle.preProvisionDisabled;
-      await provisionAll(planned, policy, { employeeId, enabled, reenable: options.rehire === true });
-    }
-    if (options.preProvision) schedule({ kind: 'start', dueAt: Date.parse(event.effectiveAt), seq: nextSeq(), eventId: event.eventId });
-  }
-
-  async function mover(event: HrEventSignal): Promise<void> {
-    const before = state.person.attributes;
-    await savePerson(state.person.status as IdentityStatus, event);
-    if (!isMove(before, event.attributes)) return;
-    const policy = await db.getPolicy();
-    const { holdings, requestedEntitlements } = await db.listHoldings(state.person.identityId as string);
-    const due = evaluateBirthright(policy.birthright, state.person.attributes);
-    const diff = diffEntitlements(due, holdings, requestedEntitlements);
-    if (diff.add.length) {
-      const planned = await db.createBirthrightRequests({ identityId: state.person.identityId as string, eventId: event.eventId, items: diff.add });
-      await provisionAll(planned, policy, { employeeId, enabled: state.person.status === 'active' });
-    }
-    await db.recordMoverReview(employeeId, diff.review, event.eventId);
-    if (diff.remove.length === 0) return;
-    const grace = policy.lifecycle.moverGracePeriod;
-    if (grace <= 0) {
-      await revokeAll(
-        holdings.filter((h) => diff.remove.includes(h.entitlementId)),
-        'mover',
-        policy,
-      );
-    } else {
-      schedule({ kind: 'revoke', dueAt: Date.now() + grace, seq: nextSeq(), eventId: event.eventId, entitlementIds: diff.remove });
-    }
-  }
-
-  async function leaver(event: HrEventSignal): Promise<void> {
-    if (state.person.status === 'terminated') return;
-    cancelSteps(['start', 'revoke']);
-    await savePerson('terminated', event, { terminationDate: event.effectiveAt });
-    const policy = await db.getPolicy();
-    const { holdings } = await db.listHoldings(state.person.identityId as string);
-    await revokeAll(holdings, 'leaver', policy);
-    await db.cancelPendingRequests(employeeId, 'leaver');
-    schedule({ kind: 'erase', dueAt: Date.parse(event.effectiveAt) + policy.lifecycle.deleteAfter, seq: nextSeq(), eventId: event.eventId });
-  }
-
-  async function rescind(event: HrEventSignal): Promise<void> {
-    if (state.person.status !== 'pre_hire' && state.person.status !== 'active') return;
-    cancelSteps(['start', 'revoke', 'erase']);
-    const policy = await db.getPolicy();
-    const { holdings } = await db.listHoldings(state.person.identityId as string);
-    await revokeAll(holdings, 'rescinded', policy);
-    await db.cancelPendingRequests(employeeId, 'rescinded');
-    await db.deleteAccounts(employeeId, 'hire rescinded');
-    await savePerson('rescinded', event);
   }
 }
 
-/** Accounts first (a group needs a member to add), then every group of that target at once. */
-async function provisionAll(planned: PlannedGrant[], policy: PolicySnapshot, options: { employeeId: string; enabled: boolean; reenable?: boolean }): Promise<void> {
+/**
+ * Accounts first (a group needs a member to add), then every group of that target at once.
+ * A group whose account failed fails with it. Returns the entitlements that failed.
+ */
+async function provisionAll(planned: PlannedGrant[], policy: PolicySnapshot, options: { employeeId: string; enabled: boolean; reenable: boolean }): Promise<string[]> {
   const targets = [...new Set(planned.map((g) => g.target))];
+  const failed: string[] = [];
   await Promise.all(
     targets.map(async (target) => {
       const onTarget = planned.filter((g) => g.target === target);
       const accounts = onTarget.filter((g) => g.kind === 'account');
-      const accountOk = (await Promise.all(accounts.map((g) => provisionGrant(g, policy, options.enabled)))).every(Boolean);
       const rest = onTarget.filter((g) => g.kind !== 'account');
+      const accountOk = (await Promise.all(accounts.map((g) => provisionGrant(g, policy, options)))).every(Boolean);
       if (!accountOk) {
-        await Promise.all(rest.map((g) => db.markGrantFailed(g.grantId, `the ${target} account could not be provisioned`)));
+        failed.push(...accounts.map((g) => g.entitlementId));
+        for (const g of rest) {
+          await db.markGrantFailed(g.grantId, `the ${target} account could not be provisioned`);
+          failed.push(g.entitlementId);
+        }
         return;
       }
-      // A rehired person's account still carries the leaver's lock: lift it explicitly.
-      if (options.reenable && accounts.length) await connectorActivities(policy).setAccountsEnabled(options.employeeId, true, 'rehire');
-      await Promise.all(rest.map((g) => provisionGrant(g, policy, options.enabled)));
+      const results = await Promise.all(rest.map((g) => provisionGrant(g, policy, options)));
+      rest.forEach((g, i) => results[i] || failed.push(g.entitlementId));
     }),
   );
+  return failed.sort();
 }
 
 /** pending -> provisioning -> (read back) -> active; or failed with an alert. */
-async function provisionGrant(grant: PlannedGrant, policy: PolicySnapshot, enabled: boolean): Promise<boolean> {
+async function provisionGrant(grant: PlannedGrant, policy: PolicySnapshot, options: { employeeId: string; enabled: boolean; reenable: boolean }): Promise<boolean> {
   if (grant.grantStatus === 'active') return true;
   const connector = connectorActivities(policy);
   try {
-    await connector.provisionGrant(grant.grantId, { enabled });
+    await connector.provisionGrant(grant.grantId, { enabled: options.enabled });
+    // A returning person's account still carries the leaver's lock: lift it before the read-back.
+    if (grant.kind === 'account' && options.reenable) await connector.setAccountsEnabled(options.employeeId, true, 'rehire');
     await connector.verifyGrant(grant.grantId);
     return true;
   } catch (err) {
@@ -315,14 +224,15 @@ async function provisionGrant(grant: PlannedGrant, policy: PolicySnapshot, enabl
   }
 }
 
-/** Accounts are disabled first (the person is locked out at once), then groups go. */
-async function revokeAll(holdings: Holding[], reason: RevokeReason, policy: PolicySnapshot): Promise<void> {
+/** Accounts are disabled first (the person is locked out at once), then groups go. Returns what failed. */
+async function revokeAll(holdings: Holding[], reason: Parameters<Activities['revokeGrant']>[1], policy: PolicySnapshot): Promise<string[]> {
   const accounts = holdings.filter((h) => h.kind === 'account');
-  await Promise.all(accounts.map((h) => revokeGrant(h, reason, policy)));
-  await Promise.all(holdings.filter((h) => h.kind !== 'account').map((h) => revokeGrant(h, reason, policy)));
+  const rest = holdings.filter((h) => h.kind !== 'account');
+  const results = [...(await Promise.all(accounts.map((h) => revokeGrant(h, reason, policy)))), ...(await Promise.all(rest.map((h) => revokeGrant(h, reason, policy))))];
+  return [...accounts, ...rest].filter((_, i) => !results[i]).map((h) => h.entitlementId).sort();
 }
 
-async function revokeGrant(holding: Holding, reason: RevokeReason, policy: PolicySnapshot): Promise<boolean> {
+async function revokeGrant(holding: Holding, reason: Parameters<Activities['revokeGrant']>[1], policy: PolicySnapshot): Promise<boolean> {
   if (holding.grantStatus === 'revoked') return true;
   const connector = connectorActivities(policy);
   try {
