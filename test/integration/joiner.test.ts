@@ -10,6 +10,7 @@ import { testConfig } from '../support/config.js';
 import { startTestEngine, eventually, type TestEngine } from '../support/engine.js';
 import { testEnv, uniqueName } from '../support/env.js';
 import { saveHistory } from '../support/histories.js';
+import { lifecycleStateQuery } from '../../workflows/index.js';
 
 let engine: TestEngine;
 beforeAll(async () => {
@@ -82,9 +83,9 @@ describe('joiner', () => {
     const { dispatchHrEvent } = await import('../../services/dispatch.js');
     await engine.client.workflow.getHandle(`lifecycle:${employeeId}`).signal('hrEvent', { eventId: id, employeeId, type: 'hire', effectiveAt: new Date().toISOString(), attributes });
     expect(await dispatchHrEvent({ db: engine.db, temporal: engine.client, taskQueue: engine.taskQueue, logger: (await import('pino')).pino({ level: 'silent' }) }, id)).toBe('skipped');
-    const state = await engine.client.workflow.getHandle(`lifecycle:${employeeId}`).query<{ applied: number; steps: unknown[] }>('state');
-    expect(state.applied).toBe(1);
-    expect(state.steps).toEqual([]);
+    const state = await engine.client.workflow.getHandle(`lifecycle:${employeeId}`).query(lifecycleStateQuery);
+    expect(state?.events.map((e) => [e.eventId, e.outcome?.status])).toEqual([[id, 'applied']]);
+    expect(state?.dirty).toBe(false);
     const requests = await engine.db.select().from(accessRequests).innerJoin(identities, eq(accessRequests.identityId, identities.id)).where(eq(identities.employeeId, employeeId));
     expect(requests).toHaveLength(4); // account, all-staff, contractors, sales
     const groups = await memberOf(employeeId);

@@ -184,8 +184,11 @@ describe('leaver', () => {
     expect((await account(employeeId))?.enabled).toBe(true); // not before
     // Explain shows the pending leaver: when, and every grant it will revoke.
     const plan = await explainIdentity({ db: engine.db, temporal: engine.client, config: engine.config }, employeeId);
-    expect(plan.steps).toHaveLength(1);
-    expect(plan.steps[0]).toMatchObject({ step: 'terminate event', dueAt: at.toISOString() });
+    // Two steps: the leaver at its moment, and erasure deleteAfter (3s) later.
+    expect(plan.steps.map((s) => [s.step, s.dueAt])).toEqual([
+      ['terminate event', at.toISOString()],
+      ['retention period ends', new Date(at.getTime() + 3_000).toISOString()],
+    ]);
     expect(plan.steps[0]?.revokes.map((r) => r.entitlementId).sort()).toEqual(['all-staff', 'directory-account', 'employees', 'engineering']);
     await applied(terminate);
     expect(Date.now()).toBeGreaterThanOrEqual(at.getTime());
