@@ -24,8 +24,11 @@ export const identities = pgTable(
   'identities',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    /** Canonical (domain/employee-id.ts); unique without regard to case, as directories match uid. */
-    employeeId: text('employee_id').notNull(),
+    /**
+     * Canonical (domain/employee-id.ts): every input folds it. Unique as stored (exact
+     * lookups use that index) and, as directories match uid, without regard to case.
+     */
+    employeeId: text('employee_id').notNull().unique(),
     status: text('status').notNull(),
     attributes: jsonb('attributes').$type<IdentityAttributes>().notNull().default({}),
     hireDate: tz('hire_date'),

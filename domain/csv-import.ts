@@ -16,6 +16,7 @@ import { canonicalJson } from './canonical-json.js';
 import { createHash } from 'node:crypto';
 import { evaluateBirthright, type BirthrightGrant } from './birthright.js';
 import type { BirthrightRule, CsvConfig } from './config.js';
+import { canonicalEmployeeId, EMPLOYEE_ID_RULE, parseEmployeeId } from './employee-id.js';
 import { HR_EVENT_TYPES, type HrEventType, type IdentityAttributes, type IdentityStatus } from './types.js';
 
 /**
@@ -42,8 +43,8 @@ export const DEFAULT_CSV_COLUMNS: Readonly<Record<string, string>> = {
 
 /** A joiner needs a name (as the webhook requires for a hire). */
 export const REQUIRED_ATTRIBUTES = ['givenName', 'familyName'] as const;
-/** The same rule as the webhook: ids become LDAP RDNs and workflow ids. */
-const EMPLOYEE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** The attribute that holds the manager's employee id: canonical, like every employee id. */
+const MANAGER_ID = 'managerId';
 /** Identities a termination would take access from. */
 const LIVE: readonly IdentityStatus[] = ['active', 'on_leave', 'pre_hire'];
 
@@ -156,14 +157,26 @@ function parseHireDate(value: string): Date | null | 'invalid' {
   return Number.isNaN(date.getTime()) ? 'invalid' : date;
 }
 
-/** The mapped attributes of one row; empty cells are left out. */
-function rowAttributes(values: Record<string, string>, columns: Record<string, string>): IdentityAttributes {
+/**
+ * The mapped attributes of one row; empty cells are left out, text is trimmed. The
+ * manager's id is an employee id: canonical, and refused (a problem naming the column)
+ * when it is not valid as written, as the row's own id is.
+ */
+function rowAttributes(values: Record<string, string>, columns: Record<string, string>): { attributes: IdentityAttributes; problems: string[] } {
   const attributes: IdentityAttributes = {};
+  const problems: string[] = [];
   for (const [column, attribute] of Object.entries(columns)) {
-    const value = values[column]?.trim();
-    if (value) attributes[attribute] = value;
+    const cell = values[column] ?? '';
+    if (cell.trim() === '') continue;
+    if (attribute !== MANAGER_ID) {
+      attributes[attribute] = cell.trim();
+      continue;
+    }
+    const managerId = parseEmployeeId(cell);
+    if (managerId) attributes[attribute] = managerId;
+    else problems.push(`${column} ${EMPLOYEE_ID_RULE}`);
   }
-  return attributes;
+  return { attributes, problems };
 }
 
 /** Mapped attributes whose value differs from what is known; a now empty cell clears (null). */
@@ -187,27 +200,35 @@ export function emptyPlanCounts(): Record<HrEventType, number> {
 }
 
 /**
- * Plans the events for one extract. Bad rows (no id, no name, a bad date, a repeated id)
- * are reported with their line and skipped; the rest of the file goes on. A bad row with
- * a usable id still counts as present, so a typo never terminates anyone.
+ * Plans the events for one extract. Bad rows (no id, a padded or malformed id, no name, a
+ * bad manager id, a bad date, a repeated id) are reported with their line and skipped; the
+ * rest of the file goes on. A bad row with a usable id still counts as present, so a typo
+ * never terminates anyone. Employee ids are canonical (domain/employee-id.ts) in the plan
+ * and in event ids, so `e1001` and `E1001` rows make the same event.
  */
 export function planCsvImport(rows: Iterable<CsvRow>, config: CsvConfig, known: readonly KnownIdentity[], options: PlanOptions): ImportPlan {
   const columns = csvColumns(config);
   const activeValues = new Set(config.activeValues.map(lower));
   const onLeaveValues = new Set(config.onLeaveValues.map(lower));
-  const knownById = new Map(known.map((k) => [k.employeeId, k]));
+  // Keyed canonical, like the file's ids, so a row is matched to its person (and a known
+  // person present in the file is never taken for absent) whatever the stored spelling.
+  const knownById = new Map(known.map((k) => [canonicalEmployeeId(k.employeeId), k]));
   const rowList = [...rows];
+  /** The row's id as written (never trimmed: a padded id is refused, as the webhook refuses it). */
+  const idCell = (values: Record<string, string>) => values[config.employeeIdColumn] ?? '';
   // An id on several rows with different data is several people under one key (the HR
   // samples have many): importing any one of them would give someone another person's
-  // account. All of those rows are refused; exact repeats of one row are harmless.
+  // account. All of those rows are refused; exact repeats of one row are harmless. Ids
+  // compare canonical: `e1001` and `E1001` are one id.
   const linesById = new Map<string, CsvRow[]>();
   for (const row of rowList) {
-    const id = row.values[config.employeeIdColumn]?.trim() ?? '';
+    const id = parseEmployeeId(idCell(row.values));
     if (id) linesById.set(id, [...(linesById.get(id) ?? []), row]);
   }
-  const ambiguous = new Set(
-    [...linesById.entries()].filter(([, same]) => same.some((r) => canonicalJson(r.values) !== canonicalJson(same[0]!.values))).map(([id]) => id),
-  );
+  /** What a row says: cells as read (trimmed), its id canonical. */
+  const content = (row: CsvRow) =>
+    canonicalJson(Object.fromEntries(Object.entries(row.values).map(([column, cell]) => [column, column === config.employeeIdColumn ? parseEmployeeId(cell) : cell.trim()])));
+  const ambiguous = new Set([...linesById.entries()].filter(([, same]) => same.some((r) => content(r) !== content(same[0]!))).map(([id]) => id));
   /** Ids present in the file (even on refused rows): never terminated as absent. */
   const seen = new Map<string, number>();
   const people: PersonPlan[] = [];
@@ -222,10 +243,14 @@ export function planCsvImport(rows: Iterable<CsvRow>, config: CsvConfig, known: 
 
   for (const { line, values } of rowList) {
     rowCount += 1;
-    const employeeId = values[config.employeeIdColumn]?.trim() ?? '';
-    if (!EMPLOYEE_ID.test(employeeId)) {
-      if (employeeId) seen.set(employeeId, line);
-      errors.push({ line, message: employeeId ? `${config.employeeIdColumn} must be 1..64 characters of letters, digits, . _ -` : `${config.employeeIdColumn} is empty` });
+    const cell = idCell(values);
+    const employeeId = parseEmployeeId(cell);
+    if (!employeeId) {
+      // Refused, never repaired; but the person a padded id most likely names counts as
+      // present, so a typo never terminates anyone.
+      const meant = parseEmployeeId(cell.trim());
+      if (meant) seen.set(meant, line);
+      errors.push({ line, message: cell.trim() ? `${config.employeeIdColumn} ${EMPLOYEE_ID_RULE}` : `${config.employeeIdColumn} is empty` });
       continue;
     }
     if (ambiguous.has(employeeId)) {
@@ -237,8 +262,9 @@ export function planCsvImport(rows: Iterable<CsvRow>, config: CsvConfig, known: 
     if (seen.has(employeeId)) continue; // an exact repeat of a row already planned
     seen.set(employeeId, line);
 
-    const attributes = rowAttributes(values, columns);
+    const { attributes, problems: attributeProblems } = rowAttributes(values, columns);
     const problems = REQUIRED_ATTRIBUTES.filter((a) => attributes[a] === undefined).map((a) => `${Object.keys(columns).find((c) => columns[c] === a) ?? a} is empty`);
+    problems.push(...attributeProblems);
     const hireDateCell = config.hireDateColumn ? parseHireDate(values[config.hireDateColumn]?.trim() ?? '') : null;
     if (hireDateCell === 'invalid') problems.push(`${config.hireDateColumn} is not a date`);
     if (problems.length) {
@@ -286,7 +312,7 @@ export function planCsvImport(rows: Iterable<CsvRow>, config: CsvConfig, known: 
 
   if (options.fullSnapshot) {
     for (const person of known) {
-      if (seen.has(person.employeeId) || !LIVE.includes(person.status)) continue;
+      if (seen.has(canonicalEmployeeId(person.employeeId)) || !LIVE.includes(person.status)) continue;
       people.push({
         employeeId: person.employeeId,
         line: null,

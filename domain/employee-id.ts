@@ -5,6 +5,7 @@
 //
 // Upper case is the canonical spelling because HR ids are usually written that way (E1001),
 // so what an operator sees matches what HR sent.
+import { z } from 'zod';
 
 /** Letters, digits, `.`, `_`, `-`; 1..64 characters. ASCII only, so folding is exact. */
 export const EMPLOYEE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -18,3 +19,6 @@ export function canonicalEmployeeId(id: string): string {
 export function parseEmployeeId(id: unknown): string | null {
   return typeof id === 'string' && EMPLOYEE_ID_PATTERN.test(id) ? canonicalEmployeeId(id) : null;
 }
+
+/** The zod form of the rule, for request schemas: valid as sent, never trimmed, folded. */
+export const employeeIdSchema = (typeError: string) => z.string(typeError).regex(EMPLOYEE_ID_PATTERN, EMPLOYEE_ID_RULE).transform(canonicalEmployeeId);

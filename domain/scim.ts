@@ -7,6 +7,7 @@
 import { canonicalJson } from './canonical-json.js';
 import { z } from 'zod';
 import type { ScimConfig } from './config.js';
+import { EMPLOYEE_ID_RULE, parseEmployeeId } from './employee-id.js';
 import type { HrEventType, IdentityAttributes, IdentityStatus } from './types.js';
 
 export const SCIM_SCHEMAS = {
@@ -59,6 +60,18 @@ function getCi(object: Record<string, unknown>, name: string): unknown {
   return undefined;
 }
 
+/**
+ * RFC 7643 section 2.5: null means unassigned, the same as absent. Every null of SCIM input
+ * (a member of any object, an item of any list) is dropped before anything reads it, so no
+ * rule below ever sees one: null is never an error and never stored. Entra sends
+ * `"failOnErrors": null` in every documented bulkUpload request.
+ */
+export function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.filter((item) => item !== null).map(withoutNulls);
+  if (isRecord(value)) return Object.fromEntries(Object.entries(value).flatMap(([key, member]) => (member === null ? [] : [[key, withoutNulls(member)]])));
+  return value;
+}
+
 /** The members of an object with their names normalised to the spellings given. */
 function normaliseKeys(value: unknown, names: readonly string[]): unknown {
   if (!isRecord(value)) return value;
@@ -108,10 +121,12 @@ function issuePath(path: readonly PropertyKey[]): string {
 }
 
 /**
- * Reads a BulkRequest: more than SCIM_MAX_OPERATIONS operations is a 413 (checked first,
- * before anything else is looked at), a bad envelope a 400 invalidSyntax naming the fields.
+ * Reads a BulkRequest, its nulls dropped (withoutNulls): more than SCIM_MAX_OPERATIONS
+ * operations is a 413 (checked first, before anything else is looked at), a bad envelope a
+ * 400 invalidSyntax naming the fields.
  */
-export function parseScimBulkRequest(body: unknown): { ok: true; request: ScimBulkRequest } | { ok: false; error: ScimErrorInit } {
+export function parseScimBulkRequest(input: unknown): { ok: true; request: ScimBulkRequest } | { ok: false; error: ScimErrorInit } {
+  const body = withoutNulls(input);
   const operations = isRecord(body) ? getCi(body, 'Operations') : undefined;
   if (Array.isArray(operations) && operations.length > SCIM_MAX_OPERATIONS) {
     return {
@@ -320,14 +335,22 @@ function ownName(name: string): string {
 /** Names that must never become object keys set by input. */
 const UNSAFE_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
 
-const isBlank = (value: unknown) => value === undefined || value === null || (typeof value === 'string' && value.trim() === '');
-const EMPLOYEE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const isBlank = (value: unknown) => value === undefined || (typeof value === 'string' && value.trim() === '');
+/** The identity attribute that holds the manager's employee id (enterprise manager.value). */
+const MANAGER_ID = 'managerId';
+/** An attribute value as kept: text trimmed, except an employee id, which is refused padded (parseEmployeeId). */
+const kept = (target: string, value: unknown) => (typeof value === 'string' && target !== MANAGER_ID ? value.trim() : value);
+/** An employee id in canonical spelling, or null; Entra may send a numeric id as a JSON number. */
+const employeeIdOf = (value: unknown) => parseEmployeeId(typeof value === 'number' && Number.isInteger(value) ? String(value) : value);
 
 export interface ScimMappedUser {
   employeeId: string;
   attributes: IdentityAttributes;
-  /** SCIM `active`; absent means true. false is a leaver. */
-  active: boolean;
+  /**
+   * SCIM `active`: false is a leaver, true a joiner or returner. Absent (or null) when the
+   * user does not say: the person's status stays as it is (decideScimChange).
+   */
+  active?: boolean;
 }
 
 export interface ScimMappingError {
@@ -339,13 +362,16 @@ export type ScimMappingResult = ScimMappedUser | ScimMappingError;
 const invalid = (detail: string, scimType: ScimErrorType = 'invalidValue'): ScimMappingError => ({ error: { status: 400, scimType, detail } });
 
 /**
- * A SCIM User (the `data` of a bulk operation) as an HR identity. Empty strings and nulls
- * count as absent. Attributes of custom extension schemas (any `urn:` member other than
- * the core and enterprise User) are kept under their own names unless the config maps
- * them. Required attributes are checked for active users only: a leaver is never refused
- * for a missing name.
+ * A SCIM User (the `data` of a bulk operation) as an HR identity. Nulls (at any depth) and
+ * empty strings count as absent. The employee id and the manager's are folded to their
+ * canonical spelling (domain/employee-id.ts), so `e1001` and `E1001` are one person.
+ * Attributes of custom extension schemas (any `urn:` member other than the core and
+ * enterprise User) are kept under their own names unless the config maps them. Required
+ * attributes are not checked here: Entra sends partial users, and only a hire needs them
+ * (decideScimChange).
  */
-export function mapScimUser(data: Record<string, unknown>, config: ScimConfig = DEFAULT_SCIM_CONFIG): ScimMappingResult {
+export function mapScimUser(input: Record<string, unknown>, config: ScimConfig = DEFAULT_SCIM_CONFIG): ScimMappingResult {
+  const data = withoutNulls(input) as Record<string, unknown>;
   const mapping = compiled(config);
   const attributes: IdentityAttributes = {};
   let employeeId: unknown;
@@ -353,7 +379,7 @@ export function mapScimUser(data: Record<string, unknown>, config: ScimConfig = 
     const value = readScimPath(data, path);
     if (isBlank(value)) continue;
     if (target === EMPLOYEE_ID_TARGET) employeeId = value;
-    else if (!UNSAFE_NAMES.has(target)) attributes[target] = typeof value === 'string' ? value.trim() : value;
+    else if (!UNSAFE_NAMES.has(target)) attributes[target] = kept(target, value);
   }
 
   // Custom extensions: copied under their own names, unless a mapping reads them.
@@ -364,28 +390,35 @@ export function mapScimUser(data: Record<string, unknown>, config: ScimConfig = 
     for (const [name, value] of Object.entries(extension)) {
       const target = ownName(name);
       if (isBlank(value) || mappedTops.has(`${urn}:${name.toLowerCase()}`) || target === EMPLOYEE_ID_TARGET || UNSAFE_NAMES.has(target) || Object.hasOwn(attributes, target)) continue;
-      attributes[target] = typeof value === 'string' ? value.trim() : value;
+      attributes[target] = kept(target, value);
     }
   }
 
   const rawActive = getCi(data, 'active');
-  let active: boolean;
-  if (rawActive === undefined || rawActive === null) active = true;
-  else if (typeof rawActive === 'boolean') active = rawActive;
+  let active: boolean | undefined;
+  if (typeof rawActive === 'boolean') active = rawActive;
   else if (typeof rawActive === 'string' && /^(true|false)$/i.test(rawActive.trim())) active = rawActive.trim().toLowerCase() === 'true';
-  else return invalid('active must be a boolean.');
+  else if (rawActive !== undefined) return invalid('active must be a boolean.');
 
   const idPath = scimPathOf(EMPLOYEE_ID_TARGET, config);
   if (isBlank(employeeId)) return invalid(`${idPath} is required (the employee id).`);
-  const id = typeof employeeId === 'number' && Number.isInteger(employeeId) ? String(employeeId) : employeeId;
-  if (typeof id !== 'string' || !EMPLOYEE_ID.test(id.trim())) return invalid(`${idPath} must be 1..64 characters of letters, digits, . _ -`);
-
-  if (active) {
-    const missing = mapping.required.filter((attribute) => isBlank(attributes[attribute])).map((attribute) => scimPathOf(attribute, config));
-    if (missing.length === 1) return invalid(`${missing[0]} is required`);
-    if (missing.length > 1) return invalid(`${missing.slice(0, -1).join(', ')} and ${missing.at(-1)} are required`);
+  const id = employeeIdOf(employeeId);
+  if (!id) return invalid(`${idPath} ${EMPLOYEE_ID_RULE}`);
+  if (attributes[MANAGER_ID] !== undefined) {
+    const managerId = employeeIdOf(attributes[MANAGER_ID]);
+    if (!managerId) return invalid(`${scimPathOf(MANAGER_ID, config)} ${EMPLOYEE_ID_RULE}`);
+    attributes[MANAGER_ID] = managerId;
   }
-  return { employeeId: id.trim(), attributes, active };
+  return { employeeId: id, attributes, ...(active === undefined ? {} : { active }) };
+}
+
+/** The error naming the SCIM paths of the `scim.required` attributes a new person lacks, or null. */
+function missingRequired(attributes: IdentityAttributes, config: ScimConfig): ScimMappingError['error'] | null {
+  const missing = compiled(config)
+    .required.filter((attribute) => isBlank(attributes[attribute]))
+    .map((attribute) => scimPathOf(attribute, config));
+  if (missing.length === 0) return null;
+  return invalid(missing.length === 1 ? `${missing[0]} is required` : `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)} are required`).error;
 }
 
 // --- what a user becomes --------------------------------------------------------------
@@ -399,33 +432,44 @@ export type ScimEventType = Extract<HrEventType, 'hire' | 'update' | 'terminate'
 
 export type ScimDecision =
   | { action: 'event'; type: ScimEventType; attributes: IdentityAttributes }
-  | { action: 'none'; outcome: 'unchanged' | 'ignored'; detail: string };
+  | { action: 'none'; outcome: 'unchanged' | 'ignored'; detail: string }
+  | { action: 'refuse'; error: ScimMappingError['error'] };
 
-/** The attributes whose value differs from what is stored (none are removed: SCIM POST carries no removal). */
+/**
+ * The attributes whose value differs from what is stored. None is removed: an attribute
+ * that is absent, or null (the same thing, RFC 7643 section 2.5), leaves the stored value.
+ * That is what Entra means by it: its documented update sends only the attributes that
+ * change (externalId, active, department), and it clears a target attribute only for
+ * tenants that opt in to "null flow"; a missing attribute must not wipe a person's name.
+ */
 export function changedAttributes(stored: IdentityAttributes, incoming: IdentityAttributes): IdentityAttributes {
   return Object.fromEntries(Object.entries(incoming).filter(([key, value]) => canonicalJson(value) !== canonicalJson(stored[key])));
 }
 
 /**
- * Entra sends the whole current state of a person; the HR event is the difference:
- *   unknown + active -> hire; unknown + inactive -> nothing (ignored);
- *   terminated/rescinded + active -> rehire; + inactive -> nothing;
- *   active/on_leave/pre_hire + inactive -> terminate; + active -> update of what changed,
- *   or nothing when nothing did.
+ * The HR event a user becomes, given what is known about the person. Entra sends whole
+ * users or partial ones (its documented update carries only externalId, active and the
+ * attribute that changed; a request that clears an attribute not even active), so an
+ * absent `active` leaves the person's status as it is:
+ *   unknown:               true or absent -> hire; false -> nothing (ignored);
+ *   terminated/rescinded:  true -> rehire; false -> nothing; absent -> update;
+ *   active/on_leave/pre_hire: false -> terminate; true or absent -> update;
+ * where an update carries only what changed, and is nothing when nothing did. Only a hire
+ * makes a new person, so only a hire is refused for a missing `scim.required` attribute: an
+ * update or a terminate keeps the stored names, and a rehire reopens the same record (the
+ * lifecycle folds its attributes over the stored ones, as the webhook's rehire does).
  */
-export function decideScimChange(current: ScimKnownIdentity | undefined, user: ScimMappedUser): ScimDecision {
+export function decideScimChange(current: ScimKnownIdentity | undefined, user: ScimMappedUser, config: ScimConfig = DEFAULT_SCIM_CONFIG): ScimDecision {
   if (!current) {
-    return user.active
-      ? { action: 'event', type: 'hire', attributes: user.attributes }
-      : { action: 'none', outcome: 'ignored', detail: 'Unknown person sent as inactive: nothing to do.' };
+    if (user.active === false) return { action: 'none', outcome: 'ignored', detail: 'Unknown person sent as inactive: nothing to do.' };
+    const refused = missingRequired(user.attributes, config);
+    return refused ? { action: 'refuse', error: refused } : { action: 'event', type: 'hire', attributes: user.attributes };
   }
-  if (current.status === 'terminated' || current.status === 'rescinded') {
-    return user.active
-      ? { action: 'event', type: 'rehire', attributes: user.attributes }
-      : { action: 'none', outcome: 'unchanged', detail: `Already ${current.status}.` };
-  }
+  const ended = current.status === 'terminated' || current.status === 'rescinded';
+  if (ended && user.active === true) return { action: 'event', type: 'rehire', attributes: user.attributes };
+  if (ended && user.active === false) return { action: 'none', outcome: 'unchanged', detail: `Already ${current.status}.` };
   const changed = changedAttributes(current.attributes, user.attributes);
-  if (!user.active) return { action: 'event', type: 'terminate', attributes: changed };
+  if (user.active === false) return { action: 'event', type: 'terminate', attributes: changed };
   if (Object.keys(changed).length === 0) return { action: 'none', outcome: 'unchanged', detail: 'No attribute changed.' };
   return { action: 'event', type: 'update', attributes: changed };
 }
@@ -444,12 +488,12 @@ export function scimEffectiveAt(type: ScimEventType, attributes: IdentityAttribu
 
 /**
  * What the idempotency key of a SCIM event hashes: the person, the whole mapped user
- * (not just the changed attributes), active, the event type, and the state it was decided
- * against (`basis`: the identity's status and updatedAt, or "new"). A retry of the same
- * request against the same state gives the same key and so creates nothing; a real change,
- * or the same content after the person moved on (rehired with the attributes of the first
- * hire, say), gives a new one.
+ * (not just the changed attributes), active (left out when absent), the event type, and
+ * the state it was decided against (`basis`: the identity's status and updatedAt, or
+ * "new"). A retry of the same request against the same state gives the same key and so
+ * creates nothing; a real change, or the same content after the person moved on (rehired
+ * with the attributes of the first hire, say), gives a new one.
  */
-export function scimEventKeyMaterial(input: { employeeId: string; type: ScimEventType; attributes: IdentityAttributes; active: boolean; basis: string }): string {
+export function scimEventKeyMaterial(input: { employeeId: string; type: ScimEventType; attributes: IdentityAttributes; active?: boolean | undefined; basis: string }): string {
   return canonicalJson({ v: 1, employeeId: input.employeeId, type: input.type, active: input.active, attributes: input.attributes, basis: input.basis });
 }

@@ -1,6 +1,7 @@
 // CSV snapshot import, the I/O part: stream-parse the extract (csv-parse: quoted or not,
-// BOM, CRLF), load the identities the engine knows, plan with domain/csv-import.ts, and
-// submit the events as one feed (services/feeds.ts), so every terminate is behind the brake.
+// BOM, CRLF, cells untrimmed), load the identities the engine knows, plan with
+// domain/csv-import.ts, and submit the events as one feed (services/feeds.ts), so every
+// terminate is behind the brake.
 // A dry run stops after the plan and changes nothing. Shared by `jml import` and
 // `POST /api/v1/hr/imports`; no Temporal, no activities.
 import { Readable } from 'node:stream';
@@ -86,15 +87,17 @@ export async function readCsv(
   const errors: RowError[] = [];
   let warnings: string[] = [];
   let sawHeader = false;
+  // Cells are read as written (RFC 4180: spaces are part of a field): the planner trims
+  // attribute text itself and refuses a padded employee id instead of repairing it.
   const parser = parse({
     bom: true,
-    trim: true,
     skip_empty_lines: true,
     info: true,
     columns: (header: string[]) => {
       sawHeader = true;
-      warnings = checkHeader(header, config.csv).warnings;
-      return header;
+      const names = header.map((name) => name.trim());
+      warnings = checkHeader(names, config.csv).warnings;
+      return names;
     },
     // One broken record (a wrong number of fields, a stray quote) costs that record only.
     skip_records_with_error: true,

@@ -13,6 +13,7 @@ import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { HR_EVENT_TYPES } from '../../domain/types.js';
+import { employeeIdSchema } from '../../domain/employee-id.js';
 import type { JmlConfig } from '../../domain/config.js';
 import type { Db } from '../../db/client.js';
 import { brakeWebhookTerminate } from '../../services/feeds.js';
@@ -54,7 +55,8 @@ export const hrEventAttributesSchema = z
     title: optionalText(),
     location: optionalText(),
     employmentType: optionalText(64),
-    managerId: optionalText(64),
+    /** The manager's employee id, canonical like the person's. */
+    managerId: employeeIdSchema('must be a string').optional(),
   })
   .catchall(unknownAttribute)
   .superRefine((attributes, ctx) => {
@@ -68,9 +70,7 @@ export const hrEventAttributesSchema = z
 export const hrEventBodySchema = z
   .object({
     type: z.enum(HR_EVENT_TYPES, `must be one of ${HR_EVENT_TYPES.join(', ')}`),
-    employeeId: z
-      .string('is required')
-      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1..64 characters of letters, digits, . _ -'),
+    employeeId: employeeIdSchema('is required'),
     effectiveAt: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time with a Z or ±hh:mm offset' }).optional(),
     attributes: hrEventAttributesSchema.default({}),
   })

@@ -1,5 +1,5 @@
 // Read-only views of the people the engine manages (scope identities:read).
-//   GET /api/v1/identities                 cursor-paginated by employee id; ?employeeId= ?status=
+//   GET /api/v1/identities                 cursor-paginated by employee id; ?employeeId= (any case) ?status=
 //   GET /api/v1/identities/:id             one identity by uuid
 //   GET /api/v1/identities/:id/grants      each grant with its request and entitlement:
 //                                          requestStatus and grantStatus side by side
@@ -14,6 +14,7 @@ import { accessRequests, entitlements, grants, identities } from '../../db/schem
 import { requireScope } from '../auth.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { parseOrThrow, problems } from '../problem.js';
+import { employeeIdSchema } from '../../domain/employee-id.js';
 
 export interface IdentityRoutesOptions {
   db: Db;
@@ -30,7 +31,8 @@ const idParams = z.object({ id: z.guid('must be a UUID') });
 const listQuery = z.object({
   limit,
   cursor,
-  employeeId: z.string().min(1).max(64).optional(),
+  /** Any spelling: folded to the canonical id. */
+  employeeId: employeeIdSchema('must be a string').optional(),
   status: z.enum(IDENTITY_STATUSES, `must be one of ${IDENTITY_STATUSES.join(', ')}`).optional(),
 });
 const employeeCursor = z.object({ e: z.string().min(1).max(64) });
@@ -116,7 +118,8 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
   app.get(IDENTITIES_PATH, async (request) => {
     const query = parseOrThrow(listQuery, request.query);
     const conditions: SQL[] = [];
-    if (query.employeeId) conditions.push(eq(identities.employeeId, query.employeeId));
+    // lower(employee_id) is the expression of the unique index: one indexed row at most.
+    if (query.employeeId) conditions.push(sql`lower(${identities.employeeId}) = lower(${query.employeeId})`);
     if (query.status) conditions.push(eq(identities.status, query.status));
     if (query.cursor) conditions.push(gt(identities.employeeId, decodeCursor(query.cursor, employeeCursor).e));
     const rows = await db

@@ -12,9 +12,10 @@
 // (application/scim+json), not problem details: SCIM clients read those.
 import { createHash } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import { inArray } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JmlConfig } from '../../domain/config.js';
+import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import {
   checkScimOperation,
   compileScimMapping,
@@ -28,9 +29,11 @@ import {
   scimErrorBody,
   scimEventKeyMaterial,
   scimPathOf,
+  type ScimBulkOperation,
   type ScimErrorInit,
   type ScimEventType,
   type ScimKnownIdentity,
+  type ScimMappedUser,
 } from '../../domain/scim.js';
 import { SCOPES, type HrEventStatus, type IdentityAttributes, type IdentityStatus } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
@@ -153,14 +156,14 @@ const USER_SCHEMA_ATTRIBUTES = [
     type: 'complex',
     description: "The user's name.",
     subAttributes: [
-      attribute('givenName', { description: 'Given name; the identity attribute givenName (required by default).' }),
-      attribute('familyName', { description: 'Family name; the identity attribute familyName (required by default).' }),
+      attribute('givenName', { description: 'Given name; the identity attribute givenName (required by default to hire someone new).' }),
+      attribute('familyName', { description: 'Family name; the identity attribute familyName (required by default to hire someone new).' }),
     ],
   }),
   attribute('displayName', { description: 'Name shown to people; the identity attribute displayName.' }),
   attribute('title', { description: 'Job title; the identity attribute title.' }),
   attribute('userType', { description: 'Employment type (employee, contractor, ...); the identity attribute employmentType.' }),
-  attribute('active', { type: 'boolean', description: 'false makes an active person a leaver; true brings a leaver back (rehire).' }),
+  attribute('active', { type: 'boolean', description: 'false makes an active person a leaver; true brings a leaver back (rehire); absent leaves the status as it is.' }),
   attribute('emails', {
     type: 'complex',
     multiValued: true,
@@ -200,6 +203,13 @@ export const SCIM_BULK_PATH = '/Bulk';
 interface WorkingIdentity extends ScimKnownIdentity {
   /** The state the key of the next event is decided against. */
   basis: string;
+}
+
+/** A person's status for the rest of the request after an event: an update leaves it (a leaver stays one). */
+function statusAfter(type: ScimEventType, current: WorkingIdentity | undefined): IdentityStatus {
+  if (type === 'terminate') return 'terminated';
+  if (type === 'update' && current) return current.status;
+  return 'active';
 }
 
 interface OperationResponse {
@@ -320,67 +330,71 @@ const scimApi: FastifyPluginAsync<ScimRoutesOptions> = async (app: FastifyInstan
     return { status: 400, scimType: 'invalidValue', detail };
   }
 
+  /** An operation's user, checked and mapped, or the error that refuses it. */
+  function readOperation(op: ScimBulkOperation): { ok: true; user: ScimMappedUser } | { ok: false; error: ScimErrorInit } {
+    const checked = checkScimOperation(op);
+    if (!checked.ok) return checked;
+    const user = mapScimUser(checked.data, scimConfig);
+    if ('error' in user) return { ok: false, error: user.error };
+    const invalid = attributeError(user.attributes);
+    return invalid ? { ok: false, error: invalid } : { ok: true, user };
+  }
+
   app.post(SCIM_BULK_PATH, { onRequest: requireScope('events:write'), bodyLimit: SCIM_MAX_PAYLOAD_BYTES }, async (request, reply) => {
     const parsed = parseScimBulkRequest(request.body);
     if (!parsed.ok) throw new ScimError(parsed.error);
     const { Operations: operations, failOnErrors } = parsed.request;
 
-    // 1. Each operation checked and mapped, in order, until failOnErrors errors (RFC 7644
-    //    section 3.7.3: the operations after that get no entry in the answer).
-    type Mapped = { index: number; bulkId: string; employeeId: string; attributes: IdentityAttributes; active: boolean };
-    const responses: OperationResponse[] = [];
-    const mapped: Mapped[] = [];
-    let errors = 0;
-    for (const op of operations) {
-      if (failOnErrors !== undefined && errors >= failOnErrors) break;
-      const index = responses.length;
-      const fail = (error: ScimErrorInit) => {
-        errors += 1;
-        responses.push({ method: op.method, ...(op.bulkId !== undefined ? { bulkId: op.bulkId } : {}), status: String(error.status), response: scimErrorBody(error) });
-      };
-      const checked = checkScimOperation(op);
-      if (!checked.ok) {
-        fail(checked.error);
-        continue;
-      }
-      const user = mapScimUser(checked.data, scimConfig);
-      if ('error' in user) {
-        fail(user.error);
-        continue;
-      }
-      const invalid = attributeError(user.attributes);
-      if (invalid) {
-        fail(invalid);
-        continue;
-      }
-      responses.push({ method: op.method, bulkId: op.bulkId!, status: '' });
-      mapped.push({ index, bulkId: op.bulkId!, ...user });
-    }
+    // 1. Each operation checked and mapped.
+    const read = operations.map((op) => ({ op, ...readOperation(op) }));
 
-    // 2. What each user becomes, against what is known (and what earlier operations of
-    //    this request already decided for the same person).
-    const ids = [...new Set(mapped.map((m) => m.employeeId))];
+    // 2. What is known about the people named. Ids are canonical (mapScimUser), so `e1001`
+    //    and `E1001` are one person here; the lookup goes by lower(employee_id), the
+    //    expression of the unique index.
+    const ids = [...new Set(read.flatMap((r) => (r.ok ? [r.user.employeeId] : [])))];
     const known = new Map<string, WorkingIdentity>();
     if (ids.length) {
       const rows = await db
         .select({ employeeId: identities.employeeId, status: identities.status, attributes: identities.attributes, updatedAt: identities.updatedAt })
         .from(identities)
-        .where(inArray(identities.employeeId, ids));
+        .where(inArray(sql`lower(${identities.employeeId})`, ids.map((id) => sql`lower(${id})`)));
       for (const row of rows) {
-        known.set(row.employeeId, { status: row.status as IdentityStatus, attributes: row.attributes, basis: `${row.status}@${row.updatedAt.toISOString()}` });
+        known.set(canonicalEmployeeId(row.employeeId), { status: row.status as IdentityStatus, attributes: row.attributes, basis: `${row.status}@${row.updatedAt.toISOString()}` });
       }
     }
+
+    // 3. What each user becomes, in order, against what is known and what earlier operations
+    //    of this request already decided for the same person, until failOnErrors errors
+    //    (RFC 7644 section 3.7.3: the operations after that get no entry in the answer). A
+    //    user is refused when it is malformed, or when it would hire someone without a
+    //    required attribute, which only the decision knows.
+    const responses: OperationResponse[] = [];
     const now = new Date();
     const events: NewHrEvent[] = [];
     const eventOf = new Map<number, { id: string; type: ScimEventType }>();
-    for (const m of mapped) {
+    let errors = 0;
+    for (const r of read) {
+      if (failOnErrors !== undefined && errors >= failOnErrors) break;
+      const index = responses.length;
+      const entry = { method: r.op.method, ...(r.op.bulkId !== undefined ? { bulkId: r.op.bulkId } : {}) };
+      const fail = (error: ScimErrorInit) => {
+        errors += 1;
+        responses.push({ ...entry, status: String(error.status), response: scimErrorBody(error) });
+      };
+      if (!r.ok) {
+        fail(r.error);
+        continue;
+      }
+      const m = r.user;
       const current = known.get(m.employeeId);
-      const decision = decideScimChange(current, m);
-      const response = responses[m.index]!;
-      response.location = userLocation(m.employeeId);
+      const decision = decideScimChange(current, m, scimConfig);
+      if (decision.action === 'refuse') {
+        fail(decision.error);
+        continue;
+      }
+      const location = userLocation(m.employeeId);
       if (decision.action === 'none') {
-        response.status = '200';
-        response[JML_SCIM_EXTENSION] = { outcome: decision.outcome, detail: decision.detail };
+        responses.push({ ...entry, location, status: '200', [JML_SCIM_EXTENSION]: { outcome: decision.outcome, detail: decision.detail } });
         continue;
       }
       const id = scimEventId({ employeeId: m.employeeId, type: decision.type, attributes: m.attributes, active: m.active, basis: current?.basis ?? 'new' });
@@ -390,16 +404,15 @@ const scimApi: FastifyPluginAsync<ScimRoutesOptions> = async (app: FastifyInstan
         employeeId: m.employeeId,
         type: decision.type,
         effectiveAt,
-        payload: { type: decision.type, employeeId: m.employeeId, effectiveAt: effectiveAt.toISOString(), attributes: decision.attributes, scim: { bulkId: m.bulkId } },
+        payload: { type: decision.type, employeeId: m.employeeId, effectiveAt: effectiveAt.toISOString(), attributes: decision.attributes, scim: { bulkId: r.op.bulkId } },
         source: 'scim',
       });
-      eventOf.set(m.index, { id, type: decision.type });
-      response.status = decision.type === 'hire' ? '201' : '200';
-      const status: IdentityStatus = decision.type === 'terminate' ? 'terminated' : 'active';
-      known.set(m.employeeId, { status, attributes: { ...(current?.attributes ?? {}), ...decision.attributes }, basis: `after:${id}` });
+      eventOf.set(index, { id, type: decision.type });
+      responses.push({ ...entry, location, status: decision.type === 'hire' ? '201' : '200' });
+      known.set(m.employeeId, { status: statusAfter(decision.type, current), attributes: { ...(current?.attributes ?? {}), ...decision.attributes }, basis: `after:${id}` });
     }
 
-    // 3. One feed for the whole request, behind the mass-leaver brake.
+    // 4. One feed for the whole request, behind the mass-leaver brake.
     let batch: { batchId: string; status: 'accepted' | 'held' } | null = null;
     if (events.length) {
       const actor = `scim:${request.principal?.name ?? 'unknown'}`;

@@ -113,7 +113,7 @@ function expectProblem(response: { statusCode: number; headers: Record<string, u
 
 describe('POST /api/v1/hr/events', () => {
   it('stores the event, enqueues one job and answers 202 with a status URL', async () => {
-    const employeeId = uniqueName('E').slice(0, 60);
+    const employeeId = uniqueName('E').slice(0, 60).toUpperCase();
     const { id, response } = await post(hire(employeeId, { costCentre: 'CC-42' }));
 
     expect(response.statusCode).toBe(202);
@@ -221,6 +221,28 @@ describe('POST /api/v1/hr/events', () => {
     expect(await rowsWithId(id)).toHaveLength(0);
   });
 
+  it('folds the employee id and the manager id: `e…` then `E…` are stored as one canonical id', async () => {
+    const employeeId = `E-${randomBytes(4).toString('hex').toUpperCase()}`;
+    const first = await post(hire(employeeId.toLowerCase(), { managerId: 'e-boss.1' }));
+    const second = await post({ type: 'update', employeeId, attributes: { title: 'Lead' } });
+    expect(first.response.statusCode).toBe(202);
+    expect(second.response.statusCode).toBe(202);
+    const [hired] = await rowsWithId(first.id);
+    const [updated] = await rowsWithId(second.id);
+    expect(hired).toMatchObject({ employeeId, payload: { employeeId, attributes: { managerId: 'E-BOSS.1' } } });
+    expect(updated).toMatchObject({ employeeId, payload: { employeeId } });
+    const rows = await handle.db.select().from(hrEvents).where(eq(hrEvents.employeeId, employeeId.toLowerCase()));
+    expect(rows).toEqual([]);
+  });
+
+  it('refuses a padded employee id and a manager id that is not an employee id, naming both, and stores nothing', async () => {
+    const { id, response } = await post(hire(' E-padded ', { managerId: 'Grace Hopper' }));
+    const problem = expectProblem(response, 400);
+    expect(problem.errors!.map((e) => e.field).sort()).toEqual(['attributes.managerId', 'employeeId']);
+    expect(problem.errors!.every((e) => e.message === 'must be 1..64 characters of letters, digits, . _ -')).toBe(true);
+    expect(await rowsWithId(id)).toHaveLength(0);
+  });
+
   it('answers 400 naming missing fields', async () => {
     const { id, response } = await post({ attributes: {} });
     const fields = expectProblem(response, 400).errors!.map((e) => e.field).sort();
@@ -277,7 +299,7 @@ describe('GET /api/v1/hr/events/:id', () => {
     for (const { token } of [writer, reader]) {
       const response = await app.inject({ method: 'GET', url: `${PATH}/${encodeURIComponent(id)}`, headers: { authorization: `Bearer ${token}` } });
       expect(response.statusCode).toBe(200);
-      expect(response.json()).toMatchObject({ id, type: 'hire', employeeId: 'E-status', source: 'webhook', status: 'received', effectiveAt: '2026-12-01T09:00:00.000Z', dispatchedAt: null });
+      expect(response.json()).toMatchObject({ id, type: 'hire', employeeId: 'E-STATUS', source: 'webhook', status: 'received', effectiveAt: '2026-12-01T09:00:00.000Z', dispatchedAt: null });
     }
   });
 

@@ -25,9 +25,9 @@ let queue: Queue<HrEventJob>;
 let app: FastifyInstance;
 let readToken: string;
 let readTokenId: string;
-/** Employee ids are unique per run of this file: other files share the database. */
+/** Employee ids are unique per run of this file (other files share the database), and canonical. */
 const run = randomBytes(3).toString('hex');
-const emp = (n: string) => `T${run}-${n}`;
+const emp = (n: string) => `T${run}-${n}`.toUpperCase();
 
 interface Identity {
   id: string;
@@ -154,6 +154,17 @@ describe('GET /api/v1/identities', () => {
     expect(byStatus.items.length).toBeGreaterThan(0);
     expect(byStatus.items.every((i) => i.status === 'terminated')).toBe(true);
     expect(byStatus.items.map((i) => i.employeeId)).toContain(emp('filter-b'));
+  });
+
+  it('finds an identity by employeeId in any spelling', async () => {
+    const target = await seedIdentity(emp('case-a'));
+    for (const spelling of [target.employeeId.toLowerCase(), target.employeeId]) {
+      const found = (await get(`${BASE}?employeeId=${spelling}`)).json() as { items: Identity[] };
+      expect(found.items).toEqual([expect.objectContaining({ id: target.id, employeeId: target.employeeId })]);
+    }
+    const bad = await get(`${BASE}?employeeId=${encodeURIComponent(' padded ')}`);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ errors: [{ field: 'employeeId', message: 'must be 1..64 characters of letters, digits, . _ -' }] });
   });
 
   it('names each bad query parameter', async () => {

@@ -223,6 +223,15 @@ describe('POST /api/v1/hr/imports', () => {
     expect(after!.n).toBe(before!.n);
   });
 
+  it('refuses a padded id with a line error, and plans a lower-case id as its canonical spelling', async () => {
+    const file = ['WorkerID,WorkerStatus,WorkerType,FirstName,LastName,ManagerID', ' CANON-1 ,Active,Employee,Ada,Lovelace,', 'canon-2,Active,Employee,Grace,Hopper,canon-1'].join('\n');
+    const response = await post('/api/v1/hr/imports?dryRun=true', file);
+    expect(response.statusCode).toBe(200);
+    const result = response.json() as { errors: Array<{ line: number; message: string }>; plan: Array<{ employeeId: string; line: number; events: Array<{ type: string; attributes: Record<string, unknown> }> }> };
+    expect(result.errors).toEqual([{ line: 2, message: 'WorkerID must be 1..64 characters of letters, digits, . _ -' }]);
+    expect(result.plan).toEqual([expect.objectContaining({ employeeId: 'CANON-2', line: 3, events: [expect.objectContaining({ type: 'hire', attributes: expect.objectContaining({ managerId: 'CANON-1' }) })] })]);
+  });
+
   it('refuses a file without the id column (400), a body that is not CSV (415), and no token (401)', async () => {
     const bad = await post('/api/v1/hr/imports', 'Name,Status\nAda,Active\n');
     expect(bad.statusCode).toBe(400);

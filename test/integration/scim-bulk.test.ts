@@ -3,6 +3,8 @@
 // HR events, with a status per operation. The lifecycle workflow is not running here:
 // these tests look at the answer and the inbox only.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Queue } from 'bullmq';
 import { eq, inArray } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
@@ -29,8 +31,8 @@ let queue: Queue<HrEventJob>;
 let app: FastifyInstance;
 let writeToken: string;
 let readToken: string;
-/** Employee ids are unique per run of this file: other files share the database. */
-const run = randomBytes(3).toString('hex');
+/** Employee ids are unique per run of this file (other files share the database), and canonical. */
+const run = randomBytes(3).toString('hex').toUpperCase();
 const emp = (n: string) => `S${run}-${n}`;
 
 interface BulkOperationResponse {
@@ -279,6 +281,68 @@ describe('POST /api/v1/scim/v2/Bulk', () => {
     const reader = await post(body, { token: readToken });
     expect(expectScimError(reader, 403).detail).toMatch(/events:write/);
     expect(await eventsFor([emp('A1')])).toHaveLength(0);
+  });
+});
+
+describe('SCIM input as Entra really sends it', () => {
+  /** test/fixtures/scim/entra-bulk-upload.json (see test/unit/scim.test.ts), its ids made unique to this run. */
+  const entraBulkUpload = () =>
+    JSON.parse(readFileSync(path.join(import.meta.dirname, '../fixtures/scim/entra-bulk-upload.json'), 'utf8').replaceAll('"8801', `"${run}8801`)) as unknown;
+
+  it("takes Microsoft's documented bulkUpload shape, failOnErrors null and nulls throughout, and stores no null", async () => {
+    const [manager, report, leaver] = ['880101', '880102', '880103'].map((n) => `${run}${n}`) as [string, string, string];
+    await handle.db.insert(identities).values({ employeeId: leaver, status: 'active', attributes: { givenName: 'Lee', familyName: 'Leaver', department: 'Support' } });
+
+    const response = await post(entraBulkUpload());
+    expect(response.statusCode).toBe(200);
+    const answer = response.json() as BulkResponse;
+    expect(answer.Operations.map((op) => [op.bulkId, op.status])).toEqual([
+      [manager, '201'],
+      [report, '201'],
+      [leaver, '200'],
+    ]);
+    expect(answer[JML_SCIM_EXTENSION]).toMatchObject({ events: 3, errors: 0 });
+
+    const rows = await eventsFor([manager, report, leaver]);
+    const byEmployee = new Map(rows.map((row) => [row.employeeId, row]));
+    expect(Object.fromEntries(rows.map((row) => [row.employeeId, row.type]))).toEqual({ [manager]: 'hire', [report]: 'hire', [leaver]: 'terminate' });
+    expect(byEmployee.get(report)!.payload).toMatchObject({ attributes: { givenName: 'Dorothy', familyName: 'Graham', email: 'dgraham@example.com', managerId: manager } });
+    expect((byEmployee.get(report)!.payload as { attributes: Record<string, unknown> }).attributes).not.toHaveProperty('title');
+    // The partial leaver carries only what changed; the manager sent as { value: null } is unassigned.
+    expect((byEmployee.get(leaver)!.payload as { attributes: unknown }).attributes).toEqual({ department: 'Operations' });
+    for (const row of rows) expect(JSON.stringify(row.payload)).not.toMatch(/null/);
+  });
+
+  it('folds employee ids: `e…` and `E…` are one person, found as known, with one event id', async () => {
+    const [person, known] = [emp('C1'), emp('K1')];
+    const lower = (id: string) => id.toLowerCase();
+    const body = bulkRequest([
+      operation('c-lower', entraUser(lower(person), {}, { manager: { value: lower(emp('BOSS')) } })),
+      operation('c-upper', entraUser(person)),
+    ]);
+    const response = await post(body);
+    expect(response.statusCode).toBe(200);
+    const answer = response.json() as BulkResponse;
+    expect(answer.Operations).toEqual([
+      expect.objectContaining({ bulkId: 'c-lower', status: '201', location: `${PUBLIC_URL}${BASE}/Users/${person}` }),
+      expect.objectContaining({ bulkId: 'c-upper', status: '200', [JML_SCIM_EXTENSION]: expect.objectContaining({ outcome: 'unchanged' }) }),
+    ]);
+    const rows = await eventsFor([person, lower(person)]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ employeeId: person, type: 'hire', payload: { employeeId: person, attributes: { managerId: emp('BOSS') } } });
+
+    // Entra retries in the other spelling: the same event, nothing new.
+    const retry = (await post(bulkRequest([operation('c-upper', entraUser(person))]))).json() as BulkResponse;
+    expect(retry.Operations[0]).toMatchObject({ status: '201', [JML_SCIM_EXTENSION]: { eventId: rows[0]!.id, created: false } });
+    expect(await eventsFor([person, lower(person)])).toHaveLength(1);
+
+    // A known person sent in lower case is that person: an update, not a second hire.
+    const mapped = mapScimUser(entraUser(known));
+    if ('error' in mapped) throw new Error(mapped.error.detail);
+    await handle.db.insert(identities).values({ employeeId: known, status: 'active', attributes: { ...mapped.attributes, title: 'Intern' } });
+    const update = (await post(bulkRequest([operation('k', entraUser(lower(known)))]))).json() as BulkResponse;
+    expect(update.Operations[0]).toMatchObject({ status: '200', [JML_SCIM_EXTENSION]: { eventType: 'update', created: true } });
+    expect(await eventsFor([known])).toEqual([expect.objectContaining({ employeeId: known, type: 'update', payload: expect.objectContaining({ attributes: { title: 'Engineer' } }) })]);
   });
 });
 

@@ -11,6 +11,7 @@ import {
   type CsvRow,
   type KnownIdentity,
 } from '../../domain/csv-import.js';
+import { readCsv } from '../../services/csv-import.js';
 
 const config: JmlConfig = parseConfig({
   targets: [{ id: 'directory', type: 'ldap', bindDN: 'cn=admin,dc=example,dc=com', bindPassword: 'x', baseDN: 'dc=example,dc=com', usersDN: 'ou=people,dc=example,dc=com', groupsDN: 'ou=groups,dc=example,dc=com' }],
@@ -208,5 +209,66 @@ describe('what a dry run says about entitlements', () => {
     expect(effects['501']).toEqual({ grant: [], revoke: [{ entitlementId: 'sales', rules: ['sales'] }] });
     expect(effects['502']!.grant).toEqual([]);
     expect(effects['502']!.revoke.map((g) => g.entitlementId)).toEqual(['directory-account', 'employees', 'sales']);
+  });
+});
+
+describe('employee ids are canonical', () => {
+  const withManager = (r: CsvRow, managerId: string): CsvRow => ({ ...r, values: { ...r.values, ManagerID: managerId } });
+
+  it('plans `e600` as E600, with the event id of `E600`, and the manager id canonical', () => {
+    const lower = plan([withManager(row({ WorkerID: 'e600' }), 'e0001')]);
+    const upper = plan([withManager(row({ WorkerID: 'E600' }), 'E0001')]);
+    expect(lower.events).toEqual([expect.objectContaining({ employeeId: 'E600', type: 'hire', attributes: expect.objectContaining({ managerId: 'E0001' }) })]);
+    expect(lower.people.map((p) => p.employeeId)).toEqual(['E600']);
+    expect(lower.events.map((e) => e.id)).toEqual(upper.events.map((e) => e.id));
+    // Against the known E601, a row for `e601` that matches is that person, unchanged.
+    expect(plan([row({ WorkerID: 'e601' })], [knownAs('E601', 'active')])).toMatchObject({ events: [], unchanged: 1 });
+    // A person stored in another spelling (before ids were folded) is matched too: never
+    // terminated as absent from a full snapshot that lists them.
+    const full = plan([row({ WorkerID: 'E611', WorkerStatus: 'Inactive' }), row({ WorkerID: 'E612' })], [knownAs('e611', 'active'), knownAs('e612', 'active')], true);
+    expect(full.events.map((e) => [e.employeeId, e.type])).toEqual([['E611', 'terminate']]);
+  });
+
+  it('refuses a padded id with a line error instead of trimming it; the person it names is not terminated', () => {
+    const padded = row({ WorkerID: ' E602 ' });
+    const result = plan([padded, row({ WorkerID: 'E603' })], [knownAs('E602', 'active'), knownAs('E603', 'active')], true);
+    expect(result.errors).toEqual([{ line: padded.line, message: 'WorkerID must be 1..64 characters of letters, digits, . _ -' }]);
+    expect(result.events).toEqual([]);
+  });
+
+  it('refuses a padded or malformed manager id, naming the column', () => {
+    const padded = withManager(row({ WorkerID: 'E604' }), ' E0001');
+    const malformed = withManager(row({ WorkerID: 'E605' }), 'Grace Hopper');
+    const result = plan([padded, malformed]);
+    expect(result.errors).toEqual([
+      { line: padded.line, employeeId: 'E604', message: 'ManagerID must be 1..64 characters of letters, digits, . _ -' },
+      { line: malformed.line, employeeId: 'E605', message: 'ManagerID must be 1..64 characters of letters, digits, . _ -' },
+    ]);
+    expect(result.events).toEqual([]);
+  });
+
+  it('sees `e606` and `E606` on two lines with different data as one id named twice: both refused', () => {
+    const a = row({ WorkerID: 'e606', FirstName: 'Ada' });
+    const b = row({ WorkerID: 'E606', FirstName: 'Grace' });
+    const result = plan([a, b]);
+    expect(result.errors.map((e) => [e.line, e.employeeId])).toEqual([
+      [a.line, 'E606'],
+      [b.line, 'E606'],
+    ]);
+    expect(result.events).toEqual([]);
+    // The same data in two spellings is an exact repeat: one hire.
+    expect(types(plan([row({ WorkerID: 'e607' }), row({ WorkerID: 'E607' })]))).toEqual({ E607: ['hire'] });
+  });
+
+  it('reads cells as written: a padded id in the file, quoted or not, reaches the planner padded and is refused', async () => {
+    const file = 'WorkerID , WorkerStatus,FirstName,LastName\n E608 ,Active, Ada ,Lovelace\n" E609",Active,Grace,Hopper\nE610,Active,Edsger,Dijkstra\n';
+    const read = await readCsv(file, config);
+    expect(read.errors).toEqual([]);
+    const result = plan(read.rows);
+    expect(result.errors.map((e) => [e.line, e.message])).toEqual([
+      [2, 'WorkerID must be 1..64 characters of letters, digits, . _ -'],
+      [3, 'WorkerID must be 1..64 characters of letters, digits, . _ -'],
+    ]);
+    expect(result.events).toEqual([expect.objectContaining({ employeeId: 'E610', type: 'hire', attributes: { givenName: 'Edsger', familyName: 'Dijkstra' } })]);
   });
 });

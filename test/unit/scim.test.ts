@@ -1,5 +1,7 @@
 // The pure half of SCIM bulk input: the envelope, the user mapping (default map, config
 // overrides, custom extensions), the event decision and the idempotency key.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { scimEventId } from '../../api/routes/scim.js';
 import { parseConfig } from '../../domain/config.js';
@@ -14,6 +16,7 @@ import {
   readScimPath,
   SCIM_SCHEMAS,
   scimEffectiveAt,
+  withoutNulls,
   type ScimMappedUser,
 } from '../../domain/scim.js';
 
@@ -234,5 +237,138 @@ describe('the idempotency key', () => {
     const b = mapScimUser(JSON.parse(JSON.stringify(entraUser())) as Record<string, unknown>, DEFAULT_SCIM_CONFIG);
     if ('error' in a || 'error' in b) throw new Error('unexpected error');
     expect(scimEventId({ ...a, type: 'hire', basis: 'new' })).toBe(scimEventId({ ...b, type: 'hire', basis: 'new' }));
+  });
+});
+
+/**
+ * The shape of Microsoft Graph's documented bulkUpload requests (API-driven inbound
+ * provisioning: core and enterprise User, a custom schema namespace, a partial update),
+ * each with `"failOnErrors": null`, and nulls where RFC 7643 allows them: core and
+ * sub-attributes, a whole multi-valued attribute, an item of one, the enterprise
+ * department and manager, a manager's value, a custom extension attribute, an operation's version.
+ */
+const entraBulkUpload = () => JSON.parse(readFileSync(path.join(import.meta.dirname, '../fixtures/scim/entra-bulk-upload.json'), 'utf8')) as unknown;
+
+describe('null in SCIM input means unassigned (RFC 7643 section 2.5)', () => {
+  it("accepts Microsoft's documented bulkUpload shape with failOnErrors null", () => {
+    const parsed = parseScimBulkRequest(entraBulkUpload());
+    if (!parsed.ok) throw new Error(parsed.error.detail);
+    expect(parsed.request.failOnErrors).toBeUndefined();
+    expect(parsed.request.Operations.map((op) => [op.bulkId, op.version])).toEqual([
+      ['880101', undefined],
+      ['880102', undefined],
+      ['880103', undefined],
+    ]);
+    const users = parsed.request.Operations.map((op) => {
+      const checked = checkScimOperation(op);
+      if (!checked.ok) throw new Error(checked.error.detail);
+      return mapScimUser(checked.data);
+    });
+    expect(users).toEqual([
+      {
+        employeeId: '880101',
+        active: true,
+        attributes: {
+          userName: 'mhamilton@example.com',
+          givenName: 'Margaret',
+          familyName: 'Hamilton',
+          displayName: 'Margaret Hamilton',
+          email: 'mhamilton@example.com',
+          title: 'Director of Software Engineering',
+          department: 'Software Engineering',
+          location: 'Cambridge',
+          country: 'US',
+          employmentType: 'Employee',
+          costCenter: '5100',
+          organization: 'Example Labs',
+          jobCode: 'SE-1',
+        },
+      },
+      {
+        employeeId: '880102',
+        active: true,
+        attributes: {
+          userName: 'dgraham@example.com',
+          givenName: 'Dorothy',
+          familyName: 'Graham',
+          displayName: 'Dorothy Graham',
+          email: 'dgraham@example.com',
+          employmentType: 'Employee',
+          managerId: '880101',
+          organization: 'Example Labs',
+        },
+      },
+      { employeeId: '880103', active: false, attributes: { department: 'Operations' } },
+    ]);
+    expect(JSON.stringify(users)).not.toMatch(/null/);
+
+    // Unassigned never clears what is stored (Entra sends partial users): Dorothy's title
+    // and department stay; her update carries only what has a new value.
+    const dorothy = users[1]!;
+    if ('error' in dorothy) throw new Error(dorothy.error.detail);
+    const stored = { ...dorothy.attributes, title: 'Engineer', department: 'Software Engineering', managerId: 'E0001' };
+    expect(decideScimChange({ status: 'active', attributes: stored }, dorothy)).toEqual({ action: 'event', type: 'update', attributes: { managerId: '880101' } });
+  });
+
+  it('treats null as absent in every field of the envelope and of an operation', () => {
+    const parsed = parseScimBulkRequest({ schemas: [SCIM_SCHEMAS.bulkRequest, null], Operations: [null, { method: 'POST', bulkId: 'b1', path: '/Users', version: null, data: entraUser({ schemas: null }) }], failOnErrors: null });
+    if (!parsed.ok) throw new Error(parsed.error.detail);
+    expect(parsed.request).toEqual({ schemas: [SCIM_SCHEMAS.bulkRequest], Operations: [expect.objectContaining({ bulkId: 'b1' })] });
+    expect(checkScimOperation(parsed.request.Operations[0]!)).toMatchObject({ ok: true });
+    // A null that stands for something required is missing, and named as such, not as null.
+    const noBulkId = parseScimBulkRequest({ schemas: [SCIM_SCHEMAS.bulkRequest], Operations: [{ method: 'POST', bulkId: null, path: '/Users', data: null }] });
+    if (!noBulkId.ok) throw new Error(noBulkId.error.detail);
+    expect(checkScimOperation(noBulkId.request.Operations[0]!)).toMatchObject({ ok: false, error: { status: 400, detail: 'bulkId is required for POST.' } });
+  });
+
+  it('treats null as absent in user attributes at any depth', () => {
+    const user = mapScimUser(
+      entraUser({
+        title: null,
+        displayName: null,
+        name: { givenName: 'Ada', familyName: 'Lovelace', middleName: null },
+        emails: [null, { value: null, type: 'home' }, { value: 'ada@example.com', type: 'work', primary: null }],
+        addresses: null,
+        userType: null,
+        active: null,
+        [ENTERPRISE]: { employeeNumber: null, department: null, costCenter: 'CC-42', manager: { value: null, displayName: 'Grace Hopper' } },
+        [CSV]: { HireDate: null, GradeLevel: 7, Badge: { colour: null, number: 12 } },
+      }),
+    );
+    expect(user).toEqual({
+      employeeId: 'E1001',
+      active: true,
+      attributes: { userName: 'ada.lovelace@example.com', givenName: 'Ada', familyName: 'Lovelace', email: 'ada@example.com', costCenter: 'CC-42', gradeLevel: 7, badge: { number: 12 } },
+    });
+    expect(mapScimUser(entraUser({ [ENTERPRISE]: null }))).toMatchObject({ employeeId: 'E1001', attributes: expect.not.objectContaining({ managerId: expect.anything() }) });
+    expect(mapScimUser(entraUser({ [ENTERPRISE]: { manager: null } }))).toMatchObject({ employeeId: 'E1001' });
+    // An employee id sent as null is missing.
+    expect(mapScimUser(entraUser({ externalId: null, [ENTERPRISE]: { employeeNumber: null } }))).toMatchObject({ error: { status: 400, detail: expect.stringMatching(/^externalId is required/) } });
+  });
+
+  it('withoutNulls drops null members and items and keeps everything else', () => {
+    expect(withoutNulls({ a: null, b: [1, null, { c: null, d: false }], e: '', f: 0 })).toEqual({ b: [1, { d: false }], e: '', f: 0 });
+  });
+});
+
+describe('employee ids are canonical in SCIM input', () => {
+  it('folds externalId, the employeeNumber fallback and the manager reference', () => {
+    expect(mapScimUser(entraUser({ externalId: 'e1001', [ENTERPRISE]: { manager: { value: 'e0001' } } }))).toMatchObject({ employeeId: 'E1001', attributes: { managerId: 'E0001' } });
+    expect(mapScimUser(entraUser({ externalId: undefined, [ENTERPRISE]: { employeeNumber: 'n-77' } }))).toMatchObject({ employeeId: 'N-77' });
+    expect(mapScimUser(entraUser({ externalId: 4711 }))).toMatchObject({ employeeId: '4711' });
+  });
+
+  it('refuses a padded id and a malformed manager id, naming the SCIM path', () => {
+    expect(mapScimUser(entraUser({ externalId: ' E1001 ' }))).toMatchObject({ error: { status: 400, scimType: 'invalidValue', detail: 'externalId must be 1..64 characters of letters, digits, . _ -' } });
+    expect(mapScimUser(entraUser({ [ENTERPRISE]: { manager: { value: 'Grace Hopper' } } }))).toMatchObject({
+      error: { status: 400, scimType: 'invalidValue', detail: `${ENTERPRISE}:manager.value must be 1..64 characters of letters, digits, . _ -` },
+    });
+  });
+
+  it('gives `e1001` and `E1001` the same event id', () => {
+    const lower = mapScimUser(entraUser({ externalId: 'e1001', [ENTERPRISE]: { manager: { value: 'e0001' } } }));
+    const upper = mapScimUser(entraUser({ externalId: 'E1001', [ENTERPRISE]: { manager: { value: 'E0001' } } }));
+    if ('error' in lower || 'error' in upper) throw new Error('unexpected error');
+    expect(scimEventId({ ...lower, type: 'hire', basis: 'new' })).toBe(scimEventId({ ...upper, type: 'hire', basis: 'new' }));
   });
 });
