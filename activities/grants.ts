@@ -1,11 +1,13 @@
 // Access requests and grants: the two statuses DESIGN.md keeps apart. A request says who
-// approved; a grant says what the target really holds, proven by reading it back.
+// approved; a grant says what the target really holds, proven by reading it back. Granting,
+// revoking and both read-backs live here, so there is one idea of what "proven" means.
 import { ApplicationFailure } from '@temporalio/activity';
-import { and, eq, ne } from 'drizzle-orm';
+import { and, desc, eq, ne } from 'drizzle-orm';
 import { writeAudit, writeAuditBatch, type AuditEntry } from '../db/audit.js';
 import type { Tx } from '../db/client.js';
-import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
+import { accessRequests, auditLog, entitlements, grants, identities } from '../db/schema.js';
 import { canMoveGrant } from '../domain/grant-status.js';
+import type { RevokeReason } from '../domain/lifecycle.js';
 import type { EntitlementKind, GrantStatus, IdentityAttributes } from '../domain/types.js';
 import { raiseAlert } from '../services/alerts.js';
 import { ConnectorError, type Connector } from './connectors/types.js';
@@ -26,9 +28,10 @@ export interface PlannedGrant {
   grantStatus: GrantStatus;
 }
 
-/** Non-retryable failure types, so workflows can tell them apart from exhausted retries. */
+/** Failure types, so workflows can tell them apart from exhausted retries. */
 export const NOT_VERIFIED = 'NotVerified';
 export const PERMANENT = 'PermanentConnectorError';
+export const INVALID_TRANSITION = 'InvalidTransition';
 
 /** Turns a connector failure into the Temporal failure that drives retries. */
 export function toActivityFailure(err: unknown): Error {
@@ -43,9 +46,12 @@ export function toActivityFailure(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-export function sameDn(a: string, b: string): boolean {
-  const norm = (dn: string) => dn.replace(/\s*([,=])\s*/g, '$1').toLowerCase();
-  return norm(a) === norm(b);
+type Entitlement = typeof entitlements.$inferSelect;
+
+/** The group a group or role entitlement names; without one nothing can be granted or proven. */
+function groupRefOf(entitlement: Entitlement): string {
+  if (!entitlement.targetRef) throw new ConnectorError(`entitlement ${entitlement.id} has no target reference`, false, 'CONFIG');
+  return entitlement.targetRef;
 }
 
 /** Shared by the provisioning and the revocation activities. */
@@ -67,11 +73,17 @@ export function grantHelpers({ db, connectors }: ActivityDeps) {
     return connector;
   }
 
-  /** Moves a grant and writes its audit row in one transaction. Returns false if the move is not allowed. */
-  async function moveGrant(tx: Tx, grantId: string, to: GrantStatus, patch: Partial<typeof grants.$inferInsert>, action: string): Promise<boolean> {
+  /**
+   * Moves a grant and writes its audit row, in the caller's transaction. A move the status
+   * machine refuses throws InvalidTransition (non-retryable): it is never skipped silently.
+   * `detail` goes into the audit row as well.
+   */
+  async function moveGrant(tx: Tx, grantId: string, to: GrantStatus, patch: Partial<typeof grants.$inferInsert>, action: string, detail: Record<string, unknown> = {}): Promise<void> {
     const [before] = await tx.select().from(grants).where(eq(grants.id, grantId)).for('update');
     if (!before) throw ApplicationFailure.nonRetryable(`grant ${grantId} does not exist`, 'NotFound');
-    if (!canMoveGrant(before.status as GrantStatus, to)) return false;
+    if (!canMoveGrant(before.status as GrantStatus, to)) {
+      throw ApplicationFailure.nonRetryable(`grant ${grantId} cannot move from ${before.status} to ${to}`, INVALID_TRANSITION);
+    }
     const [after] = await tx.update(grants).set({ ...patch, status: to, updatedAt: new Date() }).where(eq(grants.id, grantId)).returning();
     await writeAudit(tx, {
       actor: ENGINE_ACTOR,
@@ -79,10 +91,9 @@ export function grantHelpers({ db, connectors }: ActivityDeps) {
       subjectType: 'grant',
       subjectId: grantId,
       before: { status: before.status, attempts: before.attempts },
-      after: { status: after?.status, attempts: after?.attempts, lastError: after?.lastError ?? null, verifiedAt: after?.verifiedAt ?? null },
+      after: { status: after?.status, attempts: after?.attempts, lastError: after?.lastError ?? null, verifiedAt: after?.verifiedAt ?? null, ...detail },
       correlationId: before.requestId,
     });
-    return true;
   }
 
   return { loadGrant, connectorFor, moveGrant };
@@ -91,6 +102,25 @@ export function grantHelpers({ db, connectors }: ActivityDeps) {
 export function createGrantActivities(deps: ActivityDeps) {
   const { db } = deps;
   const { loadGrant, connectorFor, moveGrant } = grantHelpers(deps);
+
+  /**
+   * The account state the last provisioning of a grant asked for: enabled unless it said
+   * otherwise. The grants table has no column for it, so provisionGrant records it in its
+   * audit row (`after.enabled`), and this reads it back from there.
+   */
+  async function askedEnabled(grantId: string): Promise<boolean> {
+    const [row] = await db
+      .select({ after: auditLog.after })
+      .from(auditLog)
+      .where(and(eq(auditLog.subjectType, 'grant'), eq(auditLog.subjectId, grantId), eq(auditLog.action, 'grant.provisioning')))
+      .orderBy(desc(auditLog.seq))
+      .limit(1);
+    return (row?.after as { enabled?: unknown } | null | undefined)?.enabled !== false;
+  }
+
+  async function recordConnectorError(grantId: string, err: unknown): Promise<void> {
+    await db.update(grants).set({ lastError: (err as Error).message.slice(0, 2000), updatedAt: new Date() }).where(eq(grants.id, grantId));
+  }
 
   return {
     /**
@@ -158,64 +188,146 @@ export function createGrantActivities(deps: ActivityDeps) {
       });
     },
 
-    /** Asks the target to grant. Safe to retry: connectors adopt what already exists. */
+    /**
+     * Asks the target to grant. Safe to retry: connectors adopt what already exists. An
+     * account is asked `enabled` (default) or disabled (pre-provisioned); the audit row
+     * records which, and verifyGrant holds the target to it.
+     */
     async provisionGrant(grantId: string, options: { enabled?: boolean } = {}): Promise<void> {
       const { grant, entitlement, identity } = await loadGrant(grantId);
       if (grant.status === 'active') return;
-      await db.transaction(async (tx) => {
-        const moved = await moveGrant(tx, grantId, 'provisioning', { attempts: grant.attempts + 1 }, 'grant.provisioning');
-        if (!moved) throw ApplicationFailure.nonRetryable(`grant ${grantId} cannot be provisioned from ${grant.status}`, 'InvalidTransition');
-      });
+      const enabled = options.enabled ?? true;
+      await db.transaction((tx) =>
+        moveGrant(tx, grantId, 'provisioning', { attempts: grant.attempts + 1 }, 'grant.provisioning', entitlement.kind === 'account' ? { enabled } : {}),
+      );
       const connector = connectorFor(entitlement.target);
       try {
         if (entitlement.kind === 'account') {
-          await connector.ensureAccount({ employeeId: identity.employeeId, attributes: identity.attributes as IdentityAttributes, enabled: options.enabled ?? true });
+          await connector.ensureAccount({ employeeId: identity.employeeId, attributes: identity.attributes as IdentityAttributes, enabled });
         } else {
-          if (!entitlement.targetRef) throw new ConnectorError(`entitlement ${entitlement.id} has no target reference`, false, 'CONFIG');
-          await connector.addToGroup(identity.employeeId, entitlement.targetRef);
+          await connector.addToGroup(identity.employeeId, groupRefOf(entitlement));
         }
       } catch (err) {
-        await db.update(grants).set({ lastError: (err as Error).message.slice(0, 2000), updatedAt: new Date() }).where(eq(grants.id, grantId));
+        await recordConnectorError(grantId, err);
         throw toActivityFailure(err);
       }
     },
 
-    /** Reads the grant back from the target. Only what the target shows counts as active. */
+    /**
+     * Reads the grant back from the target; only what the target shows counts as active. An
+     * account must exist in the state provisioning asked for (enabled or disabled); a
+     * membership must be in the group entry's own member values, and the account must exist.
+     * What cannot be read (no such group, a ref that is not the target's, someone else's
+     * entry) fails, permanently: it proves nothing.
+     */
     async verifyGrant(grantId: string): Promise<{ verifiedAt: string }> {
       const { grant, entitlement, identity } = await loadGrant(grantId);
       if (grant.status === 'active' && grant.verifiedAt) return { verifiedAt: grant.verifiedAt.toISOString() };
-      let account;
+      const connector = connectorFor(entitlement.target);
+      const { employeeId } = identity;
+      let missing: string | null;
       try {
-        account = await connectorFor(entitlement.target).readAccount(identity.employeeId);
+        const account = await connector.readAccount(employeeId);
+        if (entitlement.kind === 'account') {
+          const enabled = await askedEnabled(grantId);
+          const state = (on: boolean) => (on ? 'enabled' : 'disabled');
+          missing = !account ? 'the account' : account.enabled !== enabled ? `the account ${state(enabled)} (it is ${state(account.enabled)})` : null;
+        } else {
+          const group = groupRefOf(entitlement);
+          missing = !account ? 'the account' : (await connector.isGroupMember(employeeId, group)) ? null : `the account among the members of ${group}`;
+        }
       } catch (err) {
         throw toActivityFailure(err);
       }
-      const present = account !== null && (entitlement.kind === 'account' || account.groups.some((dn) => sameDn(dn, entitlement.targetRef ?? '')));
-      if (!present) {
-        const what = entitlement.kind === 'account' ? 'the account' : `membership of ${entitlement.targetRef}`;
-        throw ApplicationFailure.create({ message: `read-back did not find ${what} for ${identity.employeeId}`, type: NOT_VERIFIED });
-      }
+      if (missing) throw ApplicationFailure.create({ message: `read-back did not find ${missing} for ${employeeId}`, type: NOT_VERIFIED });
       const verifiedAt = new Date();
-      await db.transaction(async (tx) => {
-        await moveGrant(tx, grantId, 'active', { verifiedAt, lastError: null }, 'grant.active');
-      });
+      await db.transaction((tx) => moveGrant(tx, grantId, 'active', { verifiedAt, lastError: null }, 'grant.active'));
       return { verifiedAt: verifiedAt.toISOString() };
     },
 
-    /** Retries are exhausted or the failure is permanent: record it and tell a person. */
+    /** -> revoking, then asks the target to revoke; verifyRevoked proves it. Safe to retry. */
+    async revokeGrant(grantId: string, reason: RevokeReason): Promise<void> {
+      const { grant, entitlement, identity } = await loadGrant(grantId);
+      if (grant.status === 'revoked') return;
+      await db.transaction((tx) => moveGrant(tx, grantId, 'revoking', { revokeReason: reason }, 'grant.revoking'));
+      const connector = connectorFor(entitlement.target);
+      try {
+        // Revoking the account grant disables the account; deleting it comes after deleteAfter.
+        if (entitlement.kind === 'account') await connector.setAccountEnabled(identity.employeeId, false);
+        else await connector.removeFromGroup(identity.employeeId, groupRefOf(entitlement));
+      } catch (err) {
+        await recordConnectorError(grantId, err);
+        throw toActivityFailure(err);
+      }
+    },
+
+    /**
+     * Reads the target back: only a disabled (or absent) account, or a group entry whose own
+     * member values no longer name the person, counts as revoked. What cannot be read (no
+     * such group, a ref that is not the target's, someone else's entry) cannot prove a
+     * revocation: it fails, permanently, and is never taken for "gone".
+     */
+    async verifyRevoked(grantId: string): Promise<void> {
+      const { grant, entitlement, identity } = await loadGrant(grantId);
+      if (grant.status === 'revoked') return;
+      const connector = connectorFor(entitlement.target);
+      const { employeeId } = identity;
+      let remaining: string | null;
+      try {
+        if (entitlement.kind === 'account') {
+          remaining = (await connector.readAccount(employeeId))?.enabled ? 'the account, enabled' : null;
+        } else {
+          const group = groupRefOf(entitlement);
+          remaining = (await connector.isGroupMember(employeeId, group)) ? `the account among the members of ${group}` : null;
+        }
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+      if (remaining) throw ApplicationFailure.create({ message: `read-back still finds ${remaining} for ${employeeId}`, type: NOT_VERIFIED });
+      await db.transaction((tx) => moveGrant(tx, grantId, 'revoked', { revokedAt: new Date(), lastError: null }, 'grant.revoked'));
+    },
+
+    /**
+     * Retries are exhausted or the failure is permanent: record it and tell a person.
+     *
+     * If the status machine refuses `failed` (the grant has meanwhile become active or
+     * revoked, which means a caller is wrong), the failure is still recorded where people
+     * look: the error on the grant, a `grant.failure_refused` audit row, and a critical alert
+     * that names the status it is in. It does not throw: this is the last step of a failure
+     * path, a throw would roll the alert back with it, and the workflow calls it from its
+     * error handling, where an exception would stop the person's workflow.
+     */
     async markGrantFailed(grantId: string, error: string, phase: 'grant' | 'revoke' = 'grant'): Promise<void> {
-      const { entitlement, identity } = await loadGrant(grantId);
+      const { grant, entitlement, identity } = await loadGrant(grantId);
+      const lastError = error.slice(0, 2000);
       await db.transaction(async (tx) => {
-        await moveGrant(tx, grantId, 'failed', { lastError: error.slice(0, 2000) }, phase === 'grant' ? 'grant.failed' : 'grant.revoke_failed');
+        const [current] = await tx.select({ status: grants.status }).from(grants).where(eq(grants.id, grantId)).for('update');
+        const status = (current?.status ?? grant.status) as GrantStatus;
+        const recorded = canMoveGrant(status, 'failed');
+        if (recorded) {
+          await moveGrant(tx, grantId, 'failed', { lastError }, phase === 'grant' ? 'grant.failed' : 'grant.revoke_failed');
+        } else {
+          await tx.update(grants).set({ lastError, updatedAt: new Date() }).where(eq(grants.id, grantId));
+          await writeAudit(tx, {
+            actor: ENGINE_ACTOR,
+            action: 'grant.failure_refused',
+            subjectType: 'grant',
+            subjectId: grantId,
+            before: { status },
+            after: { status, lastError, phase, refused: `${status} -> failed` },
+            correlationId: grant.requestId,
+          });
+        }
         // A revocation that did not happen is access someone should no longer have: critical.
-        const critical = phase === 'revoke' || entitlement.risk === 'critical' || entitlement.kind === 'account';
+        const critical = !recorded || phase === 'revoke' || entitlement.risk === 'critical' || entitlement.kind === 'account';
+        const what = `${phase === 'grant' ? 'Granting' : 'Revoking'} ${entitlement.id} ${phase === 'grant' ? 'to' : 'from'} ${identity.employeeId} failed`;
         await raiseAlert(
           tx,
           {
             kind: phase === 'grant' ? 'grant_failed' : 'revoke_failed',
             severity: critical ? 'critical' : 'warning',
-            subject: `${phase === 'grant' ? 'Granting' : 'Revoking'} ${entitlement.id} ${phase === 'grant' ? 'to' : 'from'} ${identity.employeeId} failed`,
-            details: { grantId, entitlementId: entitlement.id, target: entitlement.target, employeeId: identity.employeeId, error: error.slice(0, 500) },
+            subject: recorded ? what : `${what}; the grant is ${status} and could not be marked failed`,
+            details: { grantId, entitlementId: entitlement.id, target: entitlement.target, employeeId: identity.employeeId, grantStatus: recorded ? 'failed' : status, error: error.slice(0, 500) },
             dedupeKey: `${phase === 'grant' ? 'grant_failed' : 'revoke_failed'}:${grantId}`,
           },
           grantId,

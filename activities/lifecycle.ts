@@ -1,5 +1,5 @@
-// Activities for movers, leavers, rescinds and leaves: revoking grants (proven by reading
-// the target back), suspending and restoring accounts, cancelling requests, erasing accounts.
+// Activities for movers, leavers, rescinds and leaves: suspending and restoring accounts,
+// cancelling requests, erasing accounts. Revoking a grant (and proving it) is in grants.ts.
 import { ApplicationFailure } from '@temporalio/activity';
 import { and, eq, ne } from 'drizzle-orm';
 import { writeAudit } from '../db/audit.js';
@@ -8,15 +8,13 @@ import { accessRequests, entitlements, grants, identities } from '../db/schema.j
 import type { IdentityAttributes } from '../domain/types.js';
 import { raiseAlert } from '../services/alerts.js';
 import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
-import { grantHelpers, NOT_VERIFIED, sameDn, toActivityFailure } from './grants.js';
+import { grantHelpers, NOT_VERIFIED, toActivityFailure } from './grants.js';
 
 export type { Holding } from '../db/holdings.js';
 
-export type RevokeReason = 'leaver' | 'mover' | 'rescinded' | 'expired' | 'manual';
-
 export function createLifecycleActivities(deps: ActivityDeps) {
   const { db } = deps;
-  const { loadGrant, connectorFor, moveGrant } = grantHelpers(deps);
+  const { connectorFor } = grantHelpers(deps);
 
   async function identityByEmployeeId(employeeId: string) {
     const [row] = await db.select().from(identities).where(eq(identities.employeeId, employeeId));
@@ -38,43 +36,6 @@ export function createLifecycleActivities(deps: ActivityDeps) {
     /** What the person holds now: every grant that is not revoked, with the kind of its request. */
     async listHoldings(identityId: string) {
       return loadHoldings(db, identityId);
-    },
-
-    /** active -> revoking -> (target call) ; verified by revokeVerify. Safe to retry. */
-    async revokeGrant(grantId: string, reason: RevokeReason): Promise<void> {
-      const { grant, entitlement, identity } = await loadGrant(grantId);
-      if (grant.status === 'revoked') return;
-      await db.transaction(async (tx) => {
-        const moved = await moveGrant(tx, grantId, 'revoking', { revokeReason: reason }, 'grant.revoking');
-        if (!moved) throw ApplicationFailure.nonRetryable(`grant ${grantId} cannot be revoked from ${grant.status}`, 'InvalidTransition');
-      });
-      const connector = connectorFor(entitlement.target);
-      try {
-        // Revoking the account grant disables the account; deleting it comes after deleteAfter.
-        if (entitlement.kind === 'account') await connector.setAccountEnabled(identity.employeeId, false);
-        else if (entitlement.targetRef) await connector.removeFromGroup(identity.employeeId, entitlement.targetRef);
-      } catch (err) {
-        await db.update(grants).set({ lastError: (err as Error).message.slice(0, 2000), updatedAt: new Date() }).where(eq(grants.id, grantId));
-        throw toActivityFailure(err);
-      }
-    },
-
-    /** Reads the target back: only an absent membership or a disabled account counts as revoked. */
-    async verifyRevoked(grantId: string): Promise<void> {
-      const { grant, entitlement, identity } = await loadGrant(grantId);
-      if (grant.status === 'revoked') return;
-      let account;
-      try {
-        account = await connectorFor(entitlement.target).readAccount(identity.employeeId);
-      } catch (err) {
-        throw toActivityFailure(err);
-      }
-      const stillThere =
-        account !== null && (entitlement.kind === 'account' ? account.enabled : account.groups.some((dn) => sameDn(dn, entitlement.targetRef ?? '')));
-      if (stillThere) throw ApplicationFailure.create({ message: `read-back still finds ${entitlement.id} for ${identity.employeeId}`, type: NOT_VERIFIED });
-      await db.transaction(async (tx) => {
-        await moveGrant(tx, grantId, 'revoked', { revokedAt: new Date(), lastError: null }, 'grant.revoked');
-      });
     },
 
     /** Suspends (leave, leaver) or restores (leave end, start date, rehire) every account; reads it back. */

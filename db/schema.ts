@@ -77,9 +77,10 @@ export const hrEvents = pgTable(
 );
 
 /**
- * A feed of HR events that the mass-leaver brake looks at as one: a CSV import, a SCIM
- * BulkRequest, or a burst of webhook terminations within a window. A held batch's
- * terminations wait (hr_events.status = 'held') until an admin releases or discards it.
+ * A feed of HR events stored as one: a CSV import, a SCIM BulkRequest, an API batch, or
+ * the terminations the mass-leaver brake held (it counts one rolling window across every
+ * feed). A held batch's terminations wait (hr_events.status = 'held') until an admin
+ * releases or discards it.
  */
 export const hrBatches = pgTable(
   'hr_batches',
@@ -92,8 +93,6 @@ export const hrBatches = pgTable(
     /** Active identities when the brake looked, the base of the share. */
     activeIdentities: integer('active_identities').notNull().default(0),
     reason: text('reason'),
-    /** Webhook bursts: the window this batch collects terminations for. */
-    windowEndsAt: tz('window_ends_at'),
     createdAt: createdAt(),
     decidedAt: tz('decided_at'),
     decidedBy: text('decided_by'),

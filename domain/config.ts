@@ -93,13 +93,13 @@ const retries = z
 /** The mass-leaver brake: a feed that would terminate more than this is held. */
 const brake = z
   .object({
-    /** Terminations in one feed above this number are held (0 disables the number test). */
+    /** Terminations within `window`, from every feed, above this number trip the brake (0 disables the number test). */
     maxTerminations: z.number().int().min(0).default(25),
     /** ...or above this share of active identities (0..1; 0 disables the share test). */
     maxShare: z.number().min(0).max(1).default(0.05),
     /** The share test applies from this many terminations on, so one leaver in a small org is not held. */
     minTerminations: z.number().int().min(1).default(5),
-    /** Webhook terminations are counted as one feed within this window. */
+    /** The rolling window over which the brake counts terminations from every feed (webhook, SCIM, CSV, API). */
     window: duration.default(15 * 60_000),
   })
   .default({ maxTerminations: 25, maxShare: 0.05, minTerminations: 5, window: 15 * 60_000 });
@@ -154,6 +154,12 @@ export const configSchema = z
       entitlementIds.add(e.id);
       if (!targetIds.has(e.target)) ctx.addIssue({ code: 'custom', path: ['entitlements', i, 'target'], message: `unknown target "${e.target}"` });
       if (e.kind !== 'account' && !e.ref) ctx.addIssue({ code: 'custom', path: ['entitlements', i, 'ref'], message: `a ${e.kind} needs a ref (the object in the target)` });
+      // The LDAP connector reads a group back from its own entry, so the ref must name one
+      // under the target's groupsDN; refused here rather than at the first grant.
+      const target = config.targets.find((t) => t.id === e.target);
+      if (e.kind !== 'account' && e.ref && target?.type === 'ldap' && !dnIsUnder(e.ref, target.groupsDN)) {
+        ctx.addIssue({ code: 'custom', path: ['entitlements', i, 'ref'], message: `must be a DN under the target's groupsDN (${target.groupsDN}), e.g. cn=${e.ref.includes('=') ? 'name' : e.ref},${target.groupsDN}` });
+      }
     });
     config.birthright.forEach((rule, i) =>
       rule.grant.forEach((id, j) => {
@@ -168,6 +174,14 @@ export const configSchema = z
 export type JmlConfig = z.output<typeof configSchema>;
 export type LdapTargetConfig = z.output<typeof ldapTarget>;
 export type TargetConfig = JmlConfig['targets'][number];
+/** Whether `dn` names an entry strictly below `parent` (attribute types and spacing ignored in case). */
+function dnIsUnder(dn: string, parent: string): boolean {
+  const norm = (x: string) => x.split(/(?<!\\),/).map((rdn) => rdn.trim().toLowerCase().replace(/\s*=\s*/, '='));
+  const child = norm(dn);
+  const base = norm(parent);
+  return child.length > base.length && child.every((rdn) => rdn.includes('=')) && child.slice(child.length - base.length).join(',') === base.join(',');
+}
+
 export type EntitlementConfig = JmlConfig['entitlements'][number];
 export type BirthrightRule = JmlConfig['birthright'][number];
 export type BrakeConfig = JmlConfig['brake'];

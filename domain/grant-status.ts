@@ -1,12 +1,14 @@
 import type { GrantStatus, RequestStatus } from './types.js';
 
 // The grant status machine. Anything not listed is a bug in the caller, so activities
-// check transitions before they write.
+// check transitions before they write and never let a refused one pass silently.
 const GRANT_TRANSITIONS: Record<GrantStatus, readonly GrantStatus[]> = {
-  pending: ['provisioning', 'revoking', 'revoked'],
+  // failed: the account it needs could not be provisioned, so it never reached the target.
+  pending: ['provisioning', 'failed', 'revoking', 'revoked'],
   provisioning: ['provisioning', 'active', 'failed', 'revoking'],
   active: ['active', 'revoking', 'provisioning'],
-  failed: ['provisioning', 'revoking', 'revoked'],
+  // failed -> failed: a failure reported again (a retried markGrantFailed) keeps the latest error.
+  failed: ['provisioning', 'revoking', 'revoked', 'failed'],
   revoking: ['revoking', 'revoked', 'failed'],
   revoked: ['provisioning'],
 };

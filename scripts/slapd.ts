@@ -23,6 +23,11 @@ export interface StartSlapdOptions {
   port?: number;
   suffix?: string;
   adminPassword?: string;
+  /**
+   * Load the memberof overlay (default true). Tests start one without it to show that
+   * nothing is proven by memberOf, which a directory need not maintain.
+   */
+  memberOf?: boolean;
   log?: (line: string) => void;
 }
 
@@ -39,7 +44,19 @@ function sshaHash(password: string): string {
   return `{SSHA}${Buffer.concat([digest, salt]).toString('base64')}`;
 }
 
-function configLdif(dir: string, suffix: string, rootDN: string, rootPW: string): string {
+// The memberof overlay, {0}: optional, and slapd accepts the gap in the numbering it leaves.
+const MEMBEROF_OVERLAY = `
+dn: olcOverlay={0}memberof,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcMemberOf
+olcOverlay: {0}memberof
+olcMemberOfGroupOC: groupOfNames
+olcMemberOfMemberAD: member
+olcMemberOfMemberOfAD: memberOf
+olcMemberOfRefInt: TRUE
+`;
+
+function configLdif(dir: string, suffix: string, rootDN: string, rootPW: string, memberOf: boolean): string {
   // Schema LDIFs are inlined rather than `include:`d so the file is self-contained.
   const schemas = ['core', 'cosine', 'inetorgperson', 'nis']
     .map((name) => readFileSync(join(SCHEMA_DIR, `${name}.ldif`), 'utf8').trim())
@@ -55,8 +72,7 @@ objectClass: olcModuleList
 cn: module{0}
 olcModulePath: ${MODULE_PATH}
 olcModuleLoad: back_mdb
-olcModuleLoad: memberof
-olcModuleLoad: refint
+${memberOf ? 'olcModuleLoad: memberof\n' : ''}olcModuleLoad: refint
 olcModuleLoad: ppolicy
 
 dn: cn=schema,cn=config
@@ -87,19 +103,10 @@ olcDbMaxSize: 268435456
 olcDbNoSync: TRUE
 olcDbIndex: objectClass eq
 olcDbIndex: uid,cn,mail eq
-olcDbIndex: member,memberOf eq
+olcDbIndex: ${memberOf ? 'member,memberOf' : 'member'} eq
 olcAccess: {0}to attrs=userPassword by self write by anonymous auth by * none
 olcAccess: {1}to * by * read
-
-dn: olcOverlay={0}memberof,olcDatabase={1}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcMemberOf
-olcOverlay: {0}memberof
-olcMemberOfGroupOC: groupOfNames
-olcMemberOfMemberAD: member
-olcMemberOfMemberOfAD: memberOf
-olcMemberOfRefInt: TRUE
-
+${memberOf ? MEMBEROF_OVERLAY : ''}
 dn: olcOverlay={1}refint,olcDatabase={1}mdb,cn=config
 objectClass: olcOverlayConfig
 objectClass: olcRefintConfig
@@ -176,18 +183,20 @@ export async function startSlapd(opts: StartSlapdOptions): Promise<SlapdServer> 
   });
 
   // What the directory was built for; a kept directory is reused only for the same values.
-  const fingerprint = createHash('sha256').update(JSON.stringify([suffix, bindPassword])).digest('hex');
+  const memberOf = opts.memberOf ?? true;
+  const built = memberOf ? [suffix, bindPassword] : [suffix, bindPassword, 'no memberof'];
+  const fingerprint = createHash('sha256').update(JSON.stringify(built)).digest('hex');
   const fingerprintFile = join(dir, 'fingerprint');
   const reuse = opts.keep === true && existsSync(fingerprintFile);
   if (reuse && readFileSync(fingerprintFile, 'utf8') !== fingerprint) {
-    throw new Error(`${dir} holds a directory made for another suffix or admin password; delete it to start afresh`);
+    throw new Error(`${dir} holds a directory made for another suffix, admin password or overlay set; delete it to start afresh`);
   }
   if (!reuse) {
     // Start from nothing: a stale cn=config would make slapadd fail on duplicates.
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(join(dir, 'slapd.d'), { recursive: true });
     mkdirSync(join(dir, 'data'), { recursive: true });
-    writeFileSync(join(dir, 'config.ldif'), configLdif(dir, suffix, bindDN, sshaHash(bindPassword)));
+    writeFileSync(join(dir, 'config.ldif'), configLdif(dir, suffix, bindDN, sshaHash(bindPassword), memberOf));
     writeFileSync(join(dir, 'data.ldif'), dataLdif(suffix));
     slapadd(['-n0', '-F', join(dir, 'slapd.d')], join(dir, 'config.ldif'));
     slapadd(['-n1', '-F', join(dir, 'slapd.d')], join(dir, 'data.ldif'));

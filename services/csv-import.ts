@@ -9,7 +9,7 @@ import type { Queue } from 'bullmq';
 import { count, eq } from 'drizzle-orm';
 import { parse } from 'csv-parse';
 import type { Db } from '../db/client.js';
-import { ACTIVE_STATUSES, brakeTrips, submitFeed } from './feeds.js';
+import { brakeOutlook, submitFeed } from './feeds.js';
 import type { NewHrEvent } from '../db/inbox.js';
 import { hrEvents, identities } from '../db/schema.js';
 import type { BirthrightGrant } from '../domain/birthright.js';
@@ -180,9 +180,8 @@ export async function importCsv(deps: CsvImportDeps, input: Readable | Buffer | 
         revoke: effects.revoke,
       };
     });
-    const activeIdentities = known.filter((k) => (ACTIVE_STATUSES as readonly string[]).includes(k.status)).length;
-    const terminations = plan.counts.terminate;
-    const brake = { terminations, activeIdentities, wouldHold: brakeTrips(deps.config.brake, terminations, activeIdentities) };
+    // The same rolling window a real import would meet, not the file alone.
+    const brake = await brakeOutlook(deps.db, deps.config.brake, plan.counts.terminate);
     return { ...base, stored: 0, batchId: null, batchStatus: null, plan: people, brake };
   }
   if (plan.events.length === 0) return { ...base, stored: 0, batchId: null, batchStatus: null };

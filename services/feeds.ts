@@ -1,16 +1,25 @@
 // The one entry point for feeds of HR events (a CSV import, a SCIM bulk, an API batch, a
-// burst of webhook terminations) and the mass-leaver brake that guards them.
+// webhook termination) and the mass-leaver brake that guards them.
 //
-// A feed is stored as one hr_batches row and its events, in one transaction. When the feed
-// would terminate more than `brake.maxTerminations` people, or more than `brake.maxShare`
-// of the active identities, the batch is `held`: its terminations are stored with status
-// `held`, which the dispatcher never picks up, and a critical alert is raised. An admin
-// then releases the batch (its terminations become `received` and flow on) or discards it
-// (they become `rejected`). Nothing accepted is lost either way.
+// The brake counts ONE rolling window across every source: the terminations received
+// within the last `brake.window`, plus the ones a new feed brings. When that count trips it
+// (brakeTrips), the feed that tripped it is stored as a `held` batch: its terminations get
+// status `held`, which the dispatcher never picks up, and one critical alert is raised.
+// Terminations let through before the trip have gone on; the alert says how many. While a
+// batch is held the window stays tripped: every later termination, whatever feed brings
+// it, is held IN THAT SAME BATCH, so one decision covers the whole incident. An admin
+// releases it (its terminations become `received` and flow on) or discards it (they become
+// `rejected`), and the count starts afresh from that decision: terminations received
+// before it no longer count. Nothing accepted is lost either way.
+//
+// Counting and storing take turns on one advisory transaction lock, so two feeds that
+// commit at the same moment cannot both slip under the threshold; a decision takes the
+// same lock, so no termination joins a batch that is being released or discarded.
 import type { Queue } from 'bullmq';
-import { and, count, desc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { and, asc, count, eq, gt, inArray, sql } from 'drizzle-orm';
 import { raiseAlert } from './alerts.js';
 import type { BrakeConfig, JmlConfig } from '../domain/config.js';
+import { formatDuration } from '../domain/duration.js';
 import { HR_EVENT_TYPES, type HrEventSource, type HrEventStatus, type HrEventType } from '../domain/types.js';
 import { enqueueHrEvent, type HrEventJob } from './hr-event-queue.js';
 import { writeAuditBatch, type AuditEntry } from '../db/audit.js';
@@ -30,11 +39,12 @@ export interface FeedInput {
   source: HrEventSource;
   /** Who submitted the feed, for the audit log (`cli`, `api:<token name>`, ...). */
   actor: string;
-  /** Each event's own `source` is replaced by the feed's, so a batch never mixes sources. */
+  /** Each event's own `source` is replaced by the feed's. */
   events: NewHrEvent[];
 }
 
 export interface FeedResult {
+  /** The feed's own batch, or the held batch it joined because the brake was tripped. */
   batchId: string;
   status: 'accepted' | 'held';
   /** Events this feed stored, by type (repeated ids are not counted: they changed nothing). */
@@ -56,20 +66,20 @@ export class BatchStateError extends Error {
 }
 
 /** Identities that a termination would take access from. */
-export const ACTIVE_STATUSES = ['active', 'on_leave', 'pre_hire'] as const;
+const ACTIVE_STATUSES = ['active', 'on_leave', 'pre_hire'] as const;
 
 /** Postgres takes at most 65,535 parameters per statement; hr_events rows carry ~9. */
 const INSERT_CHUNK = 1_000;
-/** Serialises webhook terminations while they find their window's batch (any constant). */
-const WEBHOOK_BRAKE_LOCK = 7_310_002;
+/** Serialises the brake: counting and storing terminations, and deciding on a held batch (any constant). */
+const BRAKE_LOCK = 7_310_002;
 const ALERT_KIND = 'mass_leaver_brake';
 
 export function emptyCounts(): Record<HrEventType, number> {
   return Object.fromEntries(HR_EVENT_TYPES.map((type) => [type, 0])) as Record<HrEventType, number>;
 }
 
-/** The brake rule; `terminations` are those the feed newly brings. */
-export function brakeTrips(brake: BrakeConfig, terminations: number, activeIdentities: number): boolean {
+/** The brake rule; `terminations` are those within the window, the new feed's included. */
+function brakeTrips(brake: BrakeConfig, terminations: number, activeIdentities: number): boolean {
   if (brake.maxTerminations > 0 && terminations > brake.maxTerminations) return true;
   // With no active identities any share is 100%: a feed of leavers into an empty engine
   // is exactly what the brake is for, once it reaches minTerminations.
@@ -78,12 +88,35 @@ export function brakeTrips(brake: BrakeConfig, terminations: number, activeIdent
 
 function brakeReason(brake: BrakeConfig, terminations: number, activeIdentities: number): string {
   const share = activeIdentities > 0 ? `${((100 * terminations) / activeIdentities).toFixed(1)}%` : 'all';
-  return `${terminations} terminations (${share} of ${activeIdentities} active identities) exceed the mass-leaver brake (more than ${brake.maxTerminations} or ${(100 * brake.maxShare).toFixed(1)}%)`;
+  return `${terminations} terminations within ${formatDuration(brake.window)} (${share} of ${activeIdentities} active identities) exceed the mass-leaver brake (more than ${brake.maxTerminations} or ${(100 * brake.maxShare).toFixed(1)}%)`;
 }
 
 async function countActiveIdentities(tx: Tx): Promise<number> {
   const [row] = await tx.select({ n: count() }).from(identities).where(inArray(identities.status, [...ACTIVE_STATUSES]));
   return row?.n ?? 0;
+}
+
+async function takeBrakeLock(tx: Tx): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(${BRAKE_LOCK})`);
+}
+
+/**
+ * Terminations received within the window and after the latest decision on a held batch,
+ * from every source (hr_events_terminations_idx). Times are the database's clock, read
+ * under the brake lock (clock_timestamp(), also stamped on what the brake stores), so they
+ * follow the order in which feeds and decisions took their turns.
+ */
+async function terminationsInWindow(tx: Tx, brake: BrakeConfig): Promise<number> {
+  const since = sql`(select greatest(clock_timestamp() - make_interval(secs => ${brake.window / 1000}), (select max(${hrBatches.decidedAt}) from ${hrBatches})))`;
+  const [row] = await tx.select({ n: count() }).from(hrEvents).where(and(eq(hrEvents.type, 'terminate'), gt(hrEvents.receivedAt, since)));
+  return row?.n ?? 0;
+}
+
+/** The held batch, if any: while it waits for a decision the window is tripped. */
+async function trippedBatch(tx: Tx): Promise<HrBatchRow | undefined> {
+  // Only ever one under the lock; the oldest should an older version have left several.
+  const [batch] = await tx.select().from(hrBatches).where(eq(hrBatches.status, 'held')).orderBy(asc(hrBatches.createdAt)).limit(1);
+  return batch;
 }
 
 function chunks<T>(items: readonly T[], size = INSERT_CHUNK): T[][] {
@@ -103,22 +136,60 @@ function eventAudit(row: HrEventRow, actor: string): AuditEntry {
   };
 }
 
+/** Why a feed tripped the brake: the window's count, its own terminations included. */
+interface Trip {
+  terminationsInWindow: number;
+}
+
+/** What the brake makes of `terminations` arriving now; acted on only under the brake lock. */
+interface Verdict {
+  /** The held batch they join: while it waits for a decision the window is tripped. */
+  heldBatch: HrBatchRow | undefined;
+  /** Set when they trip the brake. */
+  trip: Trip | null;
+  activeIdentities: number;
+}
+
+async function judge(tx: Tx, brake: BrakeConfig, terminations: number): Promise<Verdict> {
+  const heldBatch = terminations > 0 ? await trippedBatch(tx) : undefined;
+  const activeIdentities = await countActiveIdentities(tx);
+  if (heldBatch || terminations === 0) return { heldBatch, trip: null, activeIdentities };
+  const inWindow = (await terminationsInWindow(tx, brake)) + terminations;
+  return { heldBatch, trip: brakeTrips(brake, inWindow, activeIdentities) ? { terminationsInWindow: inWindow } : null, activeIdentities };
+}
+
+/**
+ * What the brake would do now with a feed bringing `terminations`, for a dry run: hold it
+ * when the window is tripped or they would trip it. Stores nothing.
+ */
+export async function brakeOutlook(db: Db, brake: BrakeConfig, terminations: number): Promise<{ terminations: number; activeIdentities: number; wouldHold: boolean }> {
+  const { heldBatch, trip, activeIdentities } = await db.transaction((tx) => judge(tx, brake, terminations));
+  return { terminations, activeIdentities, wouldHold: heldBatch !== undefined || trip !== null };
+}
+
 /** The alert says how many, never who: no personal data leaves through alert channels. */
-async function raiseBrakeAlert(tx: Tx, batch: HrBatchRow, brake: BrakeConfig, counts: Record<string, number>): Promise<void> {
+async function raiseBrakeAlert(tx: Tx, batch: HrBatchRow, brake: BrakeConfig, trip: Trip, counts: Record<string, number>): Promise<void> {
+  const window = formatDuration(brake.window);
+  const alreadyGoneOn = trip.terminationsInWindow - batch.terminations;
   await raiseAlert(
     tx,
     {
       kind: ALERT_KIND,
       severity: 'critical',
-      subject: `Mass-leaver brake held a ${batch.source} feed: ${batch.terminations} terminations wait for a decision`,
+      subject: `Mass-leaver brake tripped by a ${batch.source} feed: its ${batch.terminations} terminations are held; the ${alreadyGoneOn} received before them within ${window} had already gone on`,
       details: {
         batchId: batch.id,
         source: batch.source,
         terminations: batch.terminations,
+        terminationsInWindow: trip.terminationsInWindow,
+        alreadyGoneOn,
+        window,
         activeIdentities: batch.activeIdentities,
         maxTerminations: brake.maxTerminations,
         maxShare: brake.maxShare,
+        minTerminations: brake.minTerminations,
         counts,
+        meanwhile: 'Every later termination, from any feed, is held in this batch until it is released or discarded.',
         release: `jml release ${batch.id}`,
         discard: `jml discard ${batch.id} --reason ...`,
       },
@@ -144,99 +215,143 @@ export async function enqueueEvents(queue: Queue<HrEventJob>, ids: readonly stri
   return true;
 }
 
+interface StoredFeed {
+  /** Null only for a webhook termination that went through: it is in no batch. */
+  batch: HrBatchRow | null;
+  counts: Record<HrEventType, number>;
+  /** One per distinct event id, in input order; a repeated id answers its stored row. */
+  results: Array<{ row: HrEventRow; created: boolean }>;
+}
+
 /**
- * Stores a feed as one batch, behind the brake, in one transaction; then nudges the queue.
+ * Stores a feed behind the brake, in the caller's transaction. The feed's batch is the held
+ * one when the window is tripped and the feed brings terminations; a new held batch when
+ * they trip it; otherwise a new accepted batch, or none for a webhook termination
+ * (`ownBatch` false): a batch is something to look at or decide on, and one termination
+ * that went through is neither.
  *
- * When the brake holds a batch only its terminations wait. Its joiners, movers and the
- * rest go through: holding them would delay day-one access for every joiner in the feed
- * because of a problem with its leavers, and none of them takes access away wholesale.
+ * Only terminations wait. A held feed's joiners, movers and the rest go through: holding
+ * them would delay day-one access for every joiner in the feed because of a problem with
+ * its leavers, and none of them takes access away wholesale.
  */
-export async function submitFeed(deps: FeedDeps, input: FeedInput): Promise<FeedResult> {
-  const { brake } = deps.config;
+async function storeBehindBrake(tx: Tx, brake: BrakeConfig, input: FeedInput, options: { ownBatch: boolean }): Promise<StoredFeed> {
+  await takeBrakeLock(tx);
   // The same id twice in one feed is one event (the first wins), as for repeated webhooks.
   const byId = new Map<string, NewHrEvent>();
   for (const event of input.events) if (!byId.has(event.id)) byId.set(event.id, event);
   const events = [...byId.values()];
+  const stored = new Map<string, HrEventRow>();
+  for (const ids of chunks(events.map((e) => e.id))) {
+    for (const row of await tx.select().from(hrEvents).where(inArray(hrEvents.id, ids))) stored.set(row.id, row);
+  }
+  // Only new terminations count: re-sending a feed must not trip the brake a second time.
+  const fresh = events.filter((e) => !stored.has(e.id));
+  const terminations = fresh.filter((e) => e.type === 'terminate').length;
 
-  const outcome = await deps.db.transaction(async (tx) => {
-    const stored = new Map<string, HrEventRow>();
-    for (const ids of chunks(events.map((e) => e.id))) {
-      for (const row of await tx.select().from(hrEvents).where(inArray(hrEvents.id, ids))) stored.set(row.id, row);
-    }
-    // Only new terminations count: re-sending a feed must not trip the brake a second time.
-    const fresh = events.filter((e) => !stored.has(e.id));
-    const terminations = fresh.filter((e) => e.type === 'terminate').length;
-    const activeIdentities = await countActiveIdentities(tx);
-    const held = brakeTrips(brake, terminations, activeIdentities);
-
-    const [batch] = await tx
+  const { heldBatch, trip, activeIdentities } = await judge(tx, brake, terminations);
+  let batch = heldBatch;
+  if (!batch && (trip || options.ownBatch)) {
+    [batch] = await tx
       .insert(hrBatches)
-      .values({
-        source: input.source,
-        status: held ? 'held' : 'accepted',
-        events: fresh.length,
-        terminations,
-        activeIdentities,
-        reason: held ? brakeReason(brake, terminations, activeIdentities) : null,
-      })
+      .values({ source: input.source, status: trip ? 'held' : 'accepted', activeIdentities, reason: trip ? brakeReason(brake, trip.terminationsInWindow, activeIdentities) : null })
       .returning();
     if (!batch) throw new Error('hr batch insert returned nothing');
+  }
+  const held = batch?.status === 'held';
 
-    const created = new Map<string, HrEventRow>();
-    for (const group of chunks(fresh)) {
-      const values = group.map((e) => ({
-        ...e,
-        source: input.source,
-        batchId: batch.id,
-        status: held && e.type === 'terminate' ? ('held' as const) : ('received' as const),
-      }));
-      const rows = await tx.insert(hrEvents).values(values).onConflictDoNothing({ target: hrEvents.id }).returning();
-      for (const row of rows) created.set(row.id, row);
-    }
-    // Stored concurrently by someone else between our look and our insert: answer theirs.
-    const raced = fresh.filter((e) => !created.has(e.id)).map((e) => e.id);
-    for (const ids of chunks(raced)) {
-      for (const row of await tx.select().from(hrEvents).where(inArray(hrEvents.id, ids))) stored.set(row.id, row);
-    }
-    if (raced.length) {
-      const createdTerminations = [...created.values()].filter((row) => row.type === 'terminate').length;
-      await tx.update(hrBatches).set({ events: created.size, terminations: createdTerminations }).where(eq(hrBatches.id, batch.id));
-    }
+  const created = new Map<string, HrEventRow>();
+  for (const group of chunks(fresh)) {
+    const values = group.map((e) => ({
+      ...e,
+      source: input.source,
+      batchId: batch?.id ?? null,
+      status: held && e.type === 'terminate' ? ('held' as const) : ('received' as const),
+      receivedAt: sql`clock_timestamp()`,
+    }));
+    const rows = await tx.insert(hrEvents).values(values).onConflictDoNothing({ target: hrEvents.id }).returning();
+    for (const row of rows) created.set(row.id, row);
+  }
+  // Stored concurrently by a path outside the brake between our look and our insert: answer theirs.
+  const raced = fresh.filter((e) => !created.has(e.id)).map((e) => e.id);
+  for (const ids of chunks(raced)) {
+    for (const row of await tx.select().from(hrEvents).where(inArray(hrEvents.id, ids))) stored.set(row.id, row);
+  }
 
-    const counts = emptyCounts();
-    for (const row of created.values()) counts[row.type as HrEventType] += 1;
-    const audit: AuditEntry[] = [
-      {
-        actor: input.actor,
-        action: held ? 'hr_batch.held' : 'hr_batch.accepted',
-        subjectType: 'hr_batch',
-        subjectId: batch.id,
-        after: { source: batch.source, status: batch.status, events: created.size, terminations, activeIdentities, counts },
-        correlationId: batch.id,
-      },
-      ...[...created.values()].map((row) => eventAudit(row, input.actor)),
-    ];
-    for (const group of chunks(audit)) await writeAuditBatch(tx, group);
-    if (held) await raiseBrakeAlert(tx, batch, brake, counts);
+  const counts = emptyCounts();
+  for (const row of created.values()) counts[row.type as HrEventType] += 1;
+  const audit: AuditEntry[] = [];
+  if (batch) {
+    const before = batch;
+    [batch] = await tx
+      .update(hrBatches)
+      .set({ events: sql`${hrBatches.events} + ${created.size}`, terminations: sql`${hrBatches.terminations} + ${counts.terminate}` })
+      .where(eq(hrBatches.id, before.id))
+      .returning();
+    if (!batch) throw new Error('hr batch update returned nothing');
+    audit.push(
+      heldBatch
+        ? {
+            actor: input.actor,
+            action: 'hr_batch.joined',
+            subjectType: 'hr_batch',
+            subjectId: batch.id,
+            before: { events: before.events, terminations: before.terminations },
+            after: { source: input.source, events: batch.events, terminations: batch.terminations, counts },
+            correlationId: batch.id,
+          }
+        : {
+            actor: input.actor,
+            action: held ? 'hr_batch.held' : 'hr_batch.accepted',
+            subjectType: 'hr_batch',
+            subjectId: batch.id,
+            after: { source: batch.source, status: batch.status, events: batch.events, terminations: batch.terminations, activeIdentities: batch.activeIdentities, counts, ...trip },
+            correlationId: batch.id,
+          },
+    );
+  }
+  audit.push(...[...created.values()].map((row) => eventAudit(row, input.actor)));
+  for (const group of chunks(audit)) await writeAuditBatch(tx, group);
+  if (batch && trip) await raiseBrakeAlert(tx, batch, brake, trip, counts);
 
-    const results = events.map((e) => {
-      const row = created.get(e.id) ?? stored.get(e.id);
-      if (!row) throw new Error(`hr event ${e.id} vanished during insert`);
-      return { id: row.id, created: created.has(e.id), status: row.status as HrEventStatus };
-    });
-    return { batch, counts, results };
+  const results = events.map((e) => {
+    const row = created.get(e.id) ?? stored.get(e.id);
+    if (!row) throw new Error(`hr event ${e.id} vanished during insert`);
+    return { row, created: created.has(e.id) };
   });
-
-  await enqueueEvents(
-    deps.queue,
-    outcome.results.filter((r) => r.created && r.status === 'received').map((r) => r.id),
-  );
-  return { batchId: outcome.batch.id, status: outcome.batch.status as 'accepted' | 'held', counts: outcome.counts, results: outcome.results };
+  return { batch: batch ?? null, counts, results };
 }
 
-/** Locks a batch for a decision; refuses one that is missing or not held. */
-async function lockHeldBatch(tx: Tx, batchId: string): Promise<HrBatchRow> {
-  const [batch] = await tx.select().from(hrBatches).where(eq(hrBatches.id, batchId)).for('update');
+/** Stores a feed as one batch, behind the brake, in one transaction; then nudges the queue. */
+export async function submitFeed(deps: FeedDeps, input: FeedInput): Promise<FeedResult> {
+  const { batch, counts, results } = await deps.db.transaction((tx) => storeBehindBrake(tx, deps.config.brake, input, { ownBatch: true }));
+  if (!batch) throw new Error('a feed was stored without its batch');
+  await enqueueEvents(
+    deps.queue,
+    results.filter((r) => r.created && r.row.status === 'received').map((r) => r.row.id),
+  );
+  return {
+    batchId: batch.id,
+    status: batch.status as FeedResult['status'],
+    counts,
+    results: results.map(({ row, created }) => ({ id: row.id, created, status: row.status as HrEventStatus })),
+  };
+}
+
+/**
+ * A webhook termination, behind the brake: it counts in the same window as every feed, is
+ * held (in the held batch, or in a new one when it trips the brake) or goes through in no
+ * batch. The caller nudges the queue for a `received` row.
+ */
+export async function brakeWebhookTerminate(db: Db, config: JmlConfig, event: NewHrEvent, actor = 'webhook'): Promise<{ row: HrEventRow; created: boolean }> {
+  const { results } = await db.transaction((tx) => storeBehindBrake(tx, config.brake, { source: 'webhook', actor, events: [event] }, { ownBatch: false }));
+  const [result] = results;
+  if (!result) throw new Error('hr event insert returned nothing');
+  return result;
+}
+
+/** Loads a batch for a decision; refuses one that is missing or not held. */
+async function heldBatch(tx: Tx, batchId: string): Promise<HrBatchRow> {
+  const [batch] = await tx.select().from(hrBatches).where(eq(hrBatches.id, batchId));
   if (!batch) throw new BatchStateError(batchId, 'not_found', null);
   if (batch.status !== 'held') throw new BatchStateError(batchId, 'not_held', batch.status);
   return batch;
@@ -259,10 +374,13 @@ async function decide(
   decision: { batchStatus: 'released' | 'discarded'; eventStatus: 'received' | 'rejected'; reason: string | null },
 ): Promise<{ batch: HrBatchRow; eventIds: string[] }> {
   return db.transaction(async (tx) => {
-    const before = await lockHeldBatch(tx, batchId);
+    // In turn with the feeds: no termination joins the batch while it is being decided, and
+    // decided_at, where the window's count starts afresh, is on the brake's clock.
+    await takeBrakeLock(tx);
+    const before = await heldBatch(tx, batchId);
     const [batch] = await tx
       .update(hrBatches)
-      .set({ status: decision.batchStatus, decidedAt: new Date(), decidedBy: actor, ...(decision.reason !== null ? { reason: decision.reason } : {}) })
+      .set({ status: decision.batchStatus, decidedAt: sql`clock_timestamp()`, decidedBy: actor, ...(decision.reason !== null ? { reason: decision.reason } : {}) })
       .where(eq(hrBatches.id, batchId))
       .returning();
     if (!batch) throw new BatchStateError(batchId, 'not_found', null);
@@ -308,69 +426,4 @@ export async function releaseBatch(deps: Pick<FeedDeps, 'db' | 'queue'>, batchId
 export async function discardBatch(db: Db, batchId: string, actor: string, reason: string): Promise<{ batch: HrBatchRow; discarded: number }> {
   const { batch, eventIds } = await decide(db, batchId, actor, { batchStatus: 'discarded', eventStatus: 'rejected', reason: `batch discarded by ${actor}: ${reason}` });
   return { batch, discarded: eventIds.length };
-}
-
-/**
- * Webhook terminations arrive one by one, so the brake counts them per window: the first
- * termination opens a `webhook` batch for `brake.window`, later ones in that window join
- * it. Once the window's count trips the brake, the batch is held (one alert) and this and
- * every later termination in the window are stored `held`. Terminations stored before the
- * brake tripped have gone on; they are the price of acting on webhooks at once.
- * A released or discarded window is closed: the next termination opens a fresh one.
- */
-export async function brakeWebhookTerminate(db: Db, config: JmlConfig, event: NewHrEvent, actor = 'webhook'): Promise<{ row: HrEventRow; created: boolean }> {
-  const { brake } = config;
-  return db.transaction(async (tx) => {
-    // One termination at a time finds, counts and updates the window's batch; webhook
-    // terminations are rare enough that taking turns costs nothing.
-    await tx.execute(sql`select pg_advisory_xact_lock(${WEBHOOK_BRAKE_LOCK})`);
-    const [existing] = await tx.select().from(hrEvents).where(eq(hrEvents.id, event.id));
-    if (existing) return { row: existing, created: false };
-
-    const now = new Date();
-    let [batch] = await tx
-      .select()
-      .from(hrBatches)
-      .where(and(eq(hrBatches.source, 'webhook'), inArray(hrBatches.status, ['accepted', 'held']), gt(hrBatches.windowEndsAt, now)))
-      .orderBy(desc(hrBatches.createdAt))
-      .limit(1)
-      .for('update');
-    const opened = !batch;
-    if (!batch) {
-      [batch] = await tx.insert(hrBatches).values({ source: 'webhook', windowEndsAt: new Date(now.getTime() + brake.window) }).returning();
-      if (!batch) throw new Error('hr batch insert returned nothing');
-    }
-    const terminations = batch.terminations + 1;
-    const activeIdentities = await countActiveIdentities(tx);
-    const wasHeld = batch.status === 'held';
-    const held = wasHeld || brakeTrips(brake, terminations, activeIdentities);
-    const [updated] = await tx
-      .update(hrBatches)
-      .set({
-        events: batch.events + 1,
-        terminations,
-        activeIdentities,
-        status: held ? 'held' : batch.status,
-        ...(held && !wasHeld ? { reason: brakeReason(brake, terminations, activeIdentities) } : {}),
-      })
-      .where(eq(hrBatches.id, batch.id))
-      .returning();
-    if (!updated) throw new Error('hr batch update returned nothing');
-
-    const [row] = await tx
-      .insert(hrEvents)
-      .values({ ...event, source: 'webhook', batchId: batch.id, status: held ? 'held' : 'received' })
-      .returning();
-    if (!row) throw new Error('hr event insert returned nothing');
-
-    const audit: AuditEntry[] = [];
-    if (opened) audit.push({ actor, action: 'hr_batch.opened', subjectType: 'hr_batch', subjectId: batch.id, after: { source: 'webhook', windowEndsAt: updated.windowEndsAt }, correlationId: batch.id });
-    if (held && !wasHeld) {
-      audit.push({ actor, action: 'hr_batch.held', subjectType: 'hr_batch', subjectId: batch.id, before: { status: batch.status }, after: { status: 'held', terminations, activeIdentities }, correlationId: batch.id });
-    }
-    audit.push(eventAudit(row, actor));
-    await writeAuditBatch(tx, audit);
-    if (held && !wasHeld) await raiseBrakeAlert(tx, updated, brake, { terminate: terminations });
-    return { row, created: true };
-  });
 }

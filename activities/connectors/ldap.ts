@@ -6,8 +6,14 @@
 // `disabledDN`, per `target.disable.method`. Every method is idempotent, so Temporal can
 // retry freely. Employee ids come from HR: they are always escaped (RFC 4514) before they
 // become part of a DN, and never placed in a search filter unescaped (RFC 4515).
+//
+// The directory finds `uid=E1001` by matching without regard to case, and its case folding
+// is wider than ours (it folds U+212A KELVIN SIGN to `k`, for one). So the entry found at a
+// person's DN is only taken for theirs when its uid and employeeNumber values, canonicalised
+// (domain/employee-id.ts), are the person's id: one person is never handed another's entry.
 import { Attribute, Change, Client, escapeFilter } from 'ldapts';
 import type { LdapTargetConfig } from '../../domain/config.js';
+import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import type { IdentityAttributes } from '../../domain/types.js';
 import { ConnectorError, type AccountSpec, type AccountState, type Connector } from './types.js';
 
@@ -64,6 +70,8 @@ class LdapConnector implements Connector {
   private readonly disabledDN?: string;
   private readonly placeholderDN: string;
   private readonly placeholderNorm: string;
+  /** groupsDN, parsed: every group reference must name an entry below it. */
+  private readonly groupsContainer: Rdn[];
 
   constructor(private readonly target: LdapConnectorOptions) {
     this.targetId = target.id;
@@ -74,6 +82,7 @@ class LdapConnector implements Connector {
     }
     this.placeholderDN = target.placeholderMemberDN ?? `cn=placeholder,${target.baseDN}`;
     this.placeholderNorm = normalizeDn(this.placeholderDN);
+    this.groupsContainer = parseDn(target.groupsDN);
     const timeout = target.timeout > 0 ? target.timeout : undefined;
     this.client = new Client({ url: target.url, timeout, connectTimeout: timeout });
   }
@@ -135,17 +144,21 @@ class LdapConnector implements Connector {
   async deleteAccount(employeeId: string): Promise<void> {
     return this.guard(`deleteAccount ${employeeId}`, async () => {
       const id = checkId(employeeId);
-      for (const dn of this.candidateDns(id)) {
-        const entry = await this.readEntry(dn, ['memberOf']);
-        if (!entry) continue;
-        // refint removes a deleted DN from groups, but it cannot remove a group's last
-        // member (schema violation) and leaves it dangling: take it out ourselves first.
-        for (const group of strings(attr(entry, 'memberOf'))) await this.removeMember(group, dn);
-        try {
-          await (await this.conn()).del(dn);
-        } catch (err) {
-          if (resultCode(err) !== RC.noSuchObject) throw err;
-        }
+      const found = await this.locate(id);
+      // refint removes a deleted DN from groups, but it cannot remove a group's last member
+      // (schema violation) and leaves it dangling, and without refint every value dangles;
+      // a dangling value would hand its groups to whoever gets this DN next. So take the
+      // person out of every group that lists them (found by the groups' own values, not by
+      // memberOf, which may be missing) before the entry goes, and even if it is gone.
+      const dns = this.candidateDns(id);
+      for (const group of await this.groupsListing(dns)) {
+        for (const dn of dns) await this.removeMember(group, dn);
+      }
+      if (!found) return;
+      try {
+        await (await this.conn()).del(found.dn);
+      } catch (err) {
+        if (resultCode(err) !== RC.noSuchObject) throw err;
       }
     });
   }
@@ -188,8 +201,32 @@ class LdapConnector implements Connector {
     return this.guard(`removeFromGroup ${employeeId} ${groupRef}`, async () => {
       const id = checkId(employeeId);
       const groupDn = this.groupDn(groupRef);
+      // An entry at the person's DN that is someone else's: its member value is theirs too.
+      await this.locate(id);
       // The member value may name either container (refint rewrites it on a move).
       for (const dn of this.candidateDns(id)) await this.removeMember(groupDn, dn);
+    });
+  }
+
+  async isGroupMember(employeeId: string, groupRef: string): Promise<boolean> {
+    return this.guard(`isGroupMember ${employeeId} ${groupRef}`, async () => {
+      const id = checkId(employeeId);
+      const groupDn = this.groupDn(groupRef);
+      await this.locate(id); // refuses an entry at the person's DN that is someone else's
+      const entry = await this.readEntry(groupDn, ['objectClass', 'member']);
+      // The directory's own "no such entry": a group that does not exist has no members. A
+      // grant into it is therefore not verified, and a revocation from it is.
+      if (!entry) return false;
+      if (!strings(attr(entry, 'objectClass')).some((c) => c.toLowerCase() === 'groupofnames')) {
+        throw new ConnectorError(`${groupDn} is not a groupOfNames`, false, 'NOT_A_GROUP');
+      }
+      const members = strings(attr(entry, 'member'));
+      // A groupOfNames always has a member (a placeholder at least): none means we may not read them.
+      if (members.length === 0) throw new ConnectorError(`the members of ${groupDn} cannot be read`, false, 'GROUP_UNREADABLE');
+      // Either container counts: a value naming the other one comes back into force when the
+      // account moves there (disable by move, or enable).
+      const person = new Set(this.candidateDns(id).map(normalizeDn));
+      return members.some((member) => person.has(normalizeDnOrNull(member) ?? ''));
     });
   }
 
@@ -203,12 +240,8 @@ class LdapConnector implements Connector {
       const selfNorm = normalizeDn(groupDn);
       const ids = new Set<string>();
       for (const member of strings(attr(entry, 'member'))) {
-        let rdns: Rdn[];
-        try {
-          rdns = parseDn(member);
-        } catch {
-          continue;
-        }
+        const rdns = parseDnOrNull(member);
+        if (!rdns) continue;
         const norm = formatNormalized(rdns);
         if (norm === this.placeholderNorm || norm === selfNorm) continue;
         const [first, ...parent] = rdns;
@@ -271,10 +304,29 @@ class LdapConnector implements Connector {
     return dns;
   }
 
-  /** A group reference is a DN, or a bare name taken as `cn=<name>,<groupsDN>`. */
+  /**
+   * A group reference is the DN of a group under groupsDN. Anything else is refused rather
+   * than guessed at: a bare name (so what is granted, revoked and read back is always the
+   * one named entry), and a DN elsewhere (the engine manages its own groups, not any entry
+   * a config line happens to name).
+   */
   private groupDn(ref: string): string {
-    if (!ref.trim()) throw new ConnectorError('empty group reference', false, 'INVALID_REF');
-    return ref.includes('=') ? ref : `cn=${escapeDnValue(ref)},${this.target.groupsDN}`;
+    const rdns = typeof ref === 'string' ? parseDnOrNull(ref) : null;
+    const container = this.groupsContainer;
+    const valid =
+      rdns !== null &&
+      rdns.length > container.length &&
+      rdns.every((rdn) => rdn.every(([type]) => ATTRIBUTE_TYPE.test(type))) &&
+      formatNormalized(rdns.slice(rdns.length - container.length)) === formatNormalized(container);
+    if (!valid) throw new ConnectorError(`group reference "${String(ref)}" is not a DN under ${this.target.groupsDN}`, false, 'INVALID_REF');
+    return ref;
+  }
+
+  /** The groups (anywhere under baseDN) whose own member values name one of `dns`. */
+  private async groupsListing(dns: string[]): Promise<string[]> {
+    const filter = `(|${dns.map((dn) => `(member=${escapeFilterValue(dn)})`).join('')})`;
+    const { searchEntries } = await (await this.conn()).search(this.target.baseDN, { scope: 'sub', filter, attributes: ['1.1'] });
+    return searchEntries.map((e) => e.dn);
   }
 
   private async readEntry(dn: string, attributes: string[]): Promise<Record<string, unknown> | null> {
@@ -287,16 +339,22 @@ class LdapConnector implements Connector {
     }
   }
 
-  /** Finds the account in the users container, or (moved) in the disabled one. */
+  /**
+   * Finds the person's account in the users container, or (moved) in the disabled one.
+   * Refuses, permanently, an entry there that is someone else's, and an entry in both
+   * containers (which of the two is the person's cannot be told).
+   */
   private async locate(id: string): Promise<Located | null> {
-    const attributes = ['uid', 'memberOf', 'pwdAccountLockedTime'];
+    const attributes = ['uid', 'employeeNumber', 'memberOf', 'pwdAccountLockedTime'];
     const dns = this.candidateDns(id);
     const entries = await Promise.all(dns.map((dn) => this.readEntry(dn, attributes)));
-    for (let i = 0; i < dns.length; i++) {
-      const entry = entries[i];
-      if (entry) return { dn: String(entry.dn ?? dns[i]), moved: i > 0, entry };
+    const found = entries.flatMap((entry, i) => (entry ? [{ dn: String(entry.dn ?? dns[i]), moved: i > 0, entry }] : []));
+    if (found.length > 1) {
+      throw new ConnectorError(`account ${id} exists both as ${found[0]!.dn} and as ${found[1]!.dn}`, false, 'AMBIGUOUS_ACCOUNT');
     }
-    return null;
+    const [account] = found;
+    if (account) checkOwner(id, account);
+    return account ?? null;
   }
 
   private isEnabled(found: Located): boolean {
@@ -456,6 +514,20 @@ function checkId(id: string): string {
   return id;
 }
 
+/**
+ * The entry found at the person's DN is theirs only if every uid and employeeNumber value
+ * it carries is their id, canonicalised. The directory's own match is wider (see the top of
+ * the file), and an entry may carry several uids, or an employeeNumber naming someone else.
+ */
+function checkOwner(id: string, found: Located): void {
+  const own = canonicalEmployeeId(id);
+  const uids = strings(attr(found.entry, 'uid'));
+  const claims = [...uids, ...strings(attr(found.entry, 'employeeNumber'))];
+  if (uids.length === 0 || claims.some((value) => canonicalEmployeeId(value) !== own)) {
+    throw new ConnectorError(`the entry ${found.dn} is not the account of ${id}: its uid or employeeNumber names someone else`, false, 'FOREIGN_ACCOUNT');
+  }
+}
+
 /** An entry attribute by name, case-insensitively (servers answer in their own case). */
 function attr(entry: Record<string, unknown>, name: string): unknown {
   if (name in entry) return entry[name];
@@ -523,6 +595,22 @@ export function escapeFilterValue(value: string): string {
 
 /** One RDN: its (type, unescaped value) pairs, several when multi-valued (`a=1+b=2`). */
 type Rdn = [string, string][];
+
+/** An attribute type in a DN: a name (`cn`) or an OID (`2.5.4.3`), RFC 4514 §3. */
+const ATTRIBUTE_TYPE = /^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$/;
+
+function parseDnOrNull(dn: string): Rdn[] | null {
+  try {
+    return parseDn(dn);
+  } catch {
+    return null;
+  }
+}
+
+function normalizeDnOrNull(dn: string): string | null {
+  const rdns = parseDnOrNull(dn);
+  return rdns ? formatNormalized(rdns) : null;
+}
 
 /** Parses a string DN (RFC 4514, with the RFC 2253 quoted form tolerated). */
 export function parseDn(dn: string): Rdn[] {

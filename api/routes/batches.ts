@@ -1,4 +1,6 @@
-// Feeds of HR events and the mass-leaver brake's decisions (services/feeds.ts).
+// Feeds of HR events and the mass-leaver brake's decisions (services/feeds.ts). A held batch
+// holds every termination that arrived while the brake was tripped, from any feed; one
+// decision covers them all, and the brake's count starts afresh from it.
 //   GET  /api/v1/hr/batches               newest first, cursor-paginated; ?status= ?source=   (admin or events:write)
 //   GET  /api/v1/hr/batches/:id           one batch with its events counted by type and status (admin or events:write)
 //   POST /api/v1/hr/batches/:id/release   a held batch's terminations go on (admin)
@@ -46,7 +48,6 @@ export function batchView(row: HrBatchRow) {
     terminations: row.terminations,
     activeIdentities: row.activeIdentities,
     reason: row.reason,
-    windowEndsAt: row.windowEndsAt,
     createdAt: row.createdAt,
     decidedAt: row.decidedAt,
     decidedBy: row.decidedBy,

@@ -194,7 +194,7 @@ export const hrEventRoutes: FastifyPluginAsync<HrEventRoutesOptions> = async (ap
 
     let stored: { row: HrEventRow; created: boolean };
     try {
-      // Terminations go past the mass-leaver brake, which counts them per time window and
+      // Terminations go past the mass-leaver brake, which counts them in its rolling window and
       // may store them `held`; every other type takes the batched inbox write.
       stored = body.type === 'terminate' ? await brakeWebhookTerminate(db, opts.config, event) : await store(db, event, 'webhook');
     } catch (err) {

@@ -39,7 +39,8 @@ export const importRoutes: FastifyPluginAsync<ImportRoutesOptions> = async (app,
     return errorHandler(error, request, reply);
   });
 
-  app.post(IMPORTS_PATH, { preHandler: requireScope('events:write'), bodyLimit: IMPORT_BODY_LIMIT }, async (request, reply) => {
+  // The token is checked in onRequest, before a byte of the (up to 20 MiB) body is read.
+  app.post(IMPORTS_PATH, { onRequest: requireScope('events:write'), bodyLimit: IMPORT_BODY_LIMIT }, async (request, reply) => {
     const query = parseOrThrow(importQuery, request.query, ['query']);
     if (!Buffer.isBuffer(request.body)) {
       return sendProblem(reply, { status: 415, title: 'Unsupported media type', type: PROBLEM_TYPES.unsupportedMediaType, detail: 'Send the extract as text/csv.' });

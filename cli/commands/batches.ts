@@ -1,5 +1,7 @@
 // `jml batches [--status held]`, `jml release <batch>`, `jml discard <batch> --reason ...`:
-// the admin's side of the mass-leaver brake (services/feeds.ts). Decisions are audited with the
+// the admin's side of the mass-leaver brake (services/feeds.ts). A held batch holds every
+// termination that arrived while the brake was tripped, from any feed; one decision covers
+// them all and starts the brake's count afresh. Decisions are audited with the
 // operating-system user as actor.
 import { desc, eq } from 'drizzle-orm';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -22,7 +24,7 @@ const uuid = (value: string) => {
 export function registerBatchCommands(program: Command): void {
   program
     .command('batches')
-    .description('list feeds of HR events (CSV imports, SCIM bulks, webhook bursts), newest first')
+    .description('list feeds of HR events (CSV imports, SCIM bulks, API feeds, held webhook terminations), newest first')
     .option('--status <status>', `only these: ${STATUSES.join(', ')}`, (value: string) => {
       if (!STATUSES.includes(value)) throw new InvalidArgumentError(`expected one of ${STATUSES.join(', ')}`);
       return value;
@@ -49,7 +51,7 @@ export function registerBatchCommands(program: Command): void {
 
   program
     .command('release <batch>')
-    .description("let a held batch's terminations go on")
+    .description("let a held batch's terminations go on (the brake counts afresh from here)")
     .action(async (batch: string) => {
       await withContext(async (context) => {
         const { released } = await releaseBatch(context, uuid(batch), context.actor).catch(explain);
@@ -59,7 +61,7 @@ export function registerBatchCommands(program: Command): void {
 
   program
     .command('discard <batch>')
-    .description("reject a held batch's terminations (they stay recorded as rejected, with the reason)")
+    .description("reject a held batch's terminations (they stay recorded as rejected, with the reason; the brake counts afresh from here)")
     .requiredOption('--reason <text>', 'why, for the audit log')
     .action(async (batch: string, options: { reason: string }) => {
       await withContext(async (context) => {

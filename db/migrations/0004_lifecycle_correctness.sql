@@ -6,4 +6,5 @@ UPDATE "hr_events" SET "employee_id" = upper("employee_id") WHERE "employee_id" 
 ALTER TABLE "hr_events" DROP CONSTRAINT "hr_events_status_check";--> statement-breakpoint
 CREATE INDEX "hr_events_terminations_idx" ON "hr_events" USING btree ("received_at") WHERE type = 'terminate';--> statement-breakpoint
 CREATE UNIQUE INDEX "identities_employee_id_ci_idx" ON "identities" USING btree (lower("employee_id"));--> statement-breakpoint
+ALTER TABLE "hr_batches" DROP COLUMN "window_ends_at";--> statement-breakpoint
 ALTER TABLE "hr_events" ADD CONSTRAINT "hr_events_status_check" CHECK (status in ('received', 'held', 'dispatched', 'applied', 'ignored', 'rejected', 'failed'));

@@ -1,13 +1,14 @@
 // The mass-leaver brake (services/feeds.ts) against a whole engine with its own database: a feed
-// over the number or share threshold is held, its terminations are never dispatched while
-// its other events go on; release dispatches them, discard rejects them; a burst of
-// webhook terminations is held from the one that crosses the threshold on, with one alert;
-// and the batch API with its scopes.
+// that takes the window over the number or share threshold is held, its terminations are
+// never dispatched while its other events go on; release dispatches them, discard rejects
+// them; a burst of webhook terminations is held from the one that crosses the threshold on,
+// with one alert; and the batch API with its scopes. How feeds of every source share one
+// window is in brake-window.test.ts.
 import { randomBytes } from 'node:crypto';
 import { and, count, eq, inArray } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import { createApiToken } from '../../api/auth.js';
 import { createMetricsRegistry } from '../../api/metrics.js';
@@ -19,6 +20,7 @@ import type { HrEventType } from '../../domain/types.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
 import { testConfig } from '../support/config.js';
 import { testEnv, uniqueName } from '../support/env.js';
+import { startWindowAfresh } from '../support/brake-window.js';
 
 const run = randomBytes(3).toString('hex');
 let serial = 0;
@@ -76,30 +78,34 @@ afterAll(async () => {
   await engine?.stop();
 });
 
+// Each test starts with an empty window and nothing held.
+beforeEach(() => startWindowAfresh(engine));
+
 describe('submitFeed and the brake', () => {
-  it('holds a feed above the number threshold, and not one at it', async () => {
+  it('holds the feed that takes the window above the number threshold, and not one that reaches it', async () => {
     const brake = { maxTerminations: 10, maxShare: 0 };
     const at = await submitFeed(deps(brake), { source: 'api', actor: 'test', events: terminations(10) });
     expect(at).toMatchObject({ status: 'accepted', counts: { terminate: 10 } });
     expect(new Set(at.results.map((r) => r.status))).toEqual(new Set(['received']));
 
-    const above = await submitFeed(deps(brake), { source: 'api', actor: 'test', events: terminations(11) });
+    const above = await submitFeed(deps(brake), { source: 'api', actor: 'test', events: terminations(1) });
     expect(above.status).toBe('held');
     expect(above.results.every((r) => r.created && r.status === 'held')).toBe(true);
     const [batch] = await engine.db.select().from(hrBatches).where(eq(hrBatches.id, above.batchId));
-    expect(batch).toMatchObject({ source: 'api', status: 'held', events: 11, terminations: 11, activeIdentities: ACTIVE });
-    expect(batch!.reason).toMatch(/11 terminations/);
+    expect(batch).toMatchObject({ source: 'api', status: 'held', events: 1, terminations: 1, activeIdentities: ACTIVE });
+    expect(batch!.reason).toMatch(/^11 terminations within 10m/);
   });
 
-  it('holds a feed above the share of active identities once it reaches minTerminations', async () => {
+  it('holds the feed that takes the window above the share of active identities, once at minTerminations', async () => {
     const brake = { maxTerminations: 0, maxShare: 0.2, minTerminations: 3 };
     // 20% of 50 is 10: ten is not above it, eleven is.
     expect((await submitFeed(deps(brake), { source: 'api', actor: 'test', events: terminations(10) })).status).toBe('accepted');
-    expect((await submitFeed(deps(brake), { source: 'api', actor: 'test', events: terminations(11) })).status).toBe('held');
+    expect((await submitFeed(deps(brake), { source: 'api', actor: 'test', events: terminations(1) })).status).toBe('held');
     // Under minTerminations the share does not apply: 2 of 50 is 4%, above a 1% share.
+    await startWindowAfresh(engine);
     const tiny = { maxTerminations: 0, maxShare: 0.01, minTerminations: 3 };
     expect((await submitFeed(deps(tiny), { source: 'api', actor: 'test', events: terminations(2) })).status).toBe('accepted');
-    expect((await submitFeed(deps(tiny), { source: 'api', actor: 'test', events: terminations(3) })).status).toBe('held');
+    expect((await submitFeed(deps(tiny), { source: 'api', actor: 'test', events: terminations(1) })).status).toBe('held');
   });
 
   it('never dispatches held terminations, lets the rest of the feed through, and raises one alert without personal data', async () => {
@@ -186,29 +192,32 @@ describe('webhook bursts', () => {
     const answered = responses.map((r) => r.json() as { id: string; status: string });
     expect(answered.filter((a) => a.status === 'held')).toHaveLength(4);
 
+    // Those that went through are in no batch; the held ones are in one, with one alert.
     const rows = await engine.db.select().from(hrEvents).where(inArray(hrEvents.id, answered.map((a) => a.id)));
-    const batchIds = [...new Set(rows.map((r) => r.batchId))];
+    expect(rows.filter((r) => r.status !== 'held').map((r) => r.batchId)).toEqual([null, null, null, null]);
+    const batchIds = [...new Set(rows.filter((r) => r.status === 'held').map((r) => r.batchId))];
     expect(batchIds).toHaveLength(1);
     const [batch] = await engine.db.select().from(hrBatches).where(eq(hrBatches.id, batchIds[0]!));
-    expect(batch).toMatchObject({ source: 'webhook', status: 'held', terminations: 8 });
-    expect(batch!.windowEndsAt!.getTime()).toBeGreaterThan(Date.now());
+    expect(batch).toMatchObject({ source: 'webhook', status: 'held', terminations: 4 });
     expect(await engine.db.select().from(alerts).where(eq(alerts.dedupeKey, `brake:${batch!.id}`))).toHaveLength(1);
 
-    // A later termination in the window joins the held batch; other types go on as ever.
+    // A later termination joins the held batch; other types go on as ever.
     const later = (await post({ type: 'terminate', employeeId: emp('wh') })).json() as { id: string; status: string };
     expect(later.status).toBe('held');
+    const [laterRow] = await engine.db.select().from(hrEvents).where(eq(hrEvents.id, later.id));
+    expect(laterRow!.batchId).toBe(batch!.id);
     const hire = (await post({ type: 'hire', employeeId: emp('wh'), attributes: { givenName: 'Web', familyName: 'Hook' } })).json() as { status: string };
     expect(hire.status).toBe('received');
     await sleep(1_500);
     const held = answered.filter((a) => a.status === 'held').map((a) => a.id);
     expect(await statuses([...held, later.id])).toEqual(['held']);
 
-    // Once released the window is closed: the next termination opens a new one.
+    // Once released, the count starts afresh: the next termination goes through, in no batch.
     await releaseBatch(engine, batch!.id, 'test-admin');
     const next = (await post({ type: 'terminate', employeeId: emp('wh') })).json() as { id: string; status: string };
     expect(next.status).toBe('received');
     const [nextRow] = await engine.db.select().from(hrEvents).where(eq(hrEvents.id, next.id));
-    expect(nextRow!.batchId).not.toBe(batch!.id);
+    expect(nextRow!.batchId).toBeNull();
   });
 });
 
@@ -218,6 +227,7 @@ describe('the batch API', () => {
     app.inject({ method, url, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
 
   it('lists batches newest first with a cursor, and shows one with its events counted', async () => {
+    await submitFeed(deps({ maxTerminations: 1 }), { source: 'api', actor: 'test', events: terminations(2) });
     expect((await call('GET', BASE, null)).statusCode).toBe(401);
     expect((await call('GET', BASE, readerToken)).statusCode).toBe(403);
     const first = await call('GET', `${BASE}?limit=2`, writerToken);
@@ -242,8 +252,6 @@ describe('the batch API', () => {
 
   it('releases and discards with the admin scope only, 409 when the batch is not held', async () => {
     const a = await submitFeed(deps({ maxTerminations: 1 }), { source: 'api', actor: 'test', events: terminations(2) });
-    const b = await submitFeed(deps({ maxTerminations: 1 }), { source: 'api', actor: 'test', events: terminations(2) });
-
     expect((await call('POST', `${BASE}/${a.batchId}/release`, writerToken)).statusCode).toBe(403);
     const released = await call('POST', `${BASE}/${a.batchId}/release`, adminToken);
     expect(released.statusCode).toBe(200);
@@ -252,6 +260,10 @@ describe('the batch API', () => {
     expect(again.statusCode).toBe(409);
     expect(again.json()).toMatchObject({ status: 409, batchStatus: 'released' });
 
+    // The release started the count afresh: the next feed over the threshold is a new batch.
+    const b = await submitFeed(deps({ maxTerminations: 1 }), { source: 'api', actor: 'test', events: terminations(2) });
+    expect(b).toMatchObject({ status: 'held' });
+    expect(b.batchId).not.toBe(a.batchId);
     expect((await call('POST', `${BASE}/${b.batchId}/discard`, writerToken, { reason: 'x' })).statusCode).toBe(403);
     const noReason = await call('POST', `${BASE}/${b.batchId}/discard`, adminToken, {});
     expect(noReason.statusCode).toBe(400);

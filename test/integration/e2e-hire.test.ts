@@ -10,7 +10,7 @@ import { buildApp } from '../../api/app.js';
 import { createApiToken } from '../../api/auth.js';
 import { createMetricsRegistry } from '../../api/metrics.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
-import { testEnv, uniqueName } from '../support/env.js';
+import { testEnv, uniqueEmployeeId, uniqueName } from '../support/env.js';
 import { saveHistory } from '../support/histories.js';
 
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
@@ -62,7 +62,7 @@ function signed(body: object) {
 
 describe('hire through the API', () => {
   it('ends with an LDAP account in the birthright groups and verified grants visible in the API', async () => {
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     const event = signed({
       type: 'hire',
       employeeId,

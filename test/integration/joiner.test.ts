@@ -8,7 +8,7 @@ import { getHrEvent } from '../../db/inbox.js';
 import { accessRequests, alerts, grants, identities } from '../../db/schema.js';
 import { testConfig } from '../support/config.js';
 import { startTestEngine, eventually, type TestEngine } from '../support/engine.js';
-import { testEnv, uniqueName } from '../support/env.js';
+import { testEnv, uniqueEmployeeId, uniqueName } from '../support/env.js';
 import { saveHistory } from '../support/histories.js';
 import { lifecycleStateQuery } from '../../workflows/index.js';
 
@@ -43,7 +43,7 @@ async function grantsOf(employeeId: string, on: TestEngine = engine) {
 
 describe('joiner', () => {
   it('provisions an engineer with the account and birthright groups, verified by read-back', async () => {
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     const eventId = await engine.submit({
       type: 'hire',
       employeeId,
@@ -74,7 +74,7 @@ describe('joiner', () => {
   });
 
   it('applies a redelivered event once', async () => {
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     const id = uniqueName('evt');
     const attributes = { givenName: 'Grace', familyName: 'Hopper', department: 'Sales', employmentType: 'contractor' };
     await engine.submit({ id, type: 'hire', employeeId, attributes });
@@ -102,7 +102,7 @@ describe('a grant the target refuses', () => {
     const config = testConfig(testEnv.ldap, {
       entitlements: [
         { id: 'directory-account', target: 'directory', kind: 'account' },
-        { id: 'nowhere-group', target: 'directory', kind: 'group', ref: `cn=nowhere,ou=missing,${testEnv.ldap.baseDN}` },
+        { id: 'nowhere-group', target: 'directory', kind: 'group', ref: `cn=nowhere,ou=missing,${testEnv.ldap.groupsDN}` },
       ],
       birthright: [{ name: 'everyone', grant: ['directory-account', 'nowhere-group'] }],
     });
@@ -113,7 +113,7 @@ describe('a grant the target refuses', () => {
   });
 
   it('ends failed with the last error and raises an alert, while the account stays active', async () => {
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     await broken.submit({ type: 'hire', employeeId, attributes: { givenName: 'Alan', familyName: 'Turing' } });
     const rows = await eventually(async () => {
       const found = await grantsOf(employeeId, broken);

@@ -1,11 +1,16 @@
 // The LDAP connector against the real slapd from the global setup (memberof, refint and
-// ppolicy overlays). Every test uses its own employee ids and groups.
+// ppolicy overlays), and one started here without memberof. Every test uses its own
+// employee ids and groups.
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, Socket, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Attribute, Change, Client, InvalidCredentialsError } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConnectors, closeConnectors } from '../../activities/connectors/index.js';
 import { createLdapConnector, type LdapConnectorOptions } from '../../activities/connectors/ldap.js';
 import { ConnectorError, type Connector } from '../../activities/connectors/types.js';
+import { startSlapd, type SlapdServer } from '../../scripts/slapd.js';
 import { testEnv, uniqueName, type LdapServerInfo } from '../support/env.js';
 
 let ldap: LdapServerInfo;
@@ -211,14 +216,52 @@ describe('LDAP connector: groups', () => {
     expect(await c.listGroupMembers(none)).toEqual([]);
   });
 
-  it('accepts a bare group name as cn under groupsDN', async () => {
+  it('refuses a group reference that is not a DN under groupsDN, permanently, and touches nothing', async () => {
     const c = connector();
     const emp = id();
     const name = uniqueName('bare');
+    const elsewhere = `cn=${uniqueName('elsewhere')},${ldap.baseDN}`;
     await c.ensureAccount({ employeeId: emp, attributes: {}, enabled: true });
-    await c.addToGroup(emp, name);
-    expect(lower((await c.readAccount(emp))!.groups)).toEqual(lower([groupDn(name)]));
-    expect(await c.listGroupMembers(name)).toEqual([emp]);
+    for (const ref of [name, elsewhere, ldap.groupsDN, ldap.usersDN, '']) {
+      for (const attempt of [c.addToGroup(emp, ref), c.removeFromGroup(emp, ref), c.isGroupMember(emp, ref), c.listGroupMembers(ref)]) {
+        expect(await caught(attempt)).toMatchObject({ retryable: false, code: 'INVALID_REF' });
+      }
+    }
+    expect(await entry(groupDn(name))).toBeNull(); // not guessed at as cn=<name>,<groupsDN>
+    expect(await entry(elsewhere)).toBeNull();
+    expect((await c.readAccount(emp))!.groups).toEqual([]);
+  });
+
+  it('reads membership from the group entry itself; a missing group has no members; a non-group proves nothing', async () => {
+    const c = connector();
+    const emp = id();
+    const group = groupDn(uniqueName('truth'));
+    await c.ensureAccount({ employeeId: emp, attributes: {}, enabled: true });
+    await c.addToGroup(emp, group);
+    expect(await c.isGroupMember(emp, group)).toBe(true);
+    expect(await c.isGroupMember(emp, group.toUpperCase().replace(',', ' , '))).toBe(true); // DN-normalised
+    await c.removeFromGroup(emp, group);
+    expect(await c.isGroupMember(emp, group)).toBe(false);
+    // The group's own values are the truth: a value written behind the connector's back counts.
+    await admin.modify(group, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [`uid=${emp},${ldap.usersDN}`] }) }));
+    expect(await c.isGroupMember(emp, group)).toBe(true);
+    // The directory answers "no such entry" for a missing group: nobody is its member.
+    expect(await c.isGroupMember(emp, groupDn(uniqueName('absent')))).toBe(false);
+    const notAGroup = `ou=${uniqueName('ou')},${ldap.groupsDN}`;
+    await admin.add(notAGroup, { objectClass: ['organizationalUnit'], ou: notAGroup.slice(3, notAGroup.indexOf(',')) });
+    expect(await caught(c.isGroupMember(emp, notAGroup))).toMatchObject({ retryable: false, code: 'NOT_A_GROUP' });
+  });
+
+  it('counts a member value naming the disabled container as membership (it revives on a move)', async () => {
+    const c = connector({ disable: { method: 'move', disabledDN: ldap.disabledDN } });
+    const emp = id();
+    const group = groupDn(uniqueName('parked'));
+    await c.ensureAccount({ employeeId: emp, attributes: {}, enabled: true });
+    await c.addToGroup(emp, group);
+    await admin.modify(group, new Change({ operation: 'replace', modification: new Attribute({ type: 'member', values: [`uid=${emp},${ldap.disabledDN}`] }) }));
+    expect(await c.isGroupMember(emp, group)).toBe(true);
+    await c.removeFromGroup(emp, group);
+    expect(await c.isGroupMember(emp, group)).toBe(false);
   });
 
   it('keeps a group valid with a placeholder when its last real member is removed', async () => {
@@ -274,6 +317,138 @@ describe('LDAP connector: groups', () => {
     const c = connector();
     const err = await caught(c.addToGroup(id(), groupDn(uniqueName('ghost'))));
     expect(err).toMatchObject({ retryable: true, code: 'ACCOUNT_NOT_FOUND' });
+  });
+});
+
+describe('LDAP connector: adopting only the person\'s own entry', () => {
+  /** An entry put in the directory by someone else (an admin, another tool). */
+  async function planted(dn: string, attributes: Record<string, string | string[]>): Promise<void> {
+    await admin.add(dn, { objectClass: ['top', 'person', 'organizationalPerson', 'inetOrgPerson'], cn: 'Someone Else', sn: 'Else', title: 'Theirs', ...attributes });
+  }
+
+  /** Every way of using the account refuses the entry, permanently, and leaves it as it was. */
+  async function refusedEverywhere(c: Connector, emp: string, dn: string): Promise<void> {
+    const before = await entry(dn, ['pwdAccountLockedTime']);
+    const group = groupDn(uniqueName('theirs'));
+    for (const attempt of [
+      c.ensureAccount({ employeeId: emp, attributes: { title: 'Mine' }, enabled: false }),
+      c.readAccount(emp),
+      c.setAccountEnabled(emp, false),
+      c.addToGroup(emp, group),
+      c.removeFromGroup(emp, group),
+      c.isGroupMember(emp, group),
+      c.deleteAccount(emp),
+    ]) {
+      expect(await caught(attempt)).toMatchObject({ retryable: false, code: 'FOREIGN_ACCOUNT' });
+    }
+    expect(await entry(dn, ['pwdAccountLockedTime'])).toEqual(before);
+    expect(await entry(group)).toBeNull();
+  }
+
+  it('refuses an entry that also carries another person\'s uid', async () => {
+    const c = connector();
+    const emp = id();
+    const dn = `uid=${emp},${ldap.usersDN}`;
+    await planted(dn, { uid: [emp, id()] });
+    await refusedEverywhere(c, emp, dn);
+  });
+
+  it('refuses an entry the directory matches only by its wider case folding (KELVIN SIGN), yet adopts the same id in another case', async () => {
+    const c = connector();
+    const emp = `k${id()}`; // the directory folds U+212A to k; canonicalEmployeeId does not
+    const dn = `uid=\u212A${emp.slice(1)},${ldap.usersDN}`;
+    await planted(dn, { uid: `\u212A${emp.slice(1)}` });
+    await refusedEverywhere(c, emp, dn);
+    await admin.del(dn);
+
+    // The same person written in lower case before ids were canonical: theirs, adopted.
+    await planted(`uid=${emp},${ldap.usersDN}`, { uid: emp, employeeNumber: emp });
+    const adopted = await c.ensureAccount({ employeeId: emp.toUpperCase(), attributes: { title: 'Mine' }, enabled: true });
+    expect(adopted).toEqual({ ref: `uid=${emp},${ldap.usersDN}`, created: false });
+    expect(await entry(adopted.ref)).toMatchObject({ title: 'Mine' });
+  });
+
+  it('refuses an entry whose employeeNumber is another person\'s', async () => {
+    const c = connector();
+    const emp = id();
+    const dn = `uid=${emp},${ldap.usersDN}`;
+    await planted(dn, { uid: emp, employeeNumber: id() });
+    await refusedEverywhere(c, emp, dn);
+  });
+
+  it('applies the same checks in the disabled container, and refuses an account found in both', async () => {
+    const c = connector({ disable: { method: 'move', disabledDN: ldap.disabledDN } });
+    const parked = id();
+    const dn = `uid=${parked},${ldap.disabledDN}`;
+    await planted(dn, { uid: parked, employeeNumber: id() });
+    await refusedEverywhere(c, parked, dn);
+
+    const twice = id();
+    await planted(`uid=${twice},${ldap.usersDN}`, { uid: twice });
+    await planted(`uid=${twice},${ldap.disabledDN}`, { uid: twice });
+    for (const attempt of [c.ensureAccount({ employeeId: twice, attributes: {}, enabled: true }), c.readAccount(twice), c.setAccountEnabled(twice, true), c.deleteAccount(twice)]) {
+      expect(await caught(attempt)).toMatchObject({ retryable: false, code: 'AMBIGUOUS_ACCOUNT' });
+    }
+    expect(await entry(`uid=${twice},${ldap.usersDN}`)).not.toBeNull();
+    expect(await entry(`uid=${twice},${ldap.disabledDN}`)).not.toBeNull();
+  });
+});
+
+describe('LDAP connector: a directory without the memberof overlay', () => {
+  let plain: SlapdServer;
+  let plainDir: string;
+  let plainAdmin: Client;
+  const plainGroup = (name: string) => `cn=${name},${plain.groupsDN}`;
+
+  beforeAll(async () => {
+    plainDir = await mkdtemp(join(tmpdir(), 'jml-slapd-plain-'));
+    plain = await startSlapd({ dir: plainDir, memberOf: false });
+    plainAdmin = new Client({ url: plain.url, timeout: 5_000 });
+    await plainAdmin.bind(plain.bindDN, plain.bindPassword);
+  });
+  afterAll(async () => {
+    await plainAdmin?.unbind().catch(() => {});
+    await plain?.stop();
+    await rm(plainDir, { recursive: true, force: true });
+  });
+
+  function plainConnector(): Connector {
+    return connector({ url: plain.url, bindDN: plain.bindDN, bindPassword: plain.bindPassword, baseDN: plain.baseDN, usersDN: plain.usersDN, groupsDN: plain.groupsDN });
+  }
+
+  it('sees membership in the group entry although the account reports no memberOf', async () => {
+    const c = plainConnector();
+    const emp = id();
+    const group = plainGroup(uniqueName('g'));
+    await c.ensureAccount({ employeeId: emp, attributes: {}, enabled: true });
+    await c.addToGroup(emp, group);
+    expect((await c.readAccount(emp))!.groups).toEqual([]);
+    expect(await c.isGroupMember(emp, group)).toBe(true);
+    expect(await c.listGroupMembers(group)).toEqual([emp]);
+  });
+
+  it('deleting an account takes it out of every group first, the last member included', async () => {
+    const c = plainConnector();
+    const emp = id();
+    const other = id();
+    const solo = plainGroup(uniqueName('solo'));
+    const shared = plainGroup(uniqueName('shared'));
+    await c.ensureAccount({ employeeId: emp, attributes: {}, enabled: true });
+    await c.ensureAccount({ employeeId: other, attributes: {}, enabled: true });
+    await c.addToGroup(emp, solo);
+    await c.addToGroup(emp, shared);
+    await c.addToGroup(other, shared);
+    await c.deleteAccount(emp);
+    const dn = `uid=${emp},${plain.usersDN}`.toLowerCase();
+    for (const group of [solo, shared]) {
+      const { searchEntries } = await plainAdmin.search(group, { scope: 'base', attributes: ['member'] });
+      expect(lower(list(searchEntries[0]?.member))).not.toContain(dn);
+    }
+    expect(await c.listGroupMembers(shared)).toEqual([other]);
+    // Re-created at the same DN, the account inherits nothing.
+    await c.ensureAccount({ employeeId: emp, attributes: {}, enabled: true });
+    expect(await c.isGroupMember(emp, solo)).toBe(false);
+    expect(await c.isGroupMember(emp, shared)).toBe(false);
   });
 });
 

@@ -13,7 +13,7 @@ import { getHrEvent } from '../../db/inbox.js';
 import { alerts, grants, identities } from '../../db/schema.js';
 import { testConfig } from '../support/config.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
-import { testEnv, uniqueName } from '../support/env.js';
+import { testEnv, uniqueEmployeeId, uniqueName } from '../support/env.js';
 import { saveHistory } from '../support/histories.js';
 
 const ENGINEER = { givenName: 'Ada', familyName: 'Lovelace', department: 'Engineering', employmentType: 'employee' };
@@ -69,14 +69,14 @@ async function settled(eventId: string, on: TestEngine = engine, timeoutMs = 20_
 }
 
 async function hired(attributes: Record<string, string> = ENGINEER, effectiveAt = new Date()): Promise<string> {
-  const employeeId = uniqueName('E');
+  const employeeId = uniqueEmployeeId();
   expect((await settled(await engine.submit({ type: 'hire', employeeId, effectiveAt, attributes }))).status).toBe('applied');
   return employeeId;
 }
 
 describe('future starters who never start', () => {
   it('a hire rescinded before pre-provisioning gives no account, on the start date or after', async () => {
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     const hire = await engine.submit({ type: 'hire', employeeId, effectiveAt: seconds(5), attributes: ENGINEER });
     await eventually(async () => (await person(employeeId))?.status === 'pre_hire');
     const rescind = await engine.submit({ type: 'rescind', employeeId });
@@ -91,8 +91,8 @@ describe('future starters who never start', () => {
   });
 
   it('a hire terminated before the start (SCIM active:false for a pre-hire) gives no account, in either delivery order', async () => {
-    const inOrder = uniqueName('E');
-    const swapped = uniqueName('E');
+    const inOrder = uniqueEmployeeId();
+    const swapped = uniqueEmployeeId();
     const start = seconds(5);
     const hires = [await engine.submit({ type: 'hire', employeeId: inOrder, effectiveAt: start, attributes: ENGINEER })];
     await engine.submit({ type: 'terminate', employeeId: inOrder });
@@ -124,7 +124,7 @@ describe('leavers stay leavers', () => {
   it('an update after erasure does not re-create the account', async () => {
     const quick = await startTestEngine({ config: testConfig(testEnv.ldap, { lifecycle: { deleteAfter: '2s' } }) });
     try {
-      const employeeId = uniqueName('E');
+      const employeeId = uniqueEmployeeId();
       await settled(await quick.submit({ type: 'hire', employeeId, attributes: ENGINEER }), quick);
       await settled(await quick.submit({ type: 'terminate', employeeId }), quick);
       await eventually(async () => !(await directory(employeeId)).exists, 15_000);
@@ -187,7 +187,7 @@ describe('a failed step never ends the person', () => {
   let broken: TestEngine;
   let app: FastifyInstance;
   let token: string;
-  const missingOu = `ou=${uniqueName('missing').toLowerCase()},${testEnv.ldap.baseDN}`;
+  const missingOu = `ou=${uniqueName('missing').toLowerCase()},${testEnv.ldap.groupsDN}`;
   beforeAll(async () => {
     // A group under an OU the directory does not have: the directory refuses, permanently,
     // until an administrator creates the OU.
@@ -223,7 +223,7 @@ describe('a failed step never ends the person', () => {
   });
 
   it('the event fails with its error; a retry after the fix applies it; a later terminate still applies', async () => {
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     const hire = await broken.submit({ type: 'hire', employeeId, attributes: { givenName: 'Marie', familyName: 'Curie', department: 'Lab' } });
     const failed = await settled(hire, broken);
     expect(failed.status).toBe('failed');
@@ -257,7 +257,7 @@ describe('a failed step never ends the person', () => {
   });
 
   it('an account that vanished before the start fails the start with an alert; the terminate still applies', async () => {
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     const hire = await engine.submit({ type: 'hire', employeeId, effectiveAt: seconds(5), attributes: ENGINEER });
     await eventually(async () => (await directory(employeeId)).exists); // pre-provisioned, disabled
     await eventually(async () => (await liveGrants(employeeId)).every((g) => g.status === 'active') && (await liveGrants(employeeId)).length === 4);

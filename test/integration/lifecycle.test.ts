@@ -9,7 +9,7 @@ import { getHrEvent } from '../../db/inbox.js';
 import { accessRequests, grants, identities } from '../../db/schema.js';
 import { testConfig } from '../support/config.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
-import { testEnv, uniqueName } from '../support/env.js';
+import { testEnv, uniqueEmployeeId } from '../support/env.js';
 import { saveHistory } from '../support/histories.js';
 import { explainIdentity } from '../../services/explain.js';
 
@@ -76,14 +76,14 @@ async function setPassword(employeeId: string, password: string): Promise<void> 
 }
 
 async function hired(attributes = ENGINEER): Promise<string> {
-  const employeeId = uniqueName('E');
+  const employeeId = uniqueEmployeeId();
   await applied(await engine.submit({ type: 'hire', employeeId, attributes }));
   return employeeId;
 }
 
 describe('joiner, future-dated', () => {
   it('creates a pre_hire at once, pre-provisions a disabled account before the start, enables it at the start', async () => {
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     const start = seconds(7); // preProvisionLead is 4s: accounts appear at ~3s
     await engine.submit({ type: 'hire', employeeId, effectiveAt: start, attributes: ENGINEER });
     await eventually(async () => (await person(employeeId))?.status === 'pre_hire');
@@ -111,7 +111,7 @@ describe('joiner, future-dated', () => {
   it('with no lead time, provisions at the effective moment and not before', async () => {
     const quick = await startTestEngine({ config: testConfig(testEnv.ldap) });
     try {
-      const employeeId = uniqueName('E');
+      const employeeId = uniqueEmployeeId();
       const start = seconds(3);
       const eventId = await quick.submit({ type: 'hire', employeeId, effectiveAt: start, attributes: ENGINEER });
       await new Promise((resolve) => setTimeout(resolve, 1_500));
@@ -126,7 +126,7 @@ describe('joiner, future-dated', () => {
   });
 
   it('a rescind before the start deletes what was pre-provisioned and cancels the start', async () => {
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     await engine.submit({ type: 'hire', employeeId, effectiveAt: seconds(6), attributes: ENGINEER });
     await eventually(async () => (await account(employeeId)) ?? undefined); // pre-provisioned at ~2s
     const rescind = await engine.submit({ type: 'rescind', employeeId });
@@ -234,7 +234,7 @@ describe('leave of absence', () => {
 
 describe('events out of order', () => {
   it('an update that arrives before its hire is applied after it', async () => {
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     const update = await engine.submit({ type: 'update', employeeId, effectiveAt: seconds(-1), attributes: { title: 'Principal Engineer' } });
     await eventually(async () => (await getHrEvent(engine.db, update))?.reason?.includes('waiting for the hire'));
     const hire = await engine.submit({ type: 'hire', employeeId, effectiveAt: seconds(-5), attributes: { ...ENGINEER, title: 'Engineer' } });

@@ -11,6 +11,7 @@ import { createDb, dropDatabase, ensureDatabase, runMigrations, type DbHandle } 
 import { syncEntitlements } from '../../db/entitlements.js';
 import { storeHrEvent } from '../../db/inbox.js';
 import type { JmlConfig } from '../../domain/config.js';
+import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import type { HrEventType, IdentityAttributes } from '../../domain/types.js';
 import { createHrEventQueue, enqueueHrEvent, type HrEventJob } from '../../services/hr-event-queue.js';
 import { createIngestWorker, startDispatcher } from '../../worker/ingest-worker.js';
@@ -94,7 +95,9 @@ export async function startTestEngine(options: { config?: JmlConfig; redisUrl?: 
     connector,
     queue,
     taskQueue,
-    async submit(event) {
+    async submit(input) {
+      // As every input does: the employee id in its canonical spelling.
+      const event = { ...input, employeeId: canonicalEmployeeId(input.employeeId) };
       const id = event.id ?? uniqueName('evt');
       const effectiveAt = event.effectiveAt ?? new Date();
       await storeHrEvent(

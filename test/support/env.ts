@@ -1,5 +1,6 @@
 // What the global setup (test/global-setup.ts) provides to every test file: one Temporal
 // dev server, one fresh migrated Postgres database, a Redis key prefix and one slapd.
+import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import { inject } from 'vitest';
 
 export interface LdapServerInfo {
@@ -41,6 +42,11 @@ export const testEnv = {
 };
 
 /** Unique names per test, so files that run in parallel never share a queue or workflow. */
+/** A fresh employee id in its canonical spelling (every input folds ids; see domain/employee-id.ts). */
+export function uniqueEmployeeId(prefix = 'E'): string {
+  return canonicalEmployeeId(uniqueName(prefix));
+}
+
 export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }

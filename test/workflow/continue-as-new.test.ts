@@ -5,7 +5,7 @@ import { getHrEvent, storeHrEvent } from '../../db/inbox.js';
 import { attributesOf, foldAsOf } from '../../domain/lifecycle.js';
 import { hrEventSignal, lifecycle, lifecycleStateQuery } from '../../workflows/index.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
-import { uniqueName } from '../support/env.js';
+import { uniqueEmployeeId, uniqueName } from '../support/env.js';
 
 let engine: TestEngine;
 beforeAll(async () => {
@@ -17,7 +17,7 @@ afterAll(async () => {
 
 describe('continue-as-new', () => {
   it('starts a new run with the same state once the history limit is passed', async () => {
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     const workflowId = `lifecycle:${employeeId}`;
     // Started here (not by the ingest worker) so the limit can be low; the inbox rows are real.
     const signal = (eventId: string, type: 'hire' | 'update', attributes = {}) =>
