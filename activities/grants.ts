@@ -2,10 +2,10 @@
 // approved; a grant says what the target really holds, proven by reading it back. Granting,
 // revoking and both read-backs live here, so there is one idea of what "proven" means.
 import { ApplicationFailure } from '@temporalio/activity';
-import { and, desc, eq, ne } from 'drizzle-orm';
+import { and, eq, ne } from 'drizzle-orm';
 import { writeAudit, writeAuditBatch, type AuditEntry } from '../db/audit.js';
 import type { Tx } from '../db/client.js';
-import { accessRequests, auditLog, entitlements, grants, identities } from '../db/schema.js';
+import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
 import { canMoveGrant } from '../domain/grant-status.js';
 import type { RevokeReason } from '../domain/lifecycle.js';
 import type { EntitlementKind, GrantStatus, IdentityAttributes } from '../domain/types.js';
@@ -102,21 +102,6 @@ export function grantHelpers({ db, connectors }: ActivityDeps) {
 export function createGrantActivities(deps: ActivityDeps) {
   const { db } = deps;
   const { loadGrant, connectorFor, moveGrant } = grantHelpers(deps);
-
-  /**
-   * The account state the last provisioning of a grant asked for: enabled unless it said
-   * otherwise. The grants table has no column for it, so provisionGrant records it in its
-   * audit row (`after.enabled`), and this reads it back from there.
-   */
-  async function askedEnabled(grantId: string): Promise<boolean> {
-    const [row] = await db
-      .select({ after: auditLog.after })
-      .from(auditLog)
-      .where(and(eq(auditLog.subjectType, 'grant'), eq(auditLog.subjectId, grantId), eq(auditLog.action, 'grant.provisioning')))
-      .orderBy(desc(auditLog.seq))
-      .limit(1);
-    return (row?.after as { enabled?: unknown } | null | undefined)?.enabled !== false;
-  }
 
   async function recordConnectorError(grantId: string, err: unknown): Promise<void> {
     await db.update(grants).set({ lastError: (err as Error).message.slice(0, 2000), updatedAt: new Date() }).where(eq(grants.id, grantId));
@@ -220,7 +205,7 @@ export function createGrantActivities(deps: ActivityDeps) {
      * What cannot be read (no such group, a ref that is not the target's, someone else's
      * entry) fails, permanently: it proves nothing.
      */
-    async verifyGrant(grantId: string): Promise<{ verifiedAt: string }> {
+    async verifyGrant(grantId: string, options: { enabled?: boolean } = {}): Promise<{ verifiedAt: string }> {
       const { grant, entitlement, identity } = await loadGrant(grantId);
       if (grant.status === 'active' && grant.verifiedAt) return { verifiedAt: grant.verifiedAt.toISOString() };
       const connector = connectorFor(entitlement.target);
@@ -229,7 +214,7 @@ export function createGrantActivities(deps: ActivityDeps) {
       try {
         const account = await connector.readAccount(employeeId);
         if (entitlement.kind === 'account') {
-          const enabled = await askedEnabled(grantId);
+          const enabled = options.enabled ?? true;
           const state = (on: boolean) => (on ? 'enabled' : 'disabled');
           missing = !account ? 'the account' : account.enabled !== enabled ? `the account ${state(enabled)} (it is ${state(account.enabled)})` : null;
         } else {

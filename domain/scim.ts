@@ -467,8 +467,11 @@ export function decideScimChange(current: ScimKnownIdentity | undefined, user: S
   }
   const ended = current.status === 'terminated' || current.status === 'rescinded';
   if (ended && user.active === true) return { action: 'event', type: 'rehire', attributes: user.attributes };
-  if (ended && user.active === false) return { action: 'none', outcome: 'unchanged', detail: `Already ${current.status}.` };
   const changed = changedAttributes(current.attributes, user.attributes);
+  // Still inactive: HR may be correcting a leaver's data, which changes attributes only.
+  if (ended && user.active === false) {
+    return Object.keys(changed).length === 0 ? { action: 'none', outcome: 'unchanged', detail: `Already ${current.status}.` } : { action: 'event', type: 'update', attributes: changed };
+  }
   if (user.active === false) return { action: 'event', type: 'terminate', attributes: changed };
   if (Object.keys(changed).length === 0) return { action: 'none', outcome: 'unchanged', detail: 'No attribute changed.' };
   return { action: 'event', type: 'update', attributes: changed };
@@ -494,6 +497,6 @@ export function scimEffectiveAt(type: ScimEventType, attributes: IdentityAttribu
  * creates nothing; a real change, or the same content after the person moved on (rehired
  * with the attributes of the first hire, say), gives a new one.
  */
-export function scimEventKeyMaterial(input: { employeeId: string; type: ScimEventType; attributes: IdentityAttributes; active?: boolean | undefined; basis: string }): string {
+export function scimEventKeyMaterial(input: { employeeId: string; type: ScimEventType; attributes: IdentityAttributes; active?: boolean; basis: string }): string {
   return canonicalJson({ v: 1, employeeId: input.employeeId, type: input.type, active: input.active, attributes: input.attributes, basis: input.basis });
 }

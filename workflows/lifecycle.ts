@@ -214,7 +214,7 @@ async function provisionGrant(grant: PlannedGrant, policy: PolicySnapshot, optio
     await connector.provisionGrant(grant.grantId, { enabled: options.enabled });
     // A returning person's account still carries the leaver's lock: lift it before the read-back.
     if (grant.kind === 'account' && options.reenable) await connector.setAccountsEnabled(options.employeeId, true, 'rehire');
-    await connector.verifyGrant(grant.grantId);
+    await connector.verifyGrant(grant.grantId, { enabled: options.enabled });
     return true;
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;

@@ -346,6 +346,103 @@ describe('SCIM input as Entra really sends it', () => {
   });
 });
 
+describe('partial users: Entra sends only externalId, active and what changed', () => {
+  /** The shape of Microsoft's documented bulkUpload update ("Example 3"): no name, `active` only when `extra` has it. */
+  const partialUser = (externalId: string, department: string, extra: Record<string, unknown> = {}) => ({
+    schemas: [SCIM_SCHEMAS.user, ENTERPRISE],
+    externalId,
+    [ENTERPRISE]: { department },
+    ...extra,
+  });
+  const attributesOf = (row: { payload: unknown }) => (row.payload as { attributes: unknown }).attributes;
+  const namesRequired = { schemas: [SCIM_SCHEMAS.error], status: '400', scimType: 'invalidValue', detail: 'name.givenName and name.familyName are required' };
+
+  it('never rehires a terminated person whose active is absent or null: an update or nothing; active: true still rehires', async () => {
+    const leaver = emp('T1');
+    await handle.db.insert(identities).values({ employeeId: leaver, status: 'terminated', attributes: { givenName: 'Tess', familyName: 'Gone', department: 'Support' } });
+
+    const absent = (await post(bulkRequest([operation('t-absent', partialUser(leaver, 'Operations'))]))).json() as BulkResponse;
+    expect(absent.Operations[0]).toMatchObject({ status: '200', [JML_SCIM_EXTENSION]: { eventType: 'update', created: true } });
+    const [update, ...others] = await eventsFor([leaver]);
+    expect(others).toEqual([]);
+    expect(update).toMatchObject({ type: 'update' });
+    expect(attributesOf(update!)).toEqual({ department: 'Operations' });
+
+    // active: null is absent: the same event, nothing new.
+    const nulled = (await post(bulkRequest([operation('t-null', partialUser(leaver, 'Operations', { active: null }))]))).json() as BulkResponse;
+    expect(nulled.Operations[0]).toMatchObject({ status: '200', [JML_SCIM_EXTENSION]: { eventId: update!.id, eventType: 'update', created: false } });
+    // A whole user without active, nothing changed: nothing at all (not a rehire).
+    const same = (await post(bulkRequest([operation('t-same', partialUser(leaver, 'Support', { name: { givenName: 'Tess', familyName: 'Gone' } }))]))).json() as BulkResponse;
+    expect(same.Operations[0]).toMatchObject({ status: '200', [JML_SCIM_EXTENSION]: { outcome: 'unchanged' } });
+    expect(await eventsFor([leaver])).toHaveLength(1);
+
+    // An explicit active: true is a rehire, names or not (the same record reopens), also
+    // after an update of the same person earlier in the request, which left them terminated.
+    const back = (await post(bulkRequest([operation('t-again', partialUser(leaver, 'Operations')), operation('t-back', partialUser(leaver, 'Operations', { active: true }))]))).json() as BulkResponse;
+    expect(back.Operations.map((op) => [op.status, op[JML_SCIM_EXTENSION]?.eventType])).toEqual([
+      ['200', 'update'],
+      ['200', 'rehire'],
+    ]);
+    const rows = await eventsFor([leaver]);
+    expect(rows.map((row) => row.type).sort()).toEqual(['rehire', 'update']);
+    expect(attributesOf(rows.find((row) => row.type === 'rehire')!)).toEqual({ department: 'Operations' });
+  });
+
+  it('takes a partial update of a known active person without names: 200, an update carrying only the attribute sent', async () => {
+    const people = [emp('P1'), emp('P2'), emp('P3')];
+    await handle.db
+      .insert(identities)
+      .values(people.map((employeeId) => ({ employeeId, status: 'active' as const, attributes: { givenName: 'Pat', familyName: 'Partial', department: 'Support', title: 'Agent' } })));
+    const [absent, nulled, explicit] = people as [string, string, string];
+    const response = await post(
+      bulkRequest([
+        operation('p-absent', partialUser(absent, 'Operations')),
+        operation('p-null', partialUser(nulled, 'Operations', { active: null })),
+        operation('p-true', partialUser(explicit, 'Operations', { active: true })),
+      ]),
+    );
+    expect(response.statusCode).toBe(200);
+    const answer = response.json() as BulkResponse;
+    expect(answer.Operations.map((op) => [op.bulkId, op.status, op[JML_SCIM_EXTENSION]?.eventType])).toEqual([
+      ['p-absent', '200', 'update'],
+      ['p-null', '200', 'update'],
+      ['p-true', '200', 'update'],
+    ]);
+    expect(answer[JML_SCIM_EXTENSION]).toMatchObject({ events: 3, errors: 0 });
+    const rows = await eventsFor(people);
+    expect(rows.map((row) => row.employeeId).sort()).toEqual([...people].sort());
+    for (const row of rows) {
+      expect(row).toMatchObject({ type: 'update', source: 'scim' });
+      expect(attributesOf(row)).toEqual({ department: 'Operations' });
+    }
+  });
+
+  it('refuses to hire an unknown person from a partial user, naming the paths, and counts that toward failOnErrors', async () => {
+    const [known, stranger, other, never] = [emp('Q1'), emp('Q2'), emp('Q3'), emp('Q4')];
+    await handle.db.insert(identities).values({ employeeId: known, status: 'active', attributes: { givenName: 'Kim', familyName: 'Known', department: 'Support' } });
+    const response = await post(
+      bulkRequest(
+        [
+          operation('q-stranger', partialUser(stranger, 'Operations')),
+          operation('q-known', partialUser(known, 'Operations')),
+          operation('q-other', partialUser(other, 'Operations', { active: true })),
+          operation('q-never', entraUser(never)),
+        ],
+        { failOnErrors: 2 },
+      ),
+    );
+    expect(response.statusCode).toBe(200);
+    const answer = response.json() as BulkResponse;
+    expect(answer.Operations).toEqual([
+      { method: 'POST', bulkId: 'q-stranger', status: '400', response: namesRequired },
+      expect.objectContaining({ bulkId: 'q-known', status: '200', [JML_SCIM_EXTENSION]: expect.objectContaining({ eventType: 'update' }) }),
+      { method: 'POST', bulkId: 'q-other', status: '400', response: namesRequired },
+    ]);
+    expect(answer[JML_SCIM_EXTENSION]).toMatchObject({ events: 1, errors: 2 });
+    expect((await eventsFor([known, stranger, other, never])).map((row) => [row.employeeId, row.type])).toEqual([[known, 'update']]);
+  });
+});
+
 describe('SCIM discovery', () => {
   it('serves /ServiceProviderConfig with bulk limits and bearer auth', async () => {
     const response = await get('/ServiceProviderConfig');

@@ -110,7 +110,7 @@ async function personWith(entitlementIds: string[]) {
 
 async function granted(grantId: string, options: { enabled?: boolean } = {}): Promise<void> {
   await activities.provisionGrant(grantId, options);
-  await activities.verifyGrant(grantId);
+  await activities.verifyGrant(grantId, options);
 }
 
 async function row(grantId: string) {
@@ -204,11 +204,11 @@ describe('account read-back holds the account to the state asked for', () => {
     const dn = `uid=${employeeId},${testEnv.ldap.usersDN}`;
     await activities.provisionGrant(grant['directory-account']!, { enabled: false });
     await directoryAdmin.modify(dn, lock('delete')); // unlocked behind the engine's back
-    await expect(activities.verifyGrant(grant['directory-account']!)).rejects.toMatchObject({ type: NOT_VERIFIED, message: expect.stringContaining('account disabled (it is enabled)') });
+    await expect(activities.verifyGrant(grant['directory-account']!, { enabled: false })).rejects.toMatchObject({ type: NOT_VERIFIED, message: expect.stringContaining('account disabled (it is enabled)') });
     expect(await row(grant['directory-account']!)).toMatchObject({ status: 'provisioning', verifiedAt: null });
 
     await directoryAdmin.modify(dn, lock('replace'));
-    await activities.verifyGrant(grant['directory-account']!);
+    await activities.verifyGrant(grant['directory-account']!, { enabled: false });
     expect(await row(grant['directory-account']!)).toMatchObject({ status: 'active', verifiedAt: expect.any(Date) });
   });
 
@@ -217,7 +217,7 @@ describe('account read-back holds the account to the state asked for', () => {
     const dn = `uid=${employeeId},${testEnv.ldap.usersDN}`;
     await activities.provisionGrant(grant['directory-account']!, { enabled: true });
     await directoryAdmin.modify(dn, lock('replace'));
-    await expect(activities.verifyGrant(grant['directory-account']!)).rejects.toMatchObject({ type: NOT_VERIFIED, message: expect.stringContaining('account enabled (it is disabled)') });
+    await expect(activities.verifyGrant(grant['directory-account']!, { enabled: true })).rejects.toMatchObject({ type: NOT_VERIFIED, message: expect.stringContaining('account enabled (it is disabled)') });
     expect(await row(grant['directory-account']!)).toMatchObject({ status: 'provisioning' });
 
     await directoryAdmin.modify(dn, lock('delete'));

@@ -52,6 +52,13 @@ function entraUser(overrides: Record<string, unknown> = {}): Record<string, unkn
   };
 }
 
+/** mapScimUser's user, or the test fails with its error. */
+function mapped(data: Record<string, unknown>, config = DEFAULT_SCIM_CONFIG): ScimMappedUser {
+  const user = mapScimUser(data, config);
+  if ('error' in user) throw new Error(user.error.detail);
+  return user;
+}
+
 const scimConfig = (scim: Record<string, unknown>) =>
   parseConfig({ targets: [{ id: 'd', type: 'ldap', bindDN: 'cn=a,dc=x', bindPassword: 'x', baseDN: 'dc=x', usersDN: 'ou=p,dc=x', groupsDN: 'ou=g,dc=x' }], entitlements: [{ id: 'a', target: 'd', kind: 'account' }], scim }).scim;
 
@@ -92,14 +99,15 @@ describe('mapScimUser', () => {
     const first = mapScimUser(entraUser({ emails: [{ value: 'only@x.org' }] }));
     expect(first).toMatchObject({ attributes: { email: 'only@x.org' } });
     const shouting = mapScimUser({ ExternalId: 'E9', Name: { GivenName: 'A', FamilyName: 'B' } });
-    expect(shouting).toEqual({ employeeId: 'E9', active: true, attributes: { givenName: 'A', familyName: 'B' } });
+    expect(shouting).toEqual({ employeeId: 'E9', attributes: { givenName: 'A', familyName: 'B' } });
   });
 
-  it('refuses a user without familyName with a SCIM invalidValue naming the SCIM path', () => {
-    expect(mapScimUser(entraUser({ name: { givenName: 'Ada' } }))).toEqual({
+  it('maps a user without familyName; hiring one is refused with a SCIM invalidValue naming the SCIM path', () => {
+    expect(decideScimChange(undefined, mapped(entraUser({ name: { givenName: 'Ada' } })))).toEqual({
+      action: 'refuse',
       error: { status: 400, scimType: 'invalidValue', detail: 'name.familyName is required' },
     });
-    expect(mapScimUser(entraUser({ name: {} }))).toMatchObject({ error: { detail: 'name.givenName and name.familyName are required' } });
+    expect(decideScimChange(undefined, mapped(entraUser({ name: {} })))).toMatchObject({ error: { detail: 'name.givenName and name.familyName are required' } });
     // A leaver is never refused for a missing name.
     expect(mapScimUser({ externalId: 'E1', active: false })).toEqual({ employeeId: 'E1', active: false, attributes: {} });
   });
@@ -129,8 +137,8 @@ describe('mapScimUser', () => {
     expect(user.attributes).not.toHaveProperty('hireDate');
     expect(user.attributes).not.toHaveProperty('title');
 
-    const noDepartment = mapScimUser(entraUser({ [ENTERPRISE]: { manager: { value: 'E0001' } } }), config);
-    expect(noDepartment).toMatchObject({ error: { detail: `${ENTERPRISE}:department is required` } });
+    const noDepartment = mapped(entraUser({ [ENTERPRISE]: { manager: { value: 'E0001' } } }), config);
+    expect(decideScimChange(undefined, noDepartment, config)).toMatchObject({ action: 'refuse', error: { detail: `${ENTERPRISE}:department is required` } });
   });
 
   it('names a bad attributeMap path at compile time', () => {
@@ -199,7 +207,7 @@ describe('decideScimChange', () => {
     }
     for (const status of ['terminated', 'rescinded'] as const) {
       expect(decideScimChange({ status, attributes: {} }, user(true))).toMatchObject({ action: 'event', type: 'rehire' });
-      expect(decideScimChange({ status, attributes: {} }, user(false))).toMatchObject({ action: 'none', outcome: 'unchanged' });
+      expect(decideScimChange({ status, attributes: user(false).attributes }, user(false))).toMatchObject({ action: 'none', outcome: 'unchanged' });
     }
   });
 
@@ -337,7 +345,6 @@ describe('null in SCIM input means unassigned (RFC 7643 section 2.5)', () => {
     );
     expect(user).toEqual({
       employeeId: 'E1001',
-      active: true,
       attributes: { userName: 'ada.lovelace@example.com', givenName: 'Ada', familyName: 'Lovelace', email: 'ada@example.com', costCenter: 'CC-42', gradeLevel: 7, badge: { number: 12 } },
     });
     expect(mapScimUser(entraUser({ [ENTERPRISE]: null }))).toMatchObject({ employeeId: 'E1001', attributes: expect.not.objectContaining({ managerId: expect.anything() }) });
@@ -370,5 +377,70 @@ describe('employee ids are canonical in SCIM input', () => {
     const upper = mapScimUser(entraUser({ externalId: 'E1001', [ENTERPRISE]: { manager: { value: 'E0001' } } }));
     if ('error' in lower || 'error' in upper) throw new Error('unexpected error');
     expect(scimEventId({ ...lower, type: 'hire', basis: 'new' })).toBe(scimEventId({ ...upper, type: 'hire', basis: 'new' }));
+  });
+});
+
+/**
+ * Microsoft's documented bulkUpload update ("Example 3") sends only externalId, active and
+ * the attribute that changed; its request that clears an attribute sends no active at all.
+ * Absent or null active leaves the person's status as it is, and only a hire needs names.
+ */
+describe('a partial user, as Entra sends an update', () => {
+  const partial = (extra: Record<string, unknown> = {}) => ({ schemas: [SCIM_SCHEMAS.user, ENTERPRISE], externalId: 'E1001', [ENTERPRISE]: { department: 'Tour Ops' }, ...extra });
+  const stored = { givenName: 'Ada', familyName: 'Lovelace', department: 'Engineering' };
+  const departmentUpdate = { action: 'event', type: 'update', attributes: { department: 'Tour Ops' } };
+
+  it('maps without names; an absent or null active is not said at all', () => {
+    expect(mapScimUser(partial())).toStrictEqual({ employeeId: 'E1001', attributes: { department: 'Tour Ops' } });
+    expect(mapScimUser(partial({ active: null }))).toStrictEqual({ employeeId: 'E1001', attributes: { department: 'Tour Ops' } });
+    expect(mapScimUser(partial({ active: true }))).toStrictEqual({ employeeId: 'E1001', active: true, attributes: { department: 'Tour Ops' } });
+  });
+
+  it('never rehires a terminated or rescinded person: an update of what changed, or nothing', () => {
+    for (const status of ['terminated', 'rescinded'] as const) {
+      const named = mapped(partial({ name: { givenName: 'Ada', familyName: 'Lovelace' } }));
+      for (const user of [mapped(partial()), mapped(partial({ active: null })), named]) {
+        expect(decideScimChange({ status, attributes: stored }, user)).toEqual(departmentUpdate);
+        expect(decideScimChange({ status, attributes: { ...stored, department: 'Tour Ops' } }, user)).toMatchObject({ action: 'none', outcome: 'unchanged' });
+      }
+    }
+  });
+
+  it('updates an active, on-leave or pre-hire person with only what was sent, never terminates, never asks for names', () => {
+    for (const status of ['active', 'on_leave', 'pre_hire'] as const) {
+      for (const user of [mapped(partial()), mapped(partial({ active: null })), mapped(partial({ active: true }))]) {
+        expect(decideScimChange({ status, attributes: stored }, user)).toEqual(departmentUpdate);
+      }
+    }
+  });
+
+  it('still rehires a terminated person sent as active: true, without names (the same record reopens)', () => {
+    expect(decideScimChange({ status: 'terminated', attributes: stored }, mapped(partial({ active: true })))).toEqual({ action: 'event', type: 'rehire', attributes: { department: 'Tour Ops' } });
+  });
+
+  it('hires an unknown person only with the required attributes, else refuses naming their SCIM paths; ignores one sent inactive', () => {
+    for (const user of [mapped(partial()), mapped(partial({ active: null })), mapped(partial({ active: true }))]) {
+      expect(decideScimChange(undefined, user)).toEqual({ action: 'refuse', error: { status: 400, scimType: 'invalidValue', detail: 'name.givenName and name.familyName are required' } });
+    }
+    expect(decideScimChange(undefined, mapped(partial({ name: { givenName: 'Ada', familyName: 'Lovelace' } })))).toEqual({
+      action: 'event',
+      type: 'hire',
+      attributes: { givenName: 'Ada', familyName: 'Lovelace', department: 'Tour Ops' },
+    });
+    expect(decideScimChange(undefined, mapped(partial({ active: false })))).toMatchObject({ action: 'none', outcome: 'ignored' });
+  });
+
+  it('gives an absent and a null active one event id', () => {
+    const key = (user: ScimMappedUser) => scimEventId({ ...user, type: 'update', basis: 'terminated@2026-01-01T00:00:00.000Z' });
+    expect(key(mapped(partial({ active: null })))).toBe(key(mapped(partial())));
+    expect(key(mapped(partial({ active: true })))).not.toBe(key(mapped(partial())));
+  });
+});
+
+describe('a leaver sent inactive again', () => {
+  const leaver = { status: 'terminated' as const, attributes: { givenName: 'Ada', familyName: 'Lovelace', department: 'Engineering' } };
+  it('changes attributes only when some changed, and nothing otherwise', () => {
+    expect(decideScimChange(leaver, { employeeId: 'E1', active: false, attributes: { department: 'Sales' } })).toEqual({ action: 'event', type: 'update', attributes: { department: 'Sales' } });
+    expect(decideScimChange(leaver, { employeeId: 'E1', active: false, attributes: { department: 'Engineering' } })).toMatchObject({ action: 'none', outcome: 'unchanged' });
   });
 });
