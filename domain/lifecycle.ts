@@ -259,12 +259,15 @@ export function desiredAt(state: LifecycleState, now: number, policy: PolicySnap
   if (upcoming) {
     // A future starter (or returner): the person exists as pre_hire, carrying the data the
     // hire brings; accounts are pre-provisioned `preProvisionLead` before the start.
-    const atStart = foldAsOf(state, upcoming.at);
     const terminalNow = current.employment === 'terminated' || current.employment === 'rescinded';
     const provisioned = now >= upcoming.at - policy.lifecycle.preProvisionLead;
-    // A returner stays terminated (holding nothing) until the rehire's pre-provisioning.
-    const status: IdentityStatus = terminalNow && !provisioned ? current.employment as IdentityStatus : 'pre_hire';
-    return { status, folded: atStart, attributes: attributesOf(atStart), provisioned, enabled: !policy.lifecycle.preProvisionDisabled, upcoming };
+    // A returner stays what they are now (holding nothing, erased on time) until the
+    // rehire's pre-provisioning begins.
+    if (terminalNow && !provisioned) {
+      return { status: current.employment as IdentityStatus, folded: current, attributes: attributesOf(current), provisioned: false, enabled: false, upcoming };
+    }
+    const atStart = foldAsOf(state, upcoming.at);
+    return { status: 'pre_hire', folded: atStart, attributes: attributesOf(atStart), provisioned, enabled: !policy.lifecycle.preProvisionDisabled, upcoming };
   }
   const anyHire = state.events.some((e) => e.type === 'hire' || e.type === 'rehire') || (state.base?.folded.hireEventId !== undefined);
   if (current.employment === 'none' || !anyHire) {
@@ -311,15 +314,17 @@ export function requestRetry(state: LifecycleState, eventId: string): boolean {
 export function nextWakeAt(state: LifecycleState, now: number, policy: PolicySnapshot): number | undefined {
   if (state.dirty) return now;
   const times: number[] = [];
+  const desired = desiredAt(state, now, policy);
   for (const e of state.events) {
     if (e.at > now) times.push(e.at);
     if ((e.type === 'hire' || e.type === 'rehire') && e.at - policy.lifecycle.preProvisionLead > now) times.push(e.at - policy.lifecycle.preProvisionLead);
-    if (e.at <= now && e.outcome === undefined) times.push(now);
+    // Due and undecided, or parked / scheduled and now decidable: the same test as decide's.
+    if (e.at <= now && isDecidable(e, desired)) times.push(now);
   }
   for (const t of state.timers) times.push(t.dueAt);
-  const current = foldAsOf(state, now);
-  if (current.employment === 'terminated' && current.terminatedAt !== undefined && state.applied.erasedFor !== current.terminatedAt && state.applied.status !== 'none') {
-    times.push(current.terminatedAt + policy.lifecycle.deleteAfter);
+  const terminatedAt = desired.folded.terminatedAt;
+  if (desired.status === 'terminated' && terminatedAt !== undefined && state.applied.erasedFor !== terminatedAt && state.applied.status !== 'none') {
+    times.push(terminatedAt + policy.lifecycle.deleteAfter);
   }
   const wakes = times.filter((t) => Number.isFinite(t) && !(state.stalled && t <= now));
   return wakes.length ? Math.max(now, Math.min(...wakes)) : undefined;
@@ -328,6 +333,11 @@ export function nextWakeAt(state: LifecycleState, now: number, policy: PolicySna
 // --- deciding ---------------------------------------------------------------------------
 
 const TERMINAL: ReadonlySet<string> = new Set(['terminated', 'rescinded']);
+
+/** A due event gets its outcome now: never decided yet, or parked (waiting for the hire, scheduled) and now decidable. */
+function isDecidable(e: KnownEvent, desired: Desired): boolean {
+  return e.outcome === undefined || (e.outcome.status === 'dispatched' && desired.status !== 'none');
+}
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
@@ -393,7 +403,7 @@ export function decide(state: LifecycleState, now: number, policy: PolicySnapsho
   const applied = state.applied;
   const live = held.holdings.filter((h) => h.grantStatus !== 'revoked');
   // Events whose outcome is to be decided now: due, and not decided (or parked for the hire).
-  const decidingNow = state.events.filter((e) => e.at <= now && (e.outcome === undefined || (e.outcome.status === 'dispatched' && desired.status !== 'none')));
+  const decidingNow = state.events.filter((e) => e.at <= now && isDecidable(e, desired));
   const upcoming = desired.upcoming;
   // The event a failure is pinned on: the newest due event, else the one that set employment.
   const cause = decidingNow.at(-1)?.eventId ?? folded.employmentEventId ?? upcoming?.eventId ?? state.events.at(-1)?.eventId ?? 'unknown';
@@ -553,7 +563,8 @@ export interface SimulatedPerson {
 
 /** Applies a decision as if every effect succeeded (used by explain and by simulations). */
 export function simulateEffects(sim: SimulatedPerson, decision: Decision, policy: PolicySnapshot): void {
-  let seq = sim.holdings.holdings.length;
+  // Fresh ids, never one already held: a later revoke must remove exactly its own grant.
+  let seq = Math.max(0, ...sim.holdings.holdings.map((h) => Number(/^sim-(\d+)$/.exec(h.grantId)?.[1] ?? 0)));
   for (const effect of decision.effects) {
     if (effect.kind === 'provision') {
       for (const item of effect.items) {

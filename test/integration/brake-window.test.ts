@@ -6,15 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import { and, count, eq, inArray } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
-import { createMetricsRegistry } from '../../api/metrics.js';
 import { importCsv } from '../../services/csv-import.js';
 import { brakeOutlook, discardBatch, releaseBatch, submitFeed } from '../../services/feeds.js';
 import type { NewHrEvent } from '../../db/inbox.js';
 import { alerts, hrBatches, hrEvents, identities } from '../../db/schema.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
+import { buildTestApp, newWebhookSecret, postHrEvent } from '../support/api.js';
 import { testConfig } from '../support/config.js';
 import { testEnv, uniqueName } from '../support/env.js';
 import { ageOutOfWindow, startWindowAfresh } from '../support/brake-window.js';
@@ -23,7 +21,7 @@ const run = randomBytes(3).toString('hex').toUpperCase();
 let serial = 0;
 /** Upper case: the canonical form (domain/employee-id.ts) the identities table holds. */
 const newEmployeeId = (label: string) => `W${run}-${label.toUpperCase()}-${++serial}`;
-const secret = `whsec_${randomBytes(32).toString('base64')}`;
+const secret = newWebhookSecret();
 /** More than 10 terminations within 15 minutes trips the brake; the share test is off. */
 const MAX_TERMINATIONS = 10;
 
@@ -32,16 +30,7 @@ let app: FastifyInstance;
 
 beforeAll(async () => {
   engine = await startTestEngine({ config: testConfig(testEnv.ldap, { brake: { maxTerminations: MAX_TERMINATIONS, maxShare: 0, window: '15m' } }) });
-  app = await buildApp({
-    db: engine.db,
-    hrEventQueue: engine.queue,
-    webhookSecrets: [secret],
-    config: engine.config,
-    publicUrl: 'https://jml.test',
-    health: { redis: async () => {}, temporal: async () => {} },
-    logger: false,
-    metrics: createMetricsRegistry({ defaultMetrics: false }),
-  });
+  app = await buildTestApp(engine, { secret, publicUrl: 'https://jml.test' });
 });
 
 afterAll(async () => {
@@ -64,15 +53,7 @@ function csv(rows: Array<[employeeId: string, status: 'Active' | 'Inactive']>): 
 }
 
 async function postWebhook(body: unknown): Promise<{ id: string; status: string }> {
-  const payload = JSON.stringify(body);
-  const id = uniqueName('msg');
-  const at = new Date();
-  const response = await app.inject({
-    method: 'POST',
-    url: '/api/v1/hr/events',
-    payload,
-    headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': new Webhook(secret).sign(id, at, payload) },
-  });
+  const { response } = await postHrEvent(app, secret, body);
   expect(response.statusCode).toBe(202);
   return response.json() as { id: string; status: string };
 }

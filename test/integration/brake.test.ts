@@ -7,17 +7,15 @@
 import { randomBytes } from 'node:crypto';
 import { and, count, eq, inArray } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
 import { createApiToken } from '../../api/auth.js';
-import { createMetricsRegistry } from '../../api/metrics.js';
 import { BatchStateError, discardBatch, releaseBatch, submitFeed, type FeedDeps } from '../../services/feeds.js';
 import type { NewHrEvent } from '../../db/inbox.js';
 import { alerts, auditLog, hrBatches, hrEvents, identities } from '../../db/schema.js';
 import type { BrakeConfig } from '../../domain/config.js';
 import type { HrEventType } from '../../domain/types.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
+import { buildTestApp, newWebhookSecret, postHrEvent } from '../support/api.js';
 import { testConfig } from '../support/config.js';
 import { testEnv, uniqueName } from '../support/env.js';
 import { startWindowAfresh } from '../support/brake-window.js';
@@ -26,7 +24,7 @@ const run = randomBytes(3).toString('hex');
 let serial = 0;
 const emp = (label: string) => `B${run}-${label}-${++serial}`;
 const ACTIVE = 50;
-const secret = `whsec_${randomBytes(32).toString('base64')}`;
+const secret = newWebhookSecret();
 
 let engine: TestEngine;
 let app: FastifyInstance;
@@ -58,16 +56,7 @@ beforeAll(async () => {
   // Active identities are the base of the share. The feeds below terminate other, unknown
   // people, so this base stays put whatever the lifecycle does with those terminations.
   await engine.db.insert(identities).values(Array.from({ length: ACTIVE }, (_, i) => ({ employeeId: emp(`active${i}`), status: 'active', attributes: { givenName: 'A', familyName: String(i) } })));
-  app = await buildApp({
-    db: engine.db,
-    hrEventQueue: engine.queue,
-    webhookSecrets: [secret],
-    config: engine.config,
-    publicUrl: 'https://jml.test',
-    health: { redis: async () => {}, temporal: async () => {} },
-    logger: false,
-    metrics: createMetricsRegistry({ defaultMetrics: false }),
-  });
+  app = await buildTestApp(engine, { secret, publicUrl: 'https://jml.test' });
   ({ token: adminToken } = await createApiToken(engine.db, { name: 'brake-admin', scopes: ['admin'] }));
   ({ token: writerToken } = await createApiToken(engine.db, { name: 'brake-writer', scopes: ['events:write'] }));
   ({ token: readerToken } = await createApiToken(engine.db, { name: 'brake-reader', scopes: ['identities:read'] }));
@@ -172,18 +161,7 @@ describe('submitFeed and the brake', () => {
 });
 
 describe('webhook bursts', () => {
-  function post(body: unknown) {
-    const payload = JSON.stringify(body);
-    const id = uniqueName('msg');
-    const at = new Date();
-    const headers = {
-      'content-type': 'application/json',
-      'webhook-id': id,
-      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-      'webhook-signature': new Webhook(secret).sign(id, at, payload),
-    };
-    return app.inject({ method: 'POST', url: '/api/v1/hr/events', payload, headers });
-  }
+  const post = async (body: unknown) => (await postHrEvent(app, secret, body)).response;
 
   it('holds the termination that crosses the threshold within the window and every later one, with one alert', async () => {
     // 5% of 50 active is 2.5, and the share applies from the 5th termination: 4 go through.

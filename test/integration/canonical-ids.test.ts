@@ -4,33 +4,21 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { eq, sql } from 'drizzle-orm';
-import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
 import { createApiToken } from '../../api/auth.js';
-import { createMetricsRegistry } from '../../api/metrics.js';
 import { hrEvents, identities } from '../../db/schema.js';
+import { buildTestApp, newWebhookSecret, postHrEvent } from '../support/api.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
 import { uniqueName } from '../support/env.js';
 
-const secret = `whsec_${randomBytes(32).toString('base64')}`;
+const secret = newWebhookSecret();
 let engine: TestEngine;
 let app: FastifyInstance;
 let token: string;
 
 beforeAll(async () => {
   engine = await startTestEngine();
-  app = await buildApp({
-    db: engine.db,
-    hrEventQueue: engine.queue,
-    webhookSecrets: [secret],
-    config: engine.config,
-    publicUrl: 'http://jml.test',
-    logger: false,
-    metrics: createMetricsRegistry({ defaultMetrics: false }),
-    // Test double: the health probes are not what this file looks at.
-    health: { redis: async () => {}, temporal: async () => {} },
-  });
+  app = await buildTestApp(engine, { secret });
   ({ token } = await createApiToken(engine.db, { name: uniqueName('canonical'), scopes: ['identities:read', 'events:write'] }));
 });
 
@@ -40,20 +28,7 @@ afterAll(async () => {
 });
 
 async function send(body: object): Promise<string> {
-  const payload = JSON.stringify(body);
-  const id = `msg_${randomBytes(12).toString('hex')}`;
-  const now = new Date();
-  const response = await app.inject({
-    method: 'POST',
-    url: '/api/v1/hr/events',
-    payload,
-    headers: {
-      'content-type': 'application/json',
-      'webhook-id': id,
-      'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-      'webhook-signature': new Webhook(secret).sign(id, now, payload),
-    },
-  });
+  const { id, response } = await postHrEvent(app, secret, body);
   expect(response.statusCode).toBe(202);
   return id;
 }

@@ -1,33 +1,24 @@
 // The first complete path: a signed HR hire posted to the real API becomes an OpenLDAP
 // account with its birthright groups in memberOf, and the API shows an auto-approved
 // request beside active, verified grants.
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Client as LdapClient } from 'ldapts';
-import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
 import { createApiToken } from '../../api/auth.js';
-import { createMetricsRegistry } from '../../api/metrics.js';
+import { buildTestApp, newWebhookSecret, signedWebhook } from '../support/api.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
 import { testEnv, uniqueEmployeeId, uniqueName } from '../support/env.js';
 import { saveHistory } from '../support/histories.js';
 
-const secret = `whsec_${randomBytes(32).toString('base64')}`;
+const secret = newWebhookSecret();
 let engine: TestEngine;
 let app: FastifyInstance;
 let token: string;
 
 beforeAll(async () => {
   engine = await startTestEngine();
-  app = await buildApp({
-    db: engine.db,
-    hrEventQueue: engine.queue,
-    webhookSecrets: [secret],
-    config: engine.config,
-    publicUrl: 'http://jml.test',
-    logger: false,
-    metrics: createMetricsRegistry({ defaultMetrics: false }),
+  app = await buildTestApp(engine, {
+    secret,
     health: {
       redis: async () => {
         await engine.queue.getWaitingCount();
@@ -44,26 +35,10 @@ afterAll(async () => {
   await engine?.stop();
 });
 
-function signed(body: object) {
-  const payload = JSON.stringify(body);
-  const id = `msg_${randomBytes(12).toString('hex')}`;
-  const now = new Date();
-  return {
-    id,
-    payload,
-    headers: {
-      'content-type': 'application/json',
-      'webhook-id': id,
-      'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-      'webhook-signature': new Webhook(secret).sign(id, now, payload),
-    },
-  };
-}
-
 describe('hire through the API', () => {
   it('ends with an LDAP account in the birthright groups and verified grants visible in the API', async () => {
     const employeeId = uniqueEmployeeId();
-    const event = signed({
+    const event = signedWebhook(secret, {
       type: 'hire',
       employeeId,
       attributes: { givenName: 'Ada', familyName: 'Lovelace', email: 'ada@example.com', department: 'Engineering', title: 'Engineer', location: 'London', employmentType: 'employee', managerId: 'E0001' },

@@ -6,12 +6,11 @@ import { and, eq, inArray } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { Client as LdapClient } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
 import { createApiToken } from '../../api/auth.js';
-import { createMetricsRegistry } from '../../api/metrics.js';
 import { getHrEvent } from '../../db/inbox.js';
 import { alerts, grants, identities } from '../../db/schema.js';
 import { testConfig } from '../support/config.js';
+import { buildTestApp } from '../support/api.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
 import { testEnv, uniqueEmployeeId, uniqueName } from '../support/env.js';
 import { saveHistory } from '../support/histories.js';
@@ -88,6 +87,7 @@ describe('future starters who never start', () => {
     expect(await directory(employeeId)).toEqual({ exists: false });
     expect(await liveGrants(employeeId)).toEqual([]);
     expect((await person(employeeId))?.status).toBe('rescinded');
+    await saveHistory(engine.client, `lifecycle:${employeeId}`, 'rescinded-before-start');
   });
 
   it('a hire terminated before the start (SCIM active:false for a pre-hire) gives no account, in either delivery order', async () => {
@@ -203,18 +203,7 @@ describe('a failed step never ends the person', () => {
       ],
     });
     broken = await startTestEngine({ config });
-    app = await buildApp({
-      db: broken.db,
-      hrEventQueue: broken.queue,
-      webhookSecrets: [],
-      config,
-      temporal: broken.client,
-      taskQueue: broken.taskQueue,
-      publicUrl: 'http://jml.test',
-      logger: false,
-      metrics: createMetricsRegistry({ defaultMetrics: false }),
-      health: { redis: async () => undefined, temporal: async () => undefined },
-    });
+    app = await buildTestApp(broken);
     ({ token } = await createApiToken(broken.db, { name: uniqueName('ops'), scopes: ['alerts:write'] }));
   });
   afterAll(async () => {
@@ -254,6 +243,7 @@ describe('a failed step never ends the person', () => {
     expect((await settled(await broken.submit({ type: 'terminate', employeeId }), broken)).status).toBe('applied');
     expect(await liveGrants(employeeId, broken)).toEqual([]);
     expect(await directory(employeeId)).toEqual({ exists: true, enabled: false, groups: [] });
+    await saveHistory(broken.client, `lifecycle:${employeeId}`, 'failed-retried-leaver');
   });
 
   it('an account that vanished before the start fails the start with an alert; the terminate still applies', async () => {

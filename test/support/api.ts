@@ -1,0 +1,55 @@
+// The real Fastify app over a test engine, and HR webhooks signed as Standard Webhooks
+// specifies: what every test that goes through the HTTP API shares.
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { Webhook } from 'standardwebhooks';
+import { buildApp, type ApiDeps } from '../../api/app.js';
+import { createMetricsRegistry } from '../../api/metrics.js';
+import type { TestEngine } from './engine.js';
+
+export function newWebhookSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64')}`;
+}
+
+/** The app over `engine`, with its Temporal client and task queue, quiet logs and its own metrics. */
+export function buildTestApp(engine: TestEngine, options: { secret?: string } & Partial<ApiDeps> = {}): Promise<FastifyInstance> {
+  const { secret, ...overrides } = options;
+  return buildApp({
+    db: engine.db,
+    hrEventQueue: engine.queue,
+    webhookSecrets: secret ? [secret] : [],
+    config: engine.config,
+    temporal: engine.client,
+    taskQueue: engine.taskQueue,
+    publicUrl: 'http://jml.test',
+    logger: false,
+    metrics: createMetricsRegistry({ defaultMetrics: false }),
+    // Test double: the health probes are not what these tests look at.
+    health: { redis: async () => {}, temporal: async () => {} },
+    ...overrides,
+  });
+}
+
+/** A webhook request body and headers, signed over the exact bytes sent. */
+export function signedWebhook(secret: string, body: unknown, options: { id?: string; at?: Date } = {}) {
+  const payload = typeof body === 'string' ? body : JSON.stringify(body);
+  const id = options.id ?? `msg_${randomBytes(12).toString('hex')}`;
+  const at = options.at ?? new Date();
+  return {
+    id,
+    payload,
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': id,
+      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+      'webhook-signature': new Webhook(secret).sign(id, at, payload),
+    },
+  };
+}
+
+/** Posts a signed HR event to the webhook; returns the webhook id and the response. */
+export async function postHrEvent(app: FastifyInstance, secret: string, body: unknown, options: { id?: string; at?: Date } = {}) {
+  const request = signedWebhook(secret, body, options);
+  const response = await app.inject({ method: 'POST', url: '/api/v1/hr/events', payload: request.payload, headers: request.headers });
+  return { id: request.id, response };
+}
