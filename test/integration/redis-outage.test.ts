@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getHrEvent } from '../../db/inbox.js';
 import { grants, identities } from '../../db/schema.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
-import { uniqueName } from '../support/env.js';
+import { uniqueEmployeeId } from '../support/env.js';
 
 /** A private redis-server, so stopping it disturbs no other test file. */
 function startRedis(port: number): Promise<ChildProcess> {
@@ -46,7 +46,7 @@ afterAll(async () => {
 describe('Redis outage', () => {
   it('keeps an event accepted while Redis is down and processes it when Redis returns', async () => {
     await stopRedis(redis);
-    const employeeId = uniqueName('E');
+    const employeeId = uniqueEmployeeId();
     const eventId = await engine.submit({ type: 'hire', employeeId, attributes: { givenName: 'Katherine', familyName: 'Johnson', department: 'Engineering' } });
     expect((await getHrEvent(engine.db, eventId))?.status).toBe('received');
 
