@@ -34,6 +34,7 @@ import { Webhook } from 'standardwebhooks';
 import YAML from 'yaml';
 import { startSlapd, type SlapdServer } from '../scripts/slapd.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/temporal-server.js';
+import { canonicalEmployeeId } from '../domain/employee-id.js';
 import { readEnv } from '../services/env.js';
 import { createLogger } from '../services/logger.js';
 import { startRuntime, type Runtime } from '../worker/runtime.js';
@@ -61,7 +62,8 @@ for (const [name, value] of Object.entries({ rate, duration, wait: waitSeconds }
 const people = Math.max(1, Math.round(rate * duration));
 
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
-const employeePrefix = `LC${runId}-`;
+// Canonical (upper case), as the webhook stores it, so the progress queries find them.
+const employeePrefix = canonicalEmployeeId(`LC${runId}-`);
 const employeeId = (i: number) => `${employeePrefix}${String(i).padStart(5, '0')}`;
 /** Engineering employee: directory-account, all-staff, employees, engineering. */
 const EXPECTED_GRANTS = 4;

@@ -12,6 +12,7 @@ import {
   defineSignal,
   log,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -55,6 +56,13 @@ const db = proxyActivities<Activities>({
   retry: { initialInterval: '1s', maximumInterval: '1m', backoffCoefficient: 2 },
 });
 
+// Reads the workflow decides with (the policy, what the person holds, the person rebuilt):
+// local activities, so a decision costs no extra round trips through the server.
+const read = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '1m', backoffCoefficient: 2 },
+});
+
 function failureMessage(err: unknown): string {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   return cause instanceof Error ? cause.message : String(cause);
@@ -85,24 +93,27 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
 
   // A run without carried state (the first, or one after a run ended) rebuilds the person
   // from the database: never from nothing, so nothing HR said is forgotten.
-  const person: LifecycleState = state ?? (await db.loadLifecycleState(input.employeeId));
+  const [person, firstPolicy] = await Promise.all([state ? Promise.resolve(state) : read.loadLifecycleState(input.employeeId), read.getPolicy()]);
   state = person;
   for (const item of early.splice(0)) {
     if (item.kind === 'event') receive(person, item.event);
     else requestRetry(person, item.eventId);
   }
   const employeeId = person.employeeId;
-  let policy = await db.getPolicy();
+  let policy: PolicySnapshot | undefined = firstPolicy;
 
   for (;;) {
-    const wakeAt = nextWakeAt(person, Date.now(), policy);
+    // The policy read last decides when to wake; a fresh one decides what to do.
+    const wakeAt = nextWakeAt(person, Date.now(), policy ?? (await read.getPolicy()));
     if (wakeAt === undefined) await condition(() => person.dirty);
     else if (wakeAt > Date.now()) await condition(() => person.dirty, wakeAt - Date.now());
 
-    policy = await db.getPolicy();
-    const held = person.applied.identityId ? await db.listHoldings(person.applied.identityId) : { holdings: [], requestedEntitlements: [] };
+    const identityId = person.applied.identityId;
+    const [fresh, held] = await Promise.all([policy ? Promise.resolve(policy) : read.getPolicy(), identityId ? read.listHoldings(identityId) : Promise.resolve({ holdings: [], requestedEntitlements: [] })]);
+    policy = fresh;
     const decision = decide(person, Date.now(), policy, held);
     for (const effect of decision.effects) await execute(effect);
+    policy = undefined; // read again at the next decision: the config may have changed
 
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength > (input.historyLimit ?? HISTORY_LIMIT)) {
@@ -131,6 +142,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
   }
 
   async function run(effect: Effect): Promise<{ identityId?: string } | undefined> {
+    if (!policy) throw new Error('a decision runs with a policy');
     const connector = connectorActivities(policy);
     switch (effect.kind) {
       case 'saveIdentity': {
@@ -147,7 +159,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
       }
       case 'provision': {
         const planned = await db.createBirthrightRequests({ identityId: person.applied.identityId as string, eventId: effect.eventId, items: effect.items });
-        const failed = await provisionAll(planned, policy, { employeeId, enabled: effect.enabled, reenable: effect.reenable });
+        const failed = await provisionAll(planned, connector, { employeeId, enabled: effect.enabled, reenable: effect.reenable });
         // A grant that had failed before and fails again while this event passes by is not
         // this event's failure: the grant stays failed with its own alert.
         const fresh = failed.filter((id) => effect.retryRequested || !effect.retried.includes(id));
@@ -155,7 +167,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
         return undefined;
       }
       case 'revoke': {
-        const failed = await revokeAll(effect.holdings, effect.reason, policy);
+        const failed = await revokeAll(effect.holdings, effect.reason, connector);
         if (failed.length) throw new GrantsFailed(`${failed.join(', ')} could not be revoked`);
         return undefined;
       }
@@ -182,7 +194,9 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
  * Accounts first (a group needs a member to add), then every group of that target at once.
  * A group whose account failed fails with it. Returns the entitlements that failed.
  */
-async function provisionAll(planned: PlannedGrant[], policy: PolicySnapshot, options: { employeeId: string; enabled: boolean; reenable: boolean }): Promise<string[]> {
+type ConnectorActivities = ReturnType<typeof connectorActivities>;
+
+async function provisionAll(planned: PlannedGrant[], connector: ConnectorActivities, options: { employeeId: string; enabled: boolean; reenable: boolean }): Promise<string[]> {
   const targets = [...new Set(planned.map((g) => g.target))];
   const failed: string[] = [];
   await Promise.all(
@@ -190,7 +204,7 @@ async function provisionAll(planned: PlannedGrant[], policy: PolicySnapshot, opt
       const onTarget = planned.filter((g) => g.target === target);
       const accounts = onTarget.filter((g) => g.kind === 'account');
       const rest = onTarget.filter((g) => g.kind !== 'account');
-      const accountOk = (await Promise.all(accounts.map((g) => provisionGrant(g, policy, options)))).every(Boolean);
+      const accountOk = (await Promise.all(accounts.map((g) => provisionGrant(g, connector, options)))).every(Boolean);
       if (!accountOk) {
         failed.push(...accounts.map((g) => g.entitlementId));
         for (const g of rest) {
@@ -199,7 +213,7 @@ async function provisionAll(planned: PlannedGrant[], policy: PolicySnapshot, opt
         }
         return;
       }
-      const results = await Promise.all(rest.map((g) => provisionGrant(g, policy, options)));
+      const results = await Promise.all(rest.map((g) => provisionGrant(g, connector, options)));
       rest.forEach((g, i) => results[i] || failed.push(g.entitlementId));
     }),
   );
@@ -207,9 +221,8 @@ async function provisionAll(planned: PlannedGrant[], policy: PolicySnapshot, opt
 }
 
 /** pending -> provisioning -> (read back) -> active; or failed with an alert. */
-async function provisionGrant(grant: PlannedGrant, policy: PolicySnapshot, options: { employeeId: string; enabled: boolean; reenable: boolean }): Promise<boolean> {
+async function provisionGrant(grant: PlannedGrant, connector: ConnectorActivities, options: { employeeId: string; enabled: boolean; reenable: boolean }): Promise<boolean> {
   if (grant.grantStatus === 'active') return true;
-  const connector = connectorActivities(policy);
   try {
     await connector.provisionGrant(grant.grantId, { enabled: options.enabled });
     // A returning person's account still carries the leaver's lock: lift it before the read-back.
@@ -225,16 +238,15 @@ async function provisionGrant(grant: PlannedGrant, policy: PolicySnapshot, optio
 }
 
 /** Accounts are disabled first (the person is locked out at once), then groups go. Returns what failed. */
-async function revokeAll(holdings: Holding[], reason: Parameters<Activities['revokeGrant']>[1], policy: PolicySnapshot): Promise<string[]> {
+async function revokeAll(holdings: Holding[], reason: Parameters<Activities['revokeGrant']>[1], connector: ConnectorActivities): Promise<string[]> {
   const accounts = holdings.filter((h) => h.kind === 'account');
   const rest = holdings.filter((h) => h.kind !== 'account');
-  const results = [...(await Promise.all(accounts.map((h) => revokeGrant(h, reason, policy)))), ...(await Promise.all(rest.map((h) => revokeGrant(h, reason, policy))))];
+  const results = [...(await Promise.all(accounts.map((h) => revokeGrant(h, reason, connector)))), ...(await Promise.all(rest.map((h) => revokeGrant(h, reason, connector))))];
   return [...accounts, ...rest].filter((_, i) => !results[i]).map((h) => h.entitlementId).sort();
 }
 
-async function revokeGrant(holding: Holding, reason: Parameters<Activities['revokeGrant']>[1], policy: PolicySnapshot): Promise<boolean> {
+async function revokeGrant(holding: Holding, reason: Parameters<Activities['revokeGrant']>[1], connector: ConnectorActivities): Promise<boolean> {
   if (holding.grantStatus === 'revoked') return true;
-  const connector = connectorActivities(policy);
   try {
     await connector.revokeGrant(holding.grantId, reason);
     await connector.verifyRevoked(holding.grantId);

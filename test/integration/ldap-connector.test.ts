@@ -223,8 +223,8 @@ describe('LDAP connector: groups', () => {
     const elsewhere = `cn=${uniqueName('elsewhere')},${ldap.baseDN}`;
     await c.ensureAccount({ employeeId: emp, attributes: {}, enabled: true });
     for (const ref of [name, elsewhere, ldap.groupsDN, ldap.usersDN, '']) {
-      for (const attempt of [c.addToGroup(emp, ref), c.removeFromGroup(emp, ref), c.isGroupMember(emp, ref), c.listGroupMembers(ref)]) {
-        expect(await caught(attempt)).toMatchObject({ retryable: false, code: 'INVALID_REF' });
+      for (const attempt of [() => c.addToGroup(emp, ref), () => c.removeFromGroup(emp, ref), () => c.isGroupMember(emp, ref), () => c.listGroupMembers(ref)]) {
+        expect(await caught(attempt())).toMatchObject({ retryable: false, code: 'INVALID_REF' });
       }
     }
     expect(await entry(groupDn(name))).toBeNull(); // not guessed at as cn=<name>,<groupsDN>
@@ -330,16 +330,17 @@ describe('LDAP connector: adopting only the person\'s own entry', () => {
   async function refusedEverywhere(c: Connector, emp: string, dn: string): Promise<void> {
     const before = await entry(dn, ['pwdAccountLockedTime']);
     const group = groupDn(uniqueName('theirs'));
+    // One at a time: a call started early could reject before anything awaits it.
     for (const attempt of [
-      c.ensureAccount({ employeeId: emp, attributes: { title: 'Mine' }, enabled: false }),
-      c.readAccount(emp),
-      c.setAccountEnabled(emp, false),
-      c.addToGroup(emp, group),
-      c.removeFromGroup(emp, group),
-      c.isGroupMember(emp, group),
-      c.deleteAccount(emp),
+      () => c.ensureAccount({ employeeId: emp, attributes: { title: 'Mine' }, enabled: false }),
+      () => c.readAccount(emp),
+      () => c.setAccountEnabled(emp, false),
+      () => c.addToGroup(emp, group),
+      () => c.removeFromGroup(emp, group),
+      () => c.isGroupMember(emp, group),
+      () => c.deleteAccount(emp),
     ]) {
-      expect(await caught(attempt)).toMatchObject({ retryable: false, code: 'FOREIGN_ACCOUNT' });
+      expect(await caught(attempt())).toMatchObject({ retryable: false, code: 'FOREIGN_ACCOUNT' });
     }
     expect(await entry(dn, ['pwdAccountLockedTime'])).toEqual(before);
     expect(await entry(group)).toBeNull();
@@ -386,8 +387,8 @@ describe('LDAP connector: adopting only the person\'s own entry', () => {
     const twice = id();
     await planted(`uid=${twice},${ldap.usersDN}`, { uid: twice });
     await planted(`uid=${twice},${ldap.disabledDN}`, { uid: twice });
-    for (const attempt of [c.ensureAccount({ employeeId: twice, attributes: {}, enabled: true }), c.readAccount(twice), c.setAccountEnabled(twice, true), c.deleteAccount(twice)]) {
-      expect(await caught(attempt)).toMatchObject({ retryable: false, code: 'AMBIGUOUS_ACCOUNT' });
+    for (const attempt of [() => c.ensureAccount({ employeeId: twice, attributes: {}, enabled: true }), () => c.readAccount(twice), () => c.setAccountEnabled(twice, true), () => c.deleteAccount(twice)]) {
+      expect(await caught(attempt())).toMatchObject({ retryable: false, code: 'AMBIGUOUS_ACCOUNT' });
     }
     expect(await entry(`uid=${twice},${ldap.usersDN}`)).not.toBeNull();
     expect(await entry(`uid=${twice},${ldap.disabledDN}`)).not.toBeNull();
