@@ -1,13 +1,12 @@
 // Activities around HR events and the lifecycle's own state: where each event ended up
 // (applied, ignored with why, failed with an alert), and the person rebuilt from the
 // database when a workflow run starts without carried state.
-import { and, desc, eq, inArray, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray } from 'drizzle-orm';
 import { hrEventSignalOf, setHrEventStatus } from '../db/inbox.js';
-import { alerts, hrEvents, identities } from '../db/schema.js';
-import { writeAudit } from '../db/audit.js';
+import { hrEvents, identities } from '../db/schema.js';
 import { compareEvents, initialState, type KnownEvent, type LifecycleState } from '../domain/lifecycle.js';
 import type { HrEventStatus, IdentityAttributes, IdentityStatus } from '../domain/types.js';
-import { raiseAlert } from '../services/alerts.js';
+import { raiseAlert, resolveAlerts } from '../services/alerts.js';
 import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
 
 /** Events handed to a workflow before, newest first; enough to rebuild any real person. */
@@ -21,15 +20,7 @@ export function createEventActivities({ db }: ActivityDeps) {
     async setEventStatus(eventId: string, status: HrEventStatus, reason: string | null): Promise<void> {
       await setHrEventStatus(db, eventId, status, reason, ENGINE_ACTOR, {
         alongside: async (tx) => {
-          if (status !== 'applied' && status !== 'ignored') return;
-          const resolved = await tx
-            .update(alerts)
-            .set({ status: 'resolved', resolvedAt: new Date() })
-            .where(and(eq(alerts.dedupeKey, eventFailedKey(eventId)), sql`${alerts.status} <> 'resolved'`))
-            .returning({ id: alerts.id });
-          for (const { id } of resolved) {
-            await writeAudit(tx, { actor: ENGINE_ACTOR, action: 'alert.resolved', subjectType: 'alert', subjectId: id, after: { status: 'resolved', because: `event ${status}` }, correlationId: eventId });
-          }
+          if (status === 'applied' || status === 'ignored') await resolveAlerts(tx, [eventFailedKey(eventId)], `event ${status}`, eventId);
         },
       });
     },

@@ -9,7 +9,7 @@ import { accessRequests, entitlements, grants, identities } from '../db/schema.j
 import { canMoveGrant } from '../domain/grant-status.js';
 import type { RevokeReason } from '../domain/lifecycle.js';
 import type { EntitlementKind, GrantStatus, IdentityAttributes } from '../domain/types.js';
-import { raiseAlert } from '../services/alerts.js';
+import { raiseAlert, resolveAlerts } from '../services/alerts.js';
 import { ConnectorError, type Connector } from './connectors/types.js';
 import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
 
@@ -226,7 +226,11 @@ export function createGrantActivities(deps: ActivityDeps) {
       }
       if (missing) throw ApplicationFailure.create({ message: `read-back did not find ${missing} for ${employeeId}`, type: NOT_VERIFIED });
       const verifiedAt = new Date();
-      await db.transaction((tx) => moveGrant(tx, grantId, 'active', { verifiedAt, lastError: null }, 'grant.active'));
+      await db.transaction(async (tx) => {
+        await moveGrant(tx, grantId, 'active', { verifiedAt, lastError: null }, 'grant.active');
+        // A grant that failed before and is proven now: its alert's cause is gone.
+        await resolveAlerts(tx, [`grant_failed:${grantId}`], 'grant active, verified by read-back', grantId);
+      });
       return { verifiedAt: verifiedAt.toISOString() };
     },
 
@@ -269,7 +273,10 @@ export function createGrantActivities(deps: ActivityDeps) {
         throw toActivityFailure(err);
       }
       if (remaining) throw ApplicationFailure.create({ message: `read-back still finds ${remaining} for ${employeeId}`, type: NOT_VERIFIED });
-      await db.transaction((tx) => moveGrant(tx, grantId, 'revoked', { revokedAt: new Date(), lastError: null }, 'grant.revoked'));
+      await db.transaction(async (tx) => {
+        await moveGrant(tx, grantId, 'revoked', { revokedAt: new Date(), lastError: null }, 'grant.revoked');
+        await resolveAlerts(tx, [`revoke_failed:${grantId}`, `grant_failed:${grantId}`], 'grant revoked, verified by read-back', grantId);
+      });
     },
 
     /**

@@ -82,13 +82,24 @@ const lifecycle = z
   })
   .default({ preProvisionLead: 0, preProvisionDisabled: true, moverGracePeriod: 0, deleteAfter: 30 * 86_400_000, grantSla: 15 * 60_000 });
 
+/**
+ * Connector calls retry `maximumAttempts` times from `initialInterval` to `maximumInterval`.
+ * When that budget is spent the step fails with an alert, and the whole step is tried again
+ * on `afterFailure`'s backoff until it succeeds: a directory outage never leaves a leaver
+ * with access, nor a joiner without it, for good.
+ */
+const afterFailure = z
+  .object({ initialInterval: duration.default(30_000), maximumInterval: duration.default(15 * 60_000) })
+  .default({ initialInterval: 30_000, maximumInterval: 15 * 60_000 });
+
 const retries = z
   .object({
     initialInterval: duration.default(1_000),
     maximumInterval: duration.default(60_000),
     maximumAttempts: z.number().int().min(1).max(100).default(8),
+    afterFailure,
   })
-  .default({ initialInterval: 1_000, maximumInterval: 60_000, maximumAttempts: 8 });
+  .default({ initialInterval: 1_000, maximumInterval: 60_000, maximumAttempts: 8, afterFailure: { initialInterval: 30_000, maximumInterval: 15 * 60_000 } });
 
 /** The mass-leaver brake: a feed that would terminate more than this is held. */
 const brake = z

@@ -92,10 +92,14 @@ export interface LifecycleState {
   /** Something arrived (an event, a retry) that the next decision must look at now. */
   dirty: boolean;
   /**
-   * An effect failed for good: what is overdue waits for the next event or an operator's
-   * retry instead of being retried in a tight loop (the failure has raised an alert).
+   * An effect failed for good (its alert is raised): what is overdue is not retried in a
+   * tight loop, but at `retryAt`, on a capped backoff, or at the next event or an
+   * operator's retry, whichever comes first.
    */
   stalled?: boolean;
+  retryAt?: number;
+  /** Consecutive decisions that failed, for the backoff; 0 after one that succeeds. */
+  failures?: number;
   /** Events an operator asked to retry, until the next decision. */
   retrying?: string[];
 }
@@ -326,7 +330,8 @@ export function nextWakeAt(state: LifecycleState, now: number, policy: PolicySna
   if (desired.status === 'terminated' && terminatedAt !== undefined && state.applied.erasedFor !== terminatedAt && state.applied.status !== 'none') {
     times.push(terminatedAt + policy.lifecycle.deleteAfter);
   }
-  const wakes = times.filter((t) => Number.isFinite(t) && !(state.stalled && t <= now));
+  if (state.stalled && state.retryAt !== undefined) times.push(state.retryAt);
+  const wakes = times.filter((t) => Number.isFinite(t) && !(state.stalled && t <= now && t !== state.retryAt));
   return wakes.length ? Math.max(now, Math.min(...wakes)) : undefined;
 }
 
@@ -395,6 +400,14 @@ function outcomeOf(state: LifecycleState, e: KnownEvent, desired: Desired, folde
  */
 export function decide(state: LifecycleState, now: number, policy: PolicySnapshot, held: Holdings): Decision {
   state.dirty = false;
+  // The retry of a failed decision is due: decide the failed events afresh (they end
+  // applied, or failed again with the backoff doubled).
+  const retryDue = state.retryAt !== undefined && now >= state.retryAt;
+  if (retryDue) {
+    for (const e of state.events) if (e.outcome?.status === 'failed') delete e.outcome;
+    delete state.stalled;
+    delete state.retryAt;
+  }
   const retrying = new Set(state.retrying ?? []);
   delete state.retrying;
   const desired = desiredAt(state, now, policy);
@@ -445,7 +458,7 @@ export function decide(state: LifecycleState, now: number, policy: PolicySnapsho
         reenable: desired.enabled && wasTerminal,
         eventId: cause,
         retried: diff.add.filter((d) => failedBefore.has(d.entitlementId)).map((d) => d.entitlementId),
-        retryRequested: retrying.has(cause),
+        retryRequested: retrying.has(cause) || retryDue,
       });
     }
     // Accounts already there but in the wrong state: the start date, a leave, its end.
@@ -532,6 +545,25 @@ export function recordFailure(state: LifecycleState, eventId: string, error: str
   const event = state.events.find((e) => e.eventId === eventId);
   if (event) event.outcome = { status: 'failed', reason: error };
   state.stalled = true;
+}
+
+/**
+ * A decision that had failures is tried again on a capped exponential backoff: the whole
+ * decision, so whatever did not converge (a lock, a revocation, a grant) is done again.
+ * Called once per decision by the workflow, after its effects ran.
+ */
+export function scheduleRetry(state: LifecycleState, now: number, policy: PolicySnapshot, failed: boolean): void {
+  if (!failed) {
+    delete state.failures;
+    delete state.retryAt;
+    delete state.stalled;
+    return;
+  }
+  const { initialInterval, maximumInterval } = policy.retries.afterFailure;
+  const failures = (state.failures ?? 0) + 1;
+  state.failures = failures;
+  state.stalled = true;
+  state.retryAt = now + Math.min(maximumInterval, initialInterval * 2 ** Math.min(failures - 1, 30));
 }
 
 // --- keeping the state small ------------------------------------------------------------

@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { and, inArray, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import { writeAudit } from '../db/audit.js';
 import { alerts } from '../db/schema.js';
@@ -29,4 +29,18 @@ export async function raiseAlert(tx: Tx, alert: NewAlert, correlationId?: string
   if (!row) return null;
   await writeAudit(tx, { actor: ENGINE_ACTOR, action: 'alert.raised', subjectType: 'alert', subjectId: row.id, after: alert, correlationId });
   return row.id;
+}
+
+/** Resolves the open alerts with these dedupe keys because their cause is gone, audited in the caller's transaction. */
+export async function resolveAlerts(tx: Tx, dedupeKeys: string[], because: string, correlationId?: string): Promise<number> {
+  if (dedupeKeys.length === 0) return 0;
+  const resolved = await tx
+    .update(alerts)
+    .set({ status: 'resolved', resolvedAt: new Date() })
+    .where(and(inArray(alerts.dedupeKey, dedupeKeys), sql`${alerts.status} <> 'resolved'`))
+    .returning({ id: alerts.id });
+  for (const { id } of resolved) {
+    await writeAudit(tx, { actor: ENGINE_ACTOR, action: 'alert.resolved', subjectType: 'alert', subjectId: id, after: { status: 'resolved', because }, correlationId });
+  }
+  return resolved.length;
 }

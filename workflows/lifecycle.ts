@@ -11,6 +11,7 @@ import {
   defineQuery,
   defineSignal,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -26,6 +27,7 @@ import {
   recordEffect,
   recordFailure,
   requestRetry,
+  scheduleRetry,
   type Effect,
   type Holding,
   type LifecycleState,
@@ -101,6 +103,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
   }
   const employeeId = person.employeeId;
   let policy: PolicySnapshot | undefined = firstPolicy;
+  let failedEffects = 0;
 
   for (;;) {
     // The policy read last decides when to wake; a fresh one decides what to do.
@@ -112,7 +115,12 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
     const [fresh, held] = await Promise.all([policy ? Promise.resolve(policy) : read.getPolicy(), identityId ? read.listHoldings(identityId) : Promise.resolve({ holdings: [], requestedEntitlements: [] })]);
     policy = fresh;
     const decision = decide(person, Date.now(), policy, held);
+    failedEffects = 0;
     for (const effect of decision.effects) await execute(effect);
+    // v2: a decision that failed is tried again on a capped backoff, not only when the next
+    // event or an operator's retry comes (a long directory outage must not leave a leaver
+    // with access for good). Histories recorded before replay without it.
+    if (patched('retry-failed-decisions')) scheduleRetry(person, Date.now(), policy, failedEffects > 0);
     policy = undefined; // read again at the next decision: the config may have changed
 
     const info = workflowInfo();
@@ -134,6 +142,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
     } catch (err) {
       if (!(err instanceof ActivityFailure) && !(err instanceof GrantsFailed)) throw err;
       const message = failureMessage(err);
+      failedEffects += 1;
       log.warn('lifecycle step failed', { kind: effect.kind, eventId: effect.eventId });
       recordFailure(person, effect.eventId, `${effect.kind} failed: ${message}`);
       // Grant failures have their own alert (grant_failed / revoke_failed); the rest get one here.
@@ -164,6 +173,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
         // this event's failure: the grant stays failed with its own alert.
         const fresh = failed.filter((id) => effect.retryRequested || !effect.retried.includes(id));
         if (fresh.length) throw new GrantsFailed(`${fresh.join(', ')} could not be granted`);
+        if (failed.length) failedEffects += 1; // still not converged: the backoff goes on
         return undefined;
       }
       case 'revoke': {
