@@ -17,21 +17,20 @@
 // must be 0. Everything it started is stopped and dropped at the end, and a watchdog
 // bounds the whole run.
 import { dropDatabase } from '../db/client.js';
-import { benchResources } from './support.js';
+import { benchResources, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
 import { freePort } from '../scripts/free-port.js';
 import { deleteKeysWithPrefix } from '../services/redis.js';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime as TemporalRuntime } from '@temporalio/worker';
 import { Client as LdapClient } from 'ldapts';
 import postgres from 'postgres';
 import { Webhook } from 'standardwebhooks';
-import YAML from 'yaml';
+import { PERMANENT_LOCK } from '../activities/connectors/ldap.js';
 import { startSlapd, type SlapdServer } from '../scripts/slapd.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/temporal-server.js';
 import { canonicalEmployeeId } from '../domain/employee-id.js';
@@ -68,9 +67,6 @@ const employeeId = (i: number) => `${employeePrefix}${String(i).padStart(5, '0')
 /** Engineering employee: directory-account, all-staff, employees, engineering. */
 const EXPECTED_GRANTS = 4;
 const EXPECTED_GROUPS = ['all-staff', 'employees', 'engineering'];
-const PERMANENT_LOCK = '000001010000Z';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 // ---- what this run starts, and stops again --------------------------------------------
 
@@ -133,88 +129,15 @@ function summary(values: number[]): string {
   return `p50 ${f(percentile(sorted, 50))}  p95 ${f(percentile(sorted, 95))}  p99 ${f(percentile(sorted, 99))}  max ${f(sorted.at(-1) as number)}  (n=${sorted.length})`;
 }
 
-/** A config like jml.config.example.yaml, aimed at our slapd, with bench timings. */
-function writeConfig(file: string, server: SlapdServer): void {
-  const config = YAML.parse(readFileSync(new URL('../jml.config.example.yaml', import.meta.url), 'utf8')) as Record<string, unknown> & {
-    targets: Array<Record<string, unknown>>;
-  };
-  const target = config.targets[0];
-  if (!target) throw new Error('jml.config.example.yaml has no target');
-  Object.assign(target, {
-    url: server.url,
-    bindDN: server.bindDN,
-    bindPassword: server.bindPassword,
-    baseDN: server.baseDN,
-    usersDN: server.usersDN,
-    groupsDN: server.groupsDN,
-  });
-  config.lifecycle = { ...(config.lifecycle as object), moverGracePeriod: '0s', preProvisionLead: '0s', deleteAfter: '30d' };
-  config.retries = { ...(config.retries as object), initialInterval: '200ms' };
-  // The mass-leaver brake would (rightly) hold a burst of hundreds of webhook terminations;
-  // this bench measures the revocation path, so both of its tests are off (0 disables each).
-  config.brake = { ...((config.brake as object | undefined) ?? {}), maxTerminations: 0, maxShare: 0 };
-  writeFileSync(file, YAML.stringify(config), { mode: 0o600 });
-}
-
-/** Polls Temporal until the runtime's worker polls our task queue for workflows and activities. */
-async function waitForWorker(address: string, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  const connection = await Connection.connect({ address });
-  try {
-    for (;;) {
-      const pollers = await Promise.all(
-        [1, 2].map(async (taskQueueType) => {
-          const res = await connection.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: taskQueue, kind: 1 }, taskQueueType });
-          return res.pollers?.length ?? 0;
-        }),
-      );
-      if (pollers.every((n) => n > 0)) return Date.now() - started;
-      if (Date.now() - started > timeoutMs) throw new Error(`the Temporal worker did not poll ${taskQueue} within ${timeoutMs / 1000} s`);
-      await sleep(250);
-    }
-  } finally {
-    await connection.close();
-  }
-}
-
-interface Sent {
+interface Sent extends WebhookAnswer {
   index: number;
   eventId: string;
   employeeId: string;
-  sentAt: number;
-  ackAt: number;
-  status: number;
-  eventStatus?: string;
-  error?: string;
 }
 
 async function postEvent(api: string, webhook: Webhook, index: number, eventId: string, body: object): Promise<Sent> {
-  const text = JSON.stringify(body);
-  const at = new Date();
-  const sentAt = Date.now();
-  const result: Sent = { index, eventId, employeeId: (body as { employeeId: string }).employeeId, sentAt, ackAt: Number.NaN, status: 0 };
-  try {
-    const response = await fetch(`${api}/api/v1/hr/events`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'webhook-id': eventId,
-        'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-        'webhook-signature': webhook.sign(eventId, at, text),
-      },
-      body: text,
-      signal: AbortSignal.timeout(30_000),
-    });
-    result.ackAt = Date.now();
-    result.status = response.status;
-    const json = (await response.json().catch(() => ({}))) as { status?: string; title?: string };
-    result.eventStatus = json.status;
-    if (response.status !== 202) result.error = json.title ?? response.statusText;
-  } catch (err) {
-    result.ackAt = Date.now();
-    result.error = (err as Error).message;
-  }
-  return result;
+  const answer = await postHrEvent(api, webhook, eventId, body);
+  return { index, eventId, employeeId: (body as { employeeId: string }).employeeId, ...answer };
 }
 
 /** Fires `count` requests on a fixed schedule (no drift, no waiting for answers). */
@@ -455,7 +378,7 @@ async function main(): Promise<boolean> {
   [temporal, slapd] = await Promise.all([startTemporalDevServer({ forTests: true }), startSlapd({ dir: join(tmp, 'slapd') })]);
   const port = await freePort();
   const configFile = join(tmp, 'jml.config.yaml');
-  writeConfig(configFile, slapd);
+  writeBenchConfig(configFile, slapd);
   const api = `http://127.0.0.1:${port}`;
   Object.assign(process.env, {
     DATABASE_URL: databaseUrl,
@@ -479,7 +402,7 @@ async function main(): Promise<boolean> {
   // Its own client: drizzle (createDb) switches a client's timestamp parsing to strings.
   measure = postgres(databaseUrl, { max: 2, onnotice: () => {} });
   const sql = measure;
-  const workerMs = await waitForWorker(temporal.address, 180_000);
+  const workerMs = await waitForWorker(temporal.address, taskQueue, 180_000);
   console.log(
     `bench: ${people} people at ${rate}/s for ${duration} s; Temporal ${temporal.address}, slapd ${slapd.url}, API ${api}, database ${databaseName}, redis prefix ${redisPrefix}, task queue ${taskQueue}; ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (worker polling after ${(workerMs / 1000).toFixed(1)} s)`,
   );
