@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
+import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import { createApiToken, revokeApiToken } from '../api/auth.js';
 import { createDb, ensureDatabase, runMigrations } from '../db/client.js';
@@ -10,11 +11,11 @@ import { ConfigError } from '../domain/config.js';
 import { EMPLOYEE_ID_RULE, parseEmployeeId } from '../domain/employee-id.js';
 import { SCOPES, type Scope } from '../domain/types.js';
 import { loadConfig } from '../services/config.js';
-import { readEnv } from '../services/env.js';
+import { readEnv, temporalAddressOf } from '../services/env.js';
 import { explainIdentity } from '../services/explain.js';
 import { createLogger } from '../services/logger.js';
 import { prepareLocalSetup, webhookSecrets } from '../services/setup.js';
-import { startRuntime, type RuntimeRoles } from '../worker/runtime.js';
+import { startRuntime, startSupervisor, type EngineReady, type RuntimeRoles } from '../worker/runtime.js';
 import { registerBatchCommands } from './commands/batches.js';
 import { registerImportCommand } from './commands/import.js';
 import { registerRetryCommand } from './commands/retry.js';
@@ -35,39 +36,73 @@ function parseScopes(value: string): Scope[] {
   return scopes as Scope[];
 }
 
-async function run(roles: RuntimeRoles): Promise<void> {
-  const env = readEnv();
-  const logger = createLogger(env.logLevel);
-  if (roles.embedded) prepareLocalSetup(env, logger);
-  const runtime = await startRuntime(readEnv(), roles, logger);
-  const width = Math.max(...Object.keys(runtime.endpoints).map((k) => k.length));
-  console.log(`\njml-engine is running (${Object.entries(roles).filter(([, on]) => on).map(([r]) => r).join(', ')})`);
-  for (const [name, where] of Object.entries(runtime.endpoints)) console.log(`  ${name.padEnd(width)}  ${where}`);
-  for (const warning of runtime.warnings) console.log(`  ! ${warning}`);
-  if (roles.embedded) console.log(`\nTry it: npm run jml -- send-event examples/hire.json   (Ctrl-C stops everything)\n`);
+function printBanner(title: string, endpoints: Record<string, string>, warnings: string[]): void {
+  const width = Math.max(...Object.keys(endpoints).map((k) => k.length));
+  console.log(`\njml-engine is running (${title})`);
+  for (const [name, where] of Object.entries(endpoints)) console.log(`  ${name.padEnd(width)}  ${where}`);
+  for (const warning of warnings) console.log(`  ! ${warning}`);
+}
+
+/** Ctrl-C / SIGTERM run `stop` once; closing waits for Postgres, Redis and Temporal, so it is bounded. */
+function stopOnSignals(logger: Logger, stop: () => Promise<void>): (reason: string, exitCode?: number) => void {
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = (reason: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    // Closing waits for Postgres, Redis and Temporal; if they are gone, do not hang forever.
+    logger.info({ reason }, 'shutting down');
     setTimeout(() => {
       logger.warn('shutdown took over 15s; exiting anyway');
       process.exit(1);
     }, 15_000).unref();
-    runtime.stop().then(
-      () => process.exit(0),
+    stop().then(
+      () => process.exit(exitCode),
       () => process.exit(1),
     );
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  return shutdown;
+}
+
+/** `jml api`, `jml worker`, and the engine process that `jml start` supervises (`supervised`). */
+async function run(roles: RuntimeRoles, options: { supervised?: boolean } = {}): Promise<void> {
+  const env = readEnv();
+  const logger = createLogger(env.logLevel);
+  const runtime = await startRuntime(env, roles, logger);
+  const shutdown = stopOnSignals(logger, () => runtime.stop());
+  if (options.supervised && process.send) {
+    // The supervisor prints the banner. Should it die, nothing would restart this process: stop too.
+    process.send({ type: 'ready', endpoints: runtime.endpoints, warnings: runtime.warnings } satisfies EngineReady);
+    process.once('disconnect', () => shutdown('the supervisor is gone'));
+  } else {
+    printBanner(Object.entries(roles).filter(([, on]) => on).map(([r]) => r).join(', '), runtime.endpoints, runtime.warnings);
+  }
+}
+
+/**
+ * `jml start`: a small supervisor. It runs the embedded Temporal and slapd itself and the
+ * API and workers in one child process (this CLI's hidden `engine` command), and restarts
+ * whichever dies, with backoff.
+ */
+async function start(): Promise<void> {
+  const env = readEnv();
+  const logger = createLogger(env.logLevel);
+  prepareLocalSetup(env, logger);
+  // Read again: prepareLocalSetup put the generated secrets into the environment.
+  const supervisor = await startSupervisor(readEnv(), logger, [process.argv[1]!, 'engine']);
+  printBanner('api, worker, embedded servers; each restarted if it stops', supervisor.endpoints, supervisor.warnings);
+  console.log(`\nTry it: npm run jml -- send-event examples/hire.json   (Ctrl-C stops everything)\n`);
+  const shutdown = stopOnSignals(logger, () => supervisor.stop());
+  void supervisor.failed.then((err) => {
+    console.error(`jml: ${err.message}`);
+    shutdown('an embedded server cannot run', 1);
+  });
 }
 
 program
   .command('start')
-  .description('everything in one process: migrations, API, workers, and a dev Temporal server and slapd when none is configured')
-  .action(() => run({ api: true, worker: true, embedded: true }));
+  .description('everything: migrations, API, workers, and a dev Temporal server and slapd when none is configured, each restarted if it stops')
+  .action(start);
 program
   .command('api')
   .description('the HTTP API only (scale out: run many)')
@@ -76,6 +111,8 @@ program
   .command('worker')
   .description('the Temporal worker and the ingestion worker only (scale out: run many)')
   .action(() => run({ api: false, worker: true, embedded: false }));
+// The child process of `jml start`; not for direct use.
+program.command('engine', { hidden: true }).action(() => run({ api: true, worker: true, embedded: true }, { supervised: true }));
 
 program
   .command('migrate')
@@ -125,7 +162,7 @@ program
     prepareLocalSetup(env, createLogger('warn'));
     const config = loadConfig(env.configPath);
     const { db, close } = createDb(env.databaseUrl, { max: 1 });
-    const connection = await Connection.connect({ address: env.temporalAddress ?? '127.0.0.1:7233' });
+    const connection = await Connection.connect({ address: temporalAddressOf(env) });
     try {
       const plan = await explainIdentity({ db, temporal: new Client({ connection, namespace: env.temporalNamespace }), config }, employeeId);
       if (options.json) return console.log(JSON.stringify(plan, null, 2));

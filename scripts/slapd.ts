@@ -31,7 +31,12 @@ export interface StartSlapdOptions {
   log?: (line: string) => void;
 }
 
-export type SlapdServer = LdapServerInfo & { pid: number; stop(): Promise<void> };
+export type SlapdServer = LdapServerInfo & {
+  pid: number;
+  /** Settles when slapd ends, saying how ("exit code 1", "signal SIGKILL"). */
+  exited: Promise<string>;
+  stop(): Promise<void>;
+};
 
 export function slapdAvailable(): boolean {
   return existsSync(SLAPD) && existsSync(SLAPADD);
@@ -155,7 +160,7 @@ function slapadd(args: string[], ldif: string): void {
 async function waitForBind(url: string, dn: string, password: string, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`slapd exited with code ${child.exitCode} during start-up`);
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`slapd exited (${child.signalCode ?? `code ${child.exitCode}`}) during start-up`);
     const client = new Client({ url, connectTimeout: 1000 });
     try {
       await client.bind(dn, password);
@@ -218,9 +223,9 @@ export async function startSlapd(opts: StartSlapdOptions): Promise<SlapdServer> 
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
 
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const exited = new Promise<string>((r) => child.once('exit', (code, signal) => r(signal ? `signal ${signal}` : `exit code ${code}`)));
+  void exited.then(() => process.removeListener('exit', killOnExit));
   const stop = async () => {
-    process.removeListener('exit', killOnExit);
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -245,6 +250,7 @@ export async function startSlapd(opts: StartSlapdOptions): Promise<SlapdServer> 
     groupsDN: `ou=groups,${suffix}`,
     disabledDN: `ou=disabled,${suffix}`,
     pid: child.pid!,
+    exited,
     stop,
   };
 }

@@ -37,12 +37,21 @@ export async function dispatchHrEvent(deps: IngestDeps, eventId: string): Promis
   return 'dispatched';
 }
 
+/** What one pass of redispatchStranded did: rows it looked at, jobs it added, failed jobs it retried. */
+export interface RedispatchCounts {
+  scanned: number;
+  enqueued: number;
+  retried: number;
+}
+
 /**
  * Re-enqueues inbox rows still `received` after `graceMs`: the API could not reach Redis,
  * or a job ran out of attempts (say Temporal was down for a long time). Failed jobs are
- * retried rather than re-added, since BullMQ keeps their id.
+ * retried rather than re-added, since BullMQ keeps their id. A row whose job is waiting,
+ * delayed or active is left to it (a job stranded by a dead worker comes back through
+ * BullMQ's stalled check), and counts as scanned only.
  */
-export async function redispatchStranded(db: Db, queue: Queue<HrEventJob>, options: { graceMs?: number; batch?: number } = {}): Promise<number> {
+export async function redispatchStranded(db: Db, queue: Queue<HrEventJob>, options: { graceMs?: number; batch?: number } = {}): Promise<RedispatchCounts> {
   const cutoff = new Date(Date.now() - (options.graceMs ?? 5_000));
   const rows = await db
     .select({ id: hrEvents.id })
@@ -50,14 +59,19 @@ export async function redispatchStranded(db: Db, queue: Queue<HrEventJob>, optio
     .where(and(eq(hrEvents.status, 'received'), lt(hrEvents.receivedAt, cutoff)))
     .orderBy(hrEvents.receivedAt)
     .limit(options.batch ?? 500);
+  const counts: RedispatchCounts = { scanned: rows.length, enqueued: 0, retried: 0 };
   for (const { id } of rows) {
     const job = await withTimeout(queue.getJob(hrEventJobId(id)), 2_000, 'Redis did not answer within 2000 ms');
-    if (!job) await enqueueHrEvent(queue, id);
-    else if (await job.isFailed()) await job.retry();
+    if (!job) {
+      await enqueueHrEvent(queue, id);
+      counts.enqueued += 1;
+    } else if (await job.isFailed()) {
+      await job.retry();
+      counts.retried += 1;
+    }
   }
-  return rows.length;
+  return counts;
 }
-
 
 /** Why a retry was refused: no such event, or it has not failed. */
 export class RetryRefused extends Error {

@@ -9,6 +9,10 @@ export interface Env {
   /** Prefix of every BullMQ key, so several deployments (or test runs) share one Redis. */
   redisPrefix: string;
   temporalAddress: string | undefined;
+  /** Ports of the servers `jml start` embeds: Temporal's gRPC and Web UI, and slapd. */
+  temporalPort: number;
+  temporalUiPort: number;
+  slapdPort: number;
   temporalNamespace: string;
   taskQueue: string;
   smtpUrl: string | undefined;
@@ -19,8 +23,17 @@ export interface Env {
   logLevel: string;
 }
 
+/** A TCP port from the environment; a bad value stops start-up naming the variable. */
+function portFrom(source: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = source[name];
+  if (raw === undefined || raw === '') return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`${name} must be a port number from 1 to 65535, not "${raw}"`);
+  return port;
+}
+
 export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
-  const port = Number(source.PORT ?? 3000);
+  const port = portFrom(source, 'PORT', 3000);
   const dataDir = path.resolve(source.JML_DATA_DIR ?? './data');
   return {
     port,
@@ -29,6 +42,9 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     redisUrl: source.REDIS_URL ?? 'redis://127.0.0.1:6379',
     redisPrefix: source.JML_REDIS_PREFIX ?? 'jml',
     temporalAddress: source.TEMPORAL_ADDRESS || undefined,
+    temporalPort: portFrom(source, 'JML_TEMPORAL_PORT', 7233),
+    temporalUiPort: portFrom(source, 'JML_TEMPORAL_UI_PORT', 8233),
+    slapdPort: portFrom(source, 'JML_SLAPD_PORT', 3389),
     temporalNamespace: source.TEMPORAL_NAMESPACE ?? 'default',
     taskQueue: source.JML_TASK_QUEUE ?? 'jml',
     smtpUrl: source.SMTP_URL || undefined,
@@ -38,4 +54,9 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     dataDir,
     logLevel: source.LOG_LEVEL ?? 'info',
   };
+}
+
+/** The Temporal frontend every process uses: TEMPORAL_ADDRESS, else the embedded server of `jml start`. */
+export function temporalAddressOf(env: Env): string {
+  return env.temporalAddress ?? `127.0.0.1:${env.temporalPort}`;
 }

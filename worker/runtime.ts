@@ -1,7 +1,10 @@
-// Composes the processes of DESIGN.md: `jml start` (everything in one process), `jml api`
-// and `jml worker` (apart, for scale). Whatever can run, runs: without Temporal, events are
-// still accepted and kept, and dispatch retries until Temporal is there.
+// Composes the processes of DESIGN.md: `jml start` (a supervisor running the embedded
+// servers and, in one child process, the API and the workers), `jml api` and `jml worker`
+// (apart, for scale). Whatever can run, runs: without Temporal, events are still accepted
+// and kept, and dispatch retries until Temporal is there.
+import { fork } from 'node:child_process';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Worker as BullWorker } from 'bullmq';
@@ -12,11 +15,12 @@ import { buildApp } from '../api/app.js';
 import { createMetricsRegistry } from '../api/metrics.js';
 import { createDb, ensureDatabase, runMigrations } from '../db/client.js';
 import { syncEntitlements } from '../db/entitlements.js';
+import { freePort } from '../scripts/free-port.js';
 import { startSlapd, slapdAvailable } from '../scripts/slapd.js';
-import { startTemporalDevServer } from '../scripts/temporal-server.js';
+import { startTemporalDevServer, TemporalUnavailable } from '../scripts/temporal-server.js';
 import { loadConfig } from '../services/config.js';
 import { webhookSecrets } from '../services/setup.js';
-import type { Env } from '../services/env.js';
+import { temporalAddressOf, type Env } from '../services/env.js';
 import { createHrEventQueue } from '../services/hr-event-queue.js';
 import { createIngestWorker, startDispatcher } from './ingest-worker.js';
 import { redisConnection } from '../services/redis.js';
@@ -25,9 +29,15 @@ import { createTemporalWorker } from './temporal-worker.js';
 export interface RuntimeRoles {
   api: boolean;
   worker: boolean;
-  /** `jml start` only: run a dev Temporal server and a local slapd when none is configured. */
+  /**
+   * Under `jml start`: without TEMPORAL_ADDRESS Temporal is the embedded dev server, and
+   * targets without a url are the embedded slapd, both run by the supervisor.
+   */
   embedded: boolean;
 }
+
+/** Where the embedded servers listen: one rule for the supervisor and the engine that uses them. */
+export const embeddedLdapUrl = (env: Env) => `ldap://127.0.0.1:${env.slapdPort}`;
 
 export interface Runtime {
   /** What runs where, for the start-up banner. */
@@ -54,37 +64,17 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
     await syncEntitlements(database.db, config);
     endpoints.postgres = new URL(env.databaseUrl).host;
 
-    // Embedded servers for the one-process start.
-    let temporalAddress = env.temporalAddress;
-    if (!temporalAddress && roles.embedded) {
-      try {
-        const server = await startTemporalDevServer({
-          dbFilename: path.join(env.dataDir, 'temporal.sqlite'),
-          port: 7233,
-          uiPort: 8233,
-          namespace: env.temporalNamespace,
-          log: (line) => logger.info(line),
-        });
-        stops.push(() => server.stop());
-        temporalAddress = server.address;
-        if (server.uiUrl) endpoints['temporal ui'] = server.uiUrl;
-      } catch (err) {
-        warnings.push(`Temporal is not running (${(err as Error).message.split('\n')[0]}): install Go (to build the Temporal CLI) or set TEMPORAL_ADDRESS; events are accepted and kept until it is there`);
-      }
-    }
-    temporalAddress ??= '127.0.0.1:7233';
+    // Under `jml start` the supervisor runs the embedded servers (startSupervisor below);
+    // this process only uses them, at the addresses they were started on.
+    const temporalAddress = temporalAddressOf(env);
     endpoints.temporal = temporalAddress;
-
     const ldapUrls: Record<string, string> = {};
     for (const target of config.targets) {
       if (target.url) continue;
-      if (roles.embedded && slapdAvailable()) {
-        const slapd = await startSlapd({ dir: path.join(env.dataDir, 'slapd'), port: 3389, suffix: target.baseDN, adminPassword: target.bindPassword, keep: true });
-        stops.push(() => slapd.stop());
-        ldapUrls[target.id] = slapd.url;
-        endpoints[`ldap (${target.id})`] = slapd.url;
+      if (roles.embedded) {
+        ldapUrls[target.id] = embeddedLdapUrl(env);
       } else {
-        warnings.push(`target "${target.id}" has no url${roles.embedded ? ' and slapd is not installed (apt-get install slapd ldap-utils)' : ''}: its grants will wait and retry`);
+        warnings.push(`target "${target.id}" has no url: its grants will wait and retry`);
         ldapUrls[target.id] = 'ldap://127.0.0.1:1';
       }
     }
@@ -183,4 +173,217 @@ function startTemporalWorkerWhenReachable(options: {
       await connection?.close().catch(() => undefined);
     },
   };
+}
+
+// ---- `jml start`: the supervisor ------------------------------------------------------
+
+/** What the engine process tells the supervisor once it runs (over the IPC channel). */
+export interface EngineReady {
+  type: 'ready';
+  endpoints: Record<string, string>;
+  warnings: string[];
+}
+
+export interface Supervisor {
+  /** What runs where, and what does not, for the start-up banner. */
+  endpoints: Record<string, string>;
+  warnings: string[];
+  /** Settles when supervision had to give up (an embedded port taken by another process); everything is stopped by then. */
+  failed: Promise<Error>;
+  stop(): Promise<void>;
+}
+
+/** A process the supervisor keeps running. */
+interface Supervised {
+  pid?: number;
+  /** Settles when the process ends, saying how. */
+  exited: Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** A port someone else holds: never waited out, lest we talk to a server we did not start. */
+class PortTaken extends Error {}
+
+const RESTART_FIRST_DELAY_MS = 1_000;
+const RESTART_MAX_DELAY_MS = 30_000;
+/** A process that stayed up this long starts the backoff afresh when it dies. */
+const RESTART_STABLE_MS = 60_000;
+/** The engine's own shutdown is bounded at 15 s; the supervisor's whole stop stays within that. */
+const ENGINE_STOP_TIMEOUT_MS = 9_000;
+
+/** Bind test before a start: a taken port fails with the variable that moves it. */
+async function ensurePortsFree(ports: Array<{ port: number; variable: string }>): Promise<void> {
+  for (const { port, variable } of ports) {
+    await freePort(port).catch((err: Error) => {
+      if (/in use/.test(err.message)) throw new PortTaken(`port ${port} is in use (set ${variable} to another port)`);
+      throw new Error(`port ${port} (${variable}) cannot be used: ${err.message}`);
+    });
+  }
+}
+
+/**
+ * `jml start`: checks the ports, starts the embedded Temporal and slapd (each kept with its
+ * data under JML_DATA_DIR), then the engine (API and workers) in a child process running
+ * `engineCommand` (module path, then arguments). Whatever dies is restarted with backoff.
+ */
+export async function startSupervisor(env: Env, logger: Logger, engineCommand: string[]): Promise<Supervisor> {
+  const config = loadConfig(env.configPath);
+  const endpoints: Record<string, string> = {};
+  const warnings: string[] = [];
+
+  const embedTemporal = !env.temporalAddress;
+  const temporalPorts = [
+    { port: env.temporalPort, variable: 'JML_TEMPORAL_PORT' },
+    { port: env.temporalUiPort, variable: 'JML_TEMPORAL_UI_PORT' },
+  ];
+  const ldapTargets = config.targets.filter((target) => !target.url);
+  if (ldapTargets.length > 1) throw new Error(`targets ${ldapTargets.map((t) => t.id).join(', ')} have no url; only one target can use the embedded slapd`);
+  const ldapTarget = ldapTargets[0];
+  if (ldapTarget && !slapdAvailable()) warnings.push(`target "${ldapTarget.id}" has no url and slapd is not installed (apt-get install slapd ldap-utils): its grants will wait and retry`);
+  const embedSlapd = ldapTarget !== undefined && slapdAvailable();
+  const slapdPorts = [{ port: env.slapdPort, variable: 'JML_SLAPD_PORT' }];
+  await ensurePortsFree([{ port: env.port, variable: 'PORT' }, ...(embedTemporal ? temporalPorts : []), ...(embedSlapd ? slapdPorts : [])]);
+
+  const startTemporal = async () => {
+    await ensurePortsFree(temporalPorts);
+    return startTemporalDevServer({
+      dbFilename: path.join(env.dataDir, 'temporal.sqlite'),
+      port: env.temporalPort,
+      uiPort: env.temporalUiPort,
+      namespace: env.temporalNamespace,
+      log: (line) => logger.info(line),
+    });
+  };
+  const startLdap = async () => {
+    await ensurePortsFree(slapdPorts);
+    return startSlapd({ dir: path.join(env.dataDir, 'slapd'), port: env.slapdPort, suffix: ldapTarget!.baseDN, adminPassword: ldapTarget!.bindPassword, keep: true });
+  };
+
+  let fail: (err: Error) => void = () => {};
+  const failed = new Promise<Error>((resolve) => (fail = resolve));
+  // Aborted once stopping begins: from then on every exit is expected, even one that a
+  // Ctrl-C (which reaches the whole process group) causes before its turn below.
+  const stopping = new AbortController();
+  const servers: Array<{ stop(): Promise<void> }> = [];
+  let engine: { stop(): Promise<void> } | undefined;
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      stopping.abort();
+      // The engine first, so it finishes what it is doing while Temporal and LDAP still answer.
+      await engine?.stop();
+      await Promise.all(servers.map((server) => server.stop()));
+    })());
+  const onFatal = (err: Error) => {
+    logger.error({ err: err.message }, 'giving up: stopping everything');
+    void stop().then(() => fail(err));
+  };
+  const supervise = <T extends Supervised>(name: string, first: T, start: () => Promise<T>) => keepRunning(name, first, start, { logger, stopping: stopping.signal, onFatal });
+
+  try {
+    const [temporal, slapd] = await Promise.allSettled([embedTemporal ? startTemporal() : undefined, embedSlapd ? startLdap() : undefined]);
+    if (temporal.status === 'fulfilled' && temporal.value) {
+      servers.push(supervise('embedded Temporal', temporal.value, startTemporal));
+      if (temporal.value.uiUrl) endpoints['temporal ui'] = temporal.value.uiUrl;
+      if (temporal.value.pid === undefined) warnings.push('the Temporal dev server downloaded by @temporalio/testing is not restarted if it dies: install Go or set TEMPORAL_CLI_PATH');
+    }
+    if (slapd.status === 'fulfilled' && slapd.value) {
+      servers.push(supervise('embedded slapd', slapd.value, startLdap));
+      endpoints[`ldap (${ldapTarget!.id})`] = slapd.value.url;
+    }
+    if (slapd.status === 'rejected') throw slapd.reason;
+    if (temporal.status === 'rejected') {
+      if (!(temporal.reason instanceof TemporalUnavailable)) throw temporal.reason;
+      warnings.push(`Temporal is not running (${temporal.reason.message}): install Go (to build the Temporal CLI) or set TEMPORAL_ADDRESS; events are accepted and kept until it is there`);
+    }
+
+    const startEngine = () => startEngineProcess(engineCommand);
+    const first = await startEngine();
+    engine = supervise('engine', first, startEngine);
+    Object.assign(endpoints, first.endpoints);
+    warnings.push(...first.warnings);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { endpoints, warnings, failed, stop };
+}
+
+/**
+ * Keeps a process running: when it ends on its own, logs how and starts it again after
+ * 1 s, doubling up to 30 s while restarts keep failing or dying early. A restart that finds
+ * its port taken by someone else is fatal (onFatal) rather than retried.
+ */
+function keepRunning<T extends Supervised>(
+  name: string,
+  first: T,
+  start: () => Promise<T>,
+  options: { logger: Logger; stopping: AbortSignal; onFatal(err: Error): void },
+): { stop(): Promise<void> } {
+  const { logger, stopping } = options;
+  let current = first;
+  // Cut short when stopping begins.
+  const pause = (ms: number) => sleep(ms, undefined, { signal: stopping }).catch(() => undefined);
+  logger.info({ pid: current.pid }, `${name} started`);
+  const loop = async () => {
+    let delay = RESTART_FIRST_DELAY_MS;
+    let startedAt = Date.now();
+    for (;;) {
+      const how = await current.exited;
+      if (stopping.aborted) return;
+      if (Date.now() - startedAt >= RESTART_STABLE_MS) delay = RESTART_FIRST_DELAY_MS;
+      logger.error({ pid: current.pid, exit: how, restartInMs: delay }, `${name} exited unexpectedly; restarting it`);
+      for (;;) {
+        await pause(delay);
+        if (stopping.aborted) return;
+        delay = Math.min(delay * 2, RESTART_MAX_DELAY_MS);
+        try {
+          current = await start();
+          break;
+        } catch (err) {
+          if (err instanceof PortTaken) return options.onFatal(err);
+          logger.error({ err: (err as Error).message.split('\n')[0], retryInMs: delay }, `${name} did not restart; trying again`);
+        }
+      }
+      // Stopping began while it was starting: stop() below may have missed this one.
+      if (stopping.aborted) return current.stop();
+      startedAt = Date.now();
+      logger.info({ pid: current.pid }, `${name} restarted`);
+    }
+  };
+  const running = loop();
+  return {
+    async stop() {
+      await current.stop();
+      await running;
+    },
+  };
+}
+
+/** Forks the engine (API and workers) and waits for its ready message; an exit before it fails the start. */
+async function startEngineProcess([modulePath, ...args]: string[]): Promise<Supervised & Omit<EngineReady, 'type'>> {
+  // Logs go straight to the terminal; the IPC channel carries the ready message and, should
+  // the supervisor die, tells the engine to stop (it exits on 'disconnect').
+  const child = fork(modulePath!, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(signal ? `signal ${signal}` : `exit code ${code}`)));
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  void exited.then(() => process.removeListener('exit', killOnExit));
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), ENGINE_STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    })());
+  const ready = new Promise<EngineReady>((resolve) => {
+    child.on('message', (message: EngineReady) => {
+      if (message?.type === 'ready') resolve(message);
+    });
+  });
+  const outcome = await Promise.race([ready, exited]);
+  if (typeof outcome === 'string') throw new Error(`the engine stopped during start-up (${outcome}); its error is logged above`);
+  return { pid: child.pid, exited, stop, endpoints: outcome.endpoints, warnings: outcome.warnings };
 }

@@ -3,7 +3,7 @@
 // system user as actor, and the person's workflow decides it afresh.
 import { Client, Connection } from '@temporalio/client';
 import type { Command } from 'commander';
-import { readEnv } from '../../services/env.js';
+import { readEnv, temporalAddressOf } from '../../services/env.js';
 import { retryHrEvent, RetryRefused } from '../../services/dispatch.js';
 import { getHrEvent } from '../../db/inbox.js';
 import { withContext } from './context.js';
@@ -16,7 +16,7 @@ export function registerRetryCommand(program: Command): void {
     .action(async (eventId: string, options: { json?: boolean }) => {
       const env = readEnv();
       await withContext(async ({ db, actor }) => {
-        const connection = await Connection.connect({ address: env.temporalAddress ?? '127.0.0.1:7233' });
+        const connection = await Connection.connect({ address: temporalAddressOf(env) });
         try {
           await retryHrEvent({ db, temporal: new Client({ connection, namespace: env.temporalNamespace }), taskQueue: env.taskQueue }, eventId, actor);
         } catch (err) {
