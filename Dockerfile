@@ -16,6 +16,8 @@ RUN npm install -g npm@11.19.1 --no-audit --no-fund && npm cache clean --force
 # been told to allow (esbuild's binary check, msgpackr-extract's optional build): neither is
 # needed; the app and its workers were run from a tree installed that way.
 COPY package.json package-lock.json ./
+# postinstall applies patches/ (the postgres.js driver fix) during npm ci.
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund && npm cache clean --force
 
 # Sources stay owned by root (the app cannot rewrite its own code); only the data dir is

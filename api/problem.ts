@@ -127,6 +127,8 @@ const CONNECTION_ERROR_CODES = new Set([
   'CONNECTION_CLOSED',
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
+  // db/client.ts DatabaseUnavailableError: no answer within the write path's bounded wait.
+  'DATABASE_UNAVAILABLE',
 ]);
 
 function errorChain(err: unknown): unknown[] {
@@ -152,8 +154,8 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     if (typeof code !== 'string') return false;
     if (CONNECTION_ERROR_CODES.has(code)) return true;
     // SQLSTATE classes: 08 connection exception, 53 insufficient resources, 57P0x shutdown,
-    // 40001 serialization failure, 40P01 deadlock.
-    return /^(08|53)/.test(code) || /^57P0[1-3]$/.test(code) || code === '40001' || code === '40P01';
+    // 57014 statement timeout (or cancel), 40001 serialization failure, 40P01 deadlock.
+    return /^(08|53)/.test(code) || /^57P0[1-3]$/.test(code) || code === '57014' || code === '40001' || code === '40P01';
   });
 }
 

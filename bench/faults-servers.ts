@@ -1,15 +1,10 @@
 // The processes bench/faults.ts owns, so it may stop and start them under a running engine:
-// a Postgres cluster of its own (never the machine's), a redis-server of its own, and the
-// engine itself in a child process (bench/faults-engine.ts). Each can be stopped and started
-// again on the same port with the same data.
-import { execFile, execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chownSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+// a redis-server of its own and the engine itself in a child process (bench/faults-engine.ts);
+// its Postgres cluster comes from scripts/postgres-cluster.ts. Each can be stopped and
+// started again on the same port with the same data.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { freePort } from '../scripts/free-port.js';
-
-const run = promisify(execFile);
 
 /** Something the bench can stop and start again, as the fault it injects. */
 export interface Restartable {
@@ -20,69 +15,6 @@ export interface Restartable {
 /** Settles when `child` ends, saying how. */
 function exitOf(child: ChildProcess): Promise<string> {
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ? `signal ${signal}` : `exit code ${code}`)));
-}
-
-// ---- Postgres ----------------------------------------------------------------------------
-
-const PG_BIN = '/usr/lib/postgresql/15/bin';
-
-export interface OwnPostgres extends Restartable {
-  /** postgres://postgres@127.0.0.1:<port>/postgres (trust auth, loopback only). */
-  url: string;
-  /** Stops it at once and deletes its files. */
-  destroy(): Promise<void>;
-}
-
-/**
- * initdb a cluster in a temporary folder and start it on a free loopback port. initdb
- * refuses to run as root, so as root the cluster belongs to (and runs as) `postgres`.
- */
-export async function startOwnPostgres(): Promise<OwnPostgres> {
-  const dir = mkdtempSync(join(tmpdir(), 'jml-bench-pg-'));
-  const data = join(dir, 'data');
-  const asRoot = process.getuid?.() === 0;
-  if (asRoot) {
-    const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(dir, id('-u'), id('-g'));
-  }
-  const command = (tool: string, args: string[]): [string, string[]] => (asRoot ? ['runuser', ['-u', 'postgres', '--', join(PG_BIN, tool), ...args]] : [join(PG_BIN, tool), args]);
-  // cwd: the postgres user may not be allowed into ours, and initdb needs to resolve it.
-  const pg = (tool: string, args: string[]) => run(...command(tool, args), { cwd: dir });
-  const pgCtl = (args: string[]) => pg('pg_ctl', ['-D', data, ...args]);
-
-  await pg('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
-  const port = await freePort();
-  // TCP on loopback only, no Unix socket to collide with the machine's cluster; fsync off,
-  // as the bench stops it cleanly (fast shutdown writes a checkpoint) and throws it away.
-  appendFileSync(join(data, 'postgresql.conf'), `\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n`);
-
-  let running = false;
-  // Last resort if the bench exits without destroy(): pg_ctl daemonises, so nothing else would stop it.
-  const stopOnExit = () => {
-    if (running) spawnSync(...command('pg_ctl', ['-D', data, '-m', 'immediate', 'stop']), { cwd: dir });
-  };
-  process.once('exit', stopOnExit);
-
-  const server: OwnPostgres = {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    async start() {
-      await pgCtl(['-l', join(dir, 'postgres.log'), '-w', '-t', '60', 'start']);
-      running = true;
-    },
-    /** A fast shutdown: sessions are ended, as when an operator restarts the server. */
-    async stop() {
-      await pgCtl(['-m', 'fast', '-w', '-t', '60', 'stop']);
-      running = false;
-    },
-    async destroy() {
-      process.removeListener('exit', stopOnExit);
-      if (running) await pgCtl(['-m', 'immediate', '-w', 'stop']).catch(() => undefined);
-      running = false;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-  await server.start();
-  return server;
 }
 
 // ---- Redis -------------------------------------------------------------------------------

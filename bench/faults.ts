@@ -43,7 +43,8 @@ import { canonicalEmployeeId } from '../domain/employee-id.js';
 import { freePort } from '../scripts/free-port.js';
 import { startSlapd, type SlapdServer } from '../scripts/slapd.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/temporal-server.js';
-import { logTail, startEngineProcess, startOwnPostgres, startOwnRedis, type EngineProcess, type OwnPostgres, type OwnRedis, type Restartable } from './faults-servers.js';
+import { startPostgresCluster, type PostgresCluster } from '../scripts/postgres-cluster.js';
+import { logTail, startEngineProcess, startOwnRedis, type EngineProcess, type OwnRedis, type Restartable } from './faults-servers.js';
 import { benchResources, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
 
 const FAULTS = ['engine', 'postgres', 'redis', 'slapd', 'temporal'] as const;
@@ -89,7 +90,7 @@ const webhook = new Webhook(secret);
 // ---- what this run starts, and stops again --------------------------------------------
 
 let tmp: string | undefined;
-let pg: OwnPostgres | undefined;
+let pg: PostgresCluster | undefined;
 let redis: OwnRedis | undefined;
 let temporal: TemporalDevServer | undefined;
 let slapd: SlapdServer | undefined;
@@ -109,7 +110,7 @@ function cleanup(): Promise<void> {
     if (slapd) await step('stopping slapd', () => slapd!.stop());
     if (temporal) await step('stopping Temporal', () => temporal!.stop());
     if (redis) await step('stopping redis-server', () => redis!.stop());
-    if (pg) await step('stopping and removing the Postgres cluster', () => pg!.destroy());
+    if (pg) await step('stopping and removing the Postgres cluster', () => pg!.remove());
     if (tmp) await step(`removing ${tmp}`, async () => rmSync(tmp!, { recursive: true, force: true }));
   })());
 }
@@ -583,7 +584,7 @@ async function main(): Promise<boolean> {
   tmp = mkdtempSync(join(tmpdir(), 'jml-bench-faults-'));
   const temporalDb = join(tmp, 'temporal.sqlite');
   const slapdDir = join(tmp, 'slapd');
-  [pg, redis, temporal, slapd] = await Promise.all([startOwnPostgres(), startOwnRedis(), startTemporalDevServer({ forTests: true, dbFilename: temporalDb }), startSlapd({ dir: slapdDir })]);
+  [pg, redis, temporal, slapd] = await Promise.all([startPostgresCluster(), startOwnRedis(), startTemporalDevServer({ forTests: true, dbFilename: temporalDb }), startSlapd({ dir: slapdDir })]);
   const temporalPort = Number(temporal.address.split(':').pop());
   const slapdPort = Number(new URL(slapd.url).port);
   const { runId, databaseUrl, redisPrefix, taskQueue } = benchResources('flt', { postgresUrl: pg.url, redisUrl: redis.url });

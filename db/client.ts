@@ -22,11 +22,64 @@ export function createDb(url = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL,
   const sql = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
-    // Fail fast when Postgres is down so the API can answer 503 instead of hanging.
-    connect_timeout: 5,
+    // One connection attempt, handshake included: a host that drops packets costs 2 s, not
+    // the OS's minutes; with the capped backoff below, every query finds out about an outage
+    // within about that (and the inbox writer's own wait is shorter still).
+    connect_timeout: 2,
     idle_timeout: 30,
+    backoff: reconnectDelaySeconds,
   });
   return { db: drizzle(sql, { schema }), sql, close: () => sql.end({ timeout: 5 }) };
+}
+
+/**
+ * How long a connection waits before it tries Postgres again after `failures` failed tries
+ * in a row: 50 ms doubling to at most 1 s, with jitter. postgres.js's own backoff grows to
+ * 20 s, which kept queries waiting up to 15 s through an outage and the engine down for up
+ * to 20 s after Postgres was back; with 1 s a restart costs about as long as it takes.
+ */
+function reconnectDelaySeconds(failures: number): number {
+  return Math.min(0.05 * 2 ** failures, 1) * (0.5 + Math.random() / 2);
+}
+
+/** How long a write waits for Postgres (a connection, a transaction begun) before the API answers 503. */
+export const DATABASE_WAIT_MS = 1_000;
+
+/** Postgres did not answer within the wait: down, restarting or unreachable. Retry later. */
+export class DatabaseUnavailableError extends Error {
+  readonly code = 'DATABASE_UNAVAILABLE';
+  constructor(waitedMs: number) {
+    super(`Postgres did not answer within ${waitedMs} ms`);
+    this.name = 'DatabaseUnavailableError';
+  }
+}
+
+/**
+ * Resolves when Postgres answers within `waitMs`, else rejects with DatabaseUnavailableError:
+ * the bounded wait a write path takes before work that has no deadline of its own (a
+ * webhook termination behind the mass-leaver brake), so that an outage is answered at once
+ * instead of holding the caller while the pool reconnects.
+ */
+export async function awaitDatabase(db: Db, waitMs = DATABASE_WAIT_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  // One real promise: each `then` on a drizzle query runs it again.
+  const probe = Promise.resolve(db.execute('select 1'));
+  // Settled after the wait, nobody listens any more: keep its rejection from being unhandled.
+  probe.catch(() => {});
+  try {
+    await Promise.race([probe, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new DatabaseUnavailableError(waitMs)), waitMs)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The SQLSTATE of the error the server answered with (postgres.js PostgresError), also under drizzle's wrapping (`cause`). */
+export function sqlStateOf(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { name, code } = e as { name?: unknown; code?: unknown };
+    if (name === 'PostgresError' && typeof code === 'string') return code;
+  }
+  return undefined;
 }
 
 /** Applies committed migrations on one dedicated connection, so advisory locks hold. */

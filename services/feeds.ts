@@ -23,7 +23,7 @@ import { formatDuration } from '../domain/duration.js';
 import { HR_EVENT_TYPES, type HrEventSource, type HrEventStatus, type HrEventType } from '../domain/types.js';
 import { enqueueHrEvent, type HrEventJob } from './hr-event-queue.js';
 import { writeAuditBatch, type AuditEntry } from '../db/audit.js';
-import type { Db, Tx } from '../db/client.js';
+import { sqlStateOf, type Db, type Tx } from '../db/client.js';
 import type { HrEventRow, NewHrEvent } from '../db/inbox.js';
 import { alerts, hrBatches, hrEvents, identities } from '../db/schema.js';
 
@@ -73,6 +73,8 @@ const INSERT_CHUNK = 1_000;
 /** Serialises the brake: counting and storing terminations, and deciding on a held batch (any constant). */
 const BRAKE_LOCK = 7_310_002;
 const ALERT_KIND = 'mass_leaver_brake';
+/** SQLSTATE unique_violation. */
+const UNIQUE_VIOLATION = '23505';
 
 export function emptyCounts(): Record<HrEventType, number> {
   return Object.fromEntries(HR_EVENT_TYPES.map((type) => [type, 0])) as Record<HrEventType, number>;
@@ -343,7 +345,18 @@ export async function submitFeed(deps: FeedDeps, input: FeedInput): Promise<Feed
  * batch. The caller nudges the queue for a `received` row.
  */
 export async function brakeWebhookTerminate(db: Db, config: JmlConfig, event: NewHrEvent, actor = 'webhook'): Promise<{ row: HrEventRow; created: boolean }> {
-  const { results } = await db.transaction((tx) => storeBehindBrake(tx, config.brake, { source: 'webhook', actor, events: [event] }, { ownBatch: false }));
+  let results: StoredFeed['results'];
+  try {
+    ({ results } = await db.transaction((tx) => storeBehindBrake(tx, config.brake, { source: 'webhook', actor, events: [event] }, { ownBatch: false })));
+  } catch (err) {
+    // The same id stored at the same moment by the inbox writer (a hire with this id): the
+    // id is taken, so answer the stored row as for any repeated id (the caller tells a
+    // repeat from a conflict by the body).
+    if (sqlStateOf(err) !== UNIQUE_VIOLATION) throw err;
+    const [row] = await db.select().from(hrEvents).where(eq(hrEvents.id, event.id));
+    if (!row) throw err;
+    return { row, created: false };
+  }
   const [result] = results;
   if (!result) throw new Error('hr event insert returned nothing');
   return result;

@@ -1,7 +1,8 @@
 // POST /api/v1/hr/events: the HR webhook. Order matters:
 //   1. Standard Webhooks signature over the RAW body bytes (401 before anything is parsed),
 //   2. JSON.parse (400 malformed) and zod (400 naming each bad field),
-//   3. durable write to the inbox (503 + Retry-After when Postgres cannot take it),
+//   3. durable write to the inbox (503 + Retry-After when Postgres cannot take it; when it
+//      cannot be reached, within about a second: db/client.ts DATABASE_WAIT_MS),
 //   4. a nudge on the BullMQ queue, bounded by a short timeout: when Redis is down the
 //      event is still accepted (the row stays `received` and the worker's dispatcher
 //      re-enqueues it later).
@@ -15,7 +16,7 @@ import { z } from 'zod';
 import { HR_EVENT_TYPES } from '../../domain/types.js';
 import { employeeIdSchema } from '../../domain/employee-id.js';
 import type { JmlConfig } from '../../domain/config.js';
-import type { Db } from '../../db/client.js';
+import { awaitDatabase, type Db } from '../../db/client.js';
 import { brakeWebhookTerminate } from '../../services/feeds.js';
 import { canonicalJson } from '../../domain/canonical-json.js';
 import { createInboxWriter, getHrEvent, type HrEventRow, type NewHrEvent } from '../../db/inbox.js';
@@ -195,8 +196,9 @@ export const hrEventRoutes: FastifyPluginAsync<HrEventRoutesOptions> = async (ap
     let stored: { row: HrEventRow; created: boolean };
     try {
       // Terminations go past the mass-leaver brake, which counts them in its rolling window and
-      // may store them `held`; every other type takes the batched inbox write.
-      stored = body.type === 'terminate' ? await brakeWebhookTerminate(db, opts.config, event) : await store(db, event, 'webhook');
+      // may store them `held`, once Postgres has answered within the wait; every other type
+      // takes the batched inbox write, which has that wait built in.
+      stored = body.type === 'terminate' ? await awaitDatabase(db).then(() => brakeWebhookTerminate(db, opts.config, event)) : await store(db, event, 'webhook');
     } catch (err) {
       // Whatever stopped the write (down, restarting, full), nothing was stored and the
       // sender must retry: that is what 503 + Retry-After says.

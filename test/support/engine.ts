@@ -47,15 +47,22 @@ export function workflowBundle(): Promise<{ code: string }> {
   return bundle;
 }
 
-async function freshDatabase(): Promise<string> {
-  const url = new URL(testEnv.databaseUrl);
+async function freshDatabase(server: string): Promise<string> {
+  const url = new URL(server);
   url.pathname = `${url.pathname}_${Math.random().toString(36).slice(2, 10)}`;
   await ensureDatabase(url.toString());
   await runMigrations(url.toString());
   return url.toString();
 }
 
-export async function startTestEngine(options: { config?: JmlConfig; redisUrl?: string } = {}): Promise<TestEngine> {
+export async function startTestEngine(
+  options: {
+    config?: JmlConfig;
+    redisUrl?: string;
+    /** A Postgres other than the run's (one a test stops and starts); the engine's own database is made there. */
+    databaseUrl?: string;
+  } = {},
+): Promise<TestEngine> {
   const config = options.config ?? testConfig(testEnv.ldap);
   const logger = pino({ level: 'silent' });
   const taskQueue = uniqueName('jml');
@@ -63,7 +70,7 @@ export async function startTestEngine(options: { config?: JmlConfig; redisUrl?: 
   const redisUrl = options.redisUrl ?? testEnv.redisUrl;
   // Each engine gets its own database: its dispatcher scans the whole inbox, and must not
   // pick up rows that other test files leave `received` on purpose.
-  const databaseUrl = await freshDatabase();
+  const databaseUrl = await freshDatabase(options.databaseUrl ?? testEnv.databaseUrl);
   const handle = createDb(databaseUrl, { max: 5 });
   await syncEntitlements(handle.db, config);
 
