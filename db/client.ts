@@ -42,8 +42,13 @@ function reconnectDelaySeconds(failures: number): number {
   return Math.min(0.05 * 2 ** failures, 1) * (0.5 + Math.random() / 2);
 }
 
-/** How long a write waits for Postgres (a connection, a transaction begun) before the API answers 503. */
-export const DATABASE_WAIT_MS = 1_000;
+/**
+ * How long a write waits for Postgres (a connection, a transaction begun) before the API
+ * answers 503. An outage with refused connections is answered at once anyway; this bounds a
+ * hang, and is wide enough that a busy but healthy database (writes queued behind the audit
+ * chain's lock) is not refused.
+ */
+export const DATABASE_WAIT_MS = 5_000;
 
 /** Postgres did not answer within the wait: down, restarting or unreachable. Retry later. */
 export class DatabaseUnavailableError extends Error {

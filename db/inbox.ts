@@ -42,9 +42,9 @@ export type StoreResult = { row: HrEventRow; created: boolean };
 
 export interface InboxWriterOptions {
   maxBatch?: number;
-  /** How long an event may wait for its transaction to begin before it is refused (DatabaseUnavailableError); 1 s. */
+  /** How long an event may wait for its transaction to begin before it is refused (DatabaseUnavailableError); DATABASE_WAIT_MS. */
   waitMs?: number;
-  /** statement_timeout of the write transaction, so a begun write cannot hang on a lock either; 2 s. */
+  /** statement_timeout of the write transaction, so a begun write cannot hang on a lock either; 10 s (a busy audit chain must not be refused). */
   statementTimeoutMs?: number;
 }
 
@@ -77,7 +77,7 @@ export function createInboxWriter(db: Db, options: InboxWriterOptions = {}) {
   };
   const maxBatch = options.maxBatch ?? 200;
   const waitMs = options.waitMs ?? DATABASE_WAIT_MS;
-  const statementTimeoutMs = options.statementTimeoutMs ?? 2_000;
+  const statementTimeoutMs = options.statementTimeoutMs ?? 10_000;
   let waiting: Waiter[] = [];
   let flushing = false;
 

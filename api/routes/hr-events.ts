@@ -2,7 +2,7 @@
 //   1. Standard Webhooks signature over the RAW body bytes (401 before anything is parsed),
 //   2. JSON.parse (400 malformed) and zod (400 naming each bad field),
 //   3. durable write to the inbox (503 + Retry-After when Postgres cannot take it; when it
-//      cannot be reached, within about a second: db/client.ts DATABASE_WAIT_MS),
+//      refuses connections, at once; when it hangs, within db/client.ts DATABASE_WAIT_MS),
 //   4. a nudge on the BullMQ queue, bounded by a short timeout: when Redis is down the
 //      event is still accepted (the row stays `received` and the worker's dispatcher
 //      re-enqueues it later).
