@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
+import { SanitizingActivityInterceptor } from '../activities/sanitize.js';
 
 const require = createRequire(import.meta.url);
 export const WORKFLOWS_PATH = require.resolve('../workflows/index.ts');
@@ -22,6 +23,8 @@ export async function createTemporalWorker(options: TemporalWorkerOptions): Prom
     taskQueue: options.taskQueue,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(options.deps),
+    // No SQL parameters (personal data) in worker logs or workflow histories.
+    interceptors: { activity: [() => ({ inbound: new SanitizingActivityInterceptor() })] },
     // 2-core machines: modest concurrency keeps LDAP and Postgres from being flooded.
     maxConcurrentActivityTaskExecutions: 50,
   });
