@@ -251,7 +251,8 @@ describe('events out of order', () => {
     expect(row.status).toBe('ignored');
     expect(row.reason).toMatch(/stale/);
     expect((await person(employeeId))?.status).toBe('terminated');
-    expect((await account(employeeId))?.enabled).toBe(false);
+    // No enabled account: disabled, or already erased on a slow machine (deleteAfter is 3 s here).
+    expect((await account(employeeId))?.enabled ?? false).toBe(false);
     expect(await engine.db.select().from(grants).innerJoin(identities, eq(grants.identityId, identities.id)).where(and(eq(identities.employeeId, employeeId), eq(grants.status, 'active')))).toEqual([]);
   });
 
