@@ -4,6 +4,7 @@
 // started again on the same port with the same data.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import { exitOf, ownChild } from '../scripts/child-process.js';
 import { freePort } from '../scripts/free-port.js';
 
 /** Something the bench can stop and start again, as the fault it injects. */
@@ -12,10 +13,6 @@ export interface Restartable {
   start(): Promise<void>;
 }
 
-/** Settles when `child` ends, saying how. */
-function exitOf(child: ChildProcess): Promise<string> {
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ? `signal ${signal}` : `exit code ${code}`)));
-}
 
 // ---- Redis -------------------------------------------------------------------------------
 
@@ -86,10 +83,7 @@ export async function startEngineProcess(env: NodeJS.ProcessEnv, logFile: string
   const log = openSync(logFile, 'a');
   const child = fork(ENGINE_MODULE, [], { env, execArgv: ['--import', 'tsx'], stdio: ['ignore', log, log, 'ipc'] });
   closeSync(log); // the child holds its own copy
-  const exited = exitOf(child);
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  void exited.then(() => process.removeListener('exit', killOnExit));
+  const { exited } = ownChild(child, 15_000);
   const ready = new Promise<'ready'>((resolve) => child.on('message', (message: { type?: string }) => message?.type === 'ready' && resolve('ready')));
   const outcome = await Promise.race([ready, exited]);
   if (outcome !== 'ready') throw new Error(`the engine stopped during start-up (${outcome}): ${logTail(logFile, 3)}`);

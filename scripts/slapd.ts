@@ -1,5 +1,6 @@
 // A throwaway OpenLDAP server (Debian's slapd 2.5) for tests and manual runs: its own
 // cn=config in a folder, a free loopback port, no systemd and no root-owned state.
+import { ownChild } from './child-process.js';
 import { freePort } from './free-port.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -219,20 +220,7 @@ export async function startSlapd(opts: StartSlapdOptions): Promise<SlapdServer> 
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr.push(chunk.toString());
   });
-  // Last resort if our process exits without calling stop().
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-
-  const exited = new Promise<string>((r) => child.once('exit', (code, signal) => r(signal ? `signal ${signal}` : `exit code ${code}`)));
-  void exited.then(() => process.removeListener('exit', killOnExit));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-  };
+  const { exited, stop } = ownChild(child, 5_000);
 
   try {
     await waitForBind(url, bindDN, bindPassword, child, 10_000);

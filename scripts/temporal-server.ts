@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { ownChild } from './child-process.js';
 import { freePort } from './free-port.js';
 import { findTemporalCli } from './temporal-cli.js';
 
@@ -71,24 +72,7 @@ export async function startTemporalDevServer(opts: StartTemporalDevServerOptions
     stderrTail.push(...chunk.split('\n').filter((line) => line.trim()));
     stderrTail.splice(0, stderrTail.length - 5);
   });
-  const exited = new Promise<string>((resolve) => {
-    child.once('exit', (code, signal) => resolve(signal ? `signal ${signal}` : `exit code ${code}`));
-    child.once('error', (err) => resolve(`not started: ${err.message}`)); // e.g. the CLI not executable
-  });
-  // Last resort if our process exits without calling stop().
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  void exited.then(() => process.removeListener('exit', killOnExit));
-  let stopped: Promise<void> | undefined;
-  const stop = () =>
-    (stopped ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        await exited;
-        clearTimeout(timer);
-      }
-    })());
+  const { exited, stop } = ownChild(child, 5_000);
 
   // Ready is what this process prints once it has bound its ports ("Server:  localhost:7233"),
   // never a probe of the port: a probe would be answered just as well by another server that

@@ -15,6 +15,7 @@ import { buildApp } from '../api/app.js';
 import { createMetricsRegistry } from '../api/metrics.js';
 import { createDb, ensureDatabase, runMigrations } from '../db/client.js';
 import { syncEntitlements } from '../db/entitlements.js';
+import { ownChild } from '../scripts/child-process.js';
 import { freePort } from '../scripts/free-port.js';
 import { startSlapd, slapdAvailable } from '../scripts/slapd.js';
 import { startTemporalDevServer, TemporalUnavailable } from '../scripts/temporal-server.js';
@@ -365,19 +366,7 @@ async function startEngineProcess([modulePath, ...args]: string[]): Promise<Supe
   // Logs go straight to the terminal; the IPC channel carries the ready message and, should
   // the supervisor die, tells the engine to stop (it exits on 'disconnect').
   const child = fork(modulePath!, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(signal ? `signal ${signal}` : `exit code ${code}`)));
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  void exited.then(() => process.removeListener('exit', killOnExit));
-  let stopped: Promise<void> | undefined;
-  const stop = () =>
-    (stopped ??= (async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), ENGINE_STOP_TIMEOUT_MS);
-      await exited;
-      clearTimeout(timer);
-    })());
+  const { exited, stop } = ownChild(child, ENGINE_STOP_TIMEOUT_MS);
   const ready = new Promise<EngineReady>((resolve) => {
     child.on('message', (message: EngineReady) => {
       if (message?.type === 'ready') resolve(message);
