@@ -45,7 +45,7 @@ import { startSlapd, type SlapdServer } from '../scripts/slapd.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/temporal-server.js';
 import { startPostgresCluster, type PostgresCluster } from '../scripts/postgres-cluster.js';
 import { logTail, startEngineProcess, startOwnRedis, type EngineProcess, type OwnRedis, type Restartable } from './faults-servers.js';
-import { benchResources, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
+import { benchResources, cleanupStep, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
 
 const FAULTS = ['engine', 'postgres', 'redis', 'slapd', 'temporal'] as const;
 type FaultName = (typeof FAULTS)[number];
@@ -98,20 +98,13 @@ let engine: EngineKeeper | undefined;
 
 let cleaning: Promise<void> | undefined;
 function cleanup(): Promise<void> {
-  const step = async (what: string, fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (err) {
-      console.error(`cleanup: ${what} failed: ${(err as Error).message}`);
-    }
-  };
   return (cleaning ??= (async () => {
-    if (engine) await step('stopping the engine', () => engine!.close());
-    if (slapd) await step('stopping slapd', () => slapd!.stop());
-    if (temporal) await step('stopping Temporal', () => temporal!.stop());
-    if (redis) await step('stopping redis-server', () => redis!.stop());
-    if (pg) await step('stopping and removing the Postgres cluster', () => pg!.remove());
-    if (tmp) await step(`removing ${tmp}`, async () => rmSync(tmp!, { recursive: true, force: true }));
+    if (engine) await cleanupStep('stopping the engine', () => engine!.close());
+    if (slapd) await cleanupStep('stopping slapd', () => slapd!.stop());
+    if (temporal) await cleanupStep('stopping Temporal', () => temporal!.stop());
+    if (redis) await cleanupStep('stopping redis-server', () => redis!.stop());
+    if (pg) await cleanupStep('stopping and removing the Postgres cluster', () => pg!.remove());
+    if (tmp) await cleanupStep(`removing ${tmp}`, async () => rmSync(tmp!, { recursive: true, force: true }));
   })());
 }
 

@@ -12,7 +12,7 @@
 // has 1000 rows but only ~170 usable active workers: many WorkerIDs name several people).
 // Everything it started is stopped and dropped at the end.
 import { dropDatabase } from '../db/client.js';
-import { benchResources } from './support.js';
+import { benchResources, cleanupStep } from './support.js';
 import { freePort } from '../scripts/free-port.js';
 import { deleteKeysWithPrefix } from '../services/redis.js';
 import { randomBytes } from 'node:crypto';
@@ -56,19 +56,12 @@ let measure: DbHandle | undefined;
 let tmp: string | undefined;
 
 async function cleanup(): Promise<void> {
-  const step = async (what: string, fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (err) {
-      console.error(`cleanup: ${what} failed: ${(err as Error).message}`);
-    }
-  };
-  if (runtime) await step('stopping the runtime', () => runtime!.stop());
-  if (measure) await step('closing the measuring connection', () => measure!.close());
-  if (slapd) await step('stopping slapd', () => slapd!.stop());
-  if (temporal) await step('stopping Temporal', () => temporal!.stop());
-  await step(`dropping ${databaseName}`, () => dropDatabase(databaseUrl));
-  await step(`deleting Redis keys ${redisPrefix}:*`, async () => {
+  if (runtime) await cleanupStep('stopping the runtime', () => runtime!.stop());
+  if (measure) await cleanupStep('closing the measuring connection', () => measure!.close());
+  if (slapd) await cleanupStep('stopping slapd', () => slapd!.stop());
+  if (temporal) await cleanupStep('stopping Temporal', () => temporal!.stop());
+  await cleanupStep(`dropping ${databaseName}`, () => dropDatabase(databaseUrl));
+  await cleanupStep(`deleting Redis keys ${redisPrefix}:*`, async () => {
     await deleteKeysWithPrefix(redisUrl, `${redisPrefix}:`);
   });
   if (tmp) rmSync(tmp, { recursive: true, force: true });

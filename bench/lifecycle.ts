@@ -17,7 +17,7 @@
 // must be 0. Everything it started is stopped and dropped at the end, and a watchdog
 // bounds the whole run.
 import { dropDatabase } from '../db/client.js';
-import { benchResources, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
+import { benchResources, cleanupStep, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
 import { freePort } from '../scripts/free-port.js';
 import { deleteKeysWithPrefix } from '../services/redis.js';
 import { randomBytes } from 'node:crypto';
@@ -79,21 +79,14 @@ let databaseCreated = false;
 
 let cleaning: Promise<void> | undefined;
 function cleanup(): Promise<void> {
-  const step = async (what: string, fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (err) {
-      console.error(`cleanup: ${what} failed: ${(err as Error).message}`);
-    }
-  };
   return (cleaning ??= (async () => {
-    if (runtime) await step('stopping the runtime', () => runtime!.stop());
-    if (measure) await step('closing the measuring connection', () => measure!.end({ timeout: 5 }));
-    if (slapd) await step('stopping slapd', () => slapd!.stop());
-    if (temporal) await step('stopping Temporal', () => temporal!.stop());
-    if (databaseCreated) await step(`dropping ${databaseName}`, () => dropDatabase(databaseUrl));
-    await step(`deleting Redis keys ${redisPrefix}:*`, () => deleteKeysWithPrefix(redisUrl, `${redisPrefix}:`));
-    if (tmp) await step(`removing ${tmp}`, async () => rmSync(tmp!, { recursive: true, force: true }));
+    if (runtime) await cleanupStep('stopping the runtime', () => runtime!.stop());
+    if (measure) await cleanupStep('closing the measuring connection', () => measure!.end({ timeout: 5 }));
+    if (slapd) await cleanupStep('stopping slapd', () => slapd!.stop());
+    if (temporal) await cleanupStep('stopping Temporal', () => temporal!.stop());
+    if (databaseCreated) await cleanupStep(`dropping ${databaseName}`, () => dropDatabase(databaseUrl));
+    await cleanupStep(`deleting Redis keys ${redisPrefix}:*`, () => deleteKeysWithPrefix(redisUrl, `${redisPrefix}:`));
+    if (tmp) await cleanupStep(`removing ${tmp}`, async () => rmSync(tmp!, { recursive: true, force: true }));
   })());
 }
 

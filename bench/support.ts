@@ -122,3 +122,12 @@ export async function postHrEvent(api: string, webhook: Webhook, eventId: string
     return { status: 0, sentAt, ackAt: Date.now(), error: cause ?? (err as Error).message };
   }
 }
+
+/** One cleanup step: a failure is reported and the next step still runs. */
+export async function cleanupStep(what: string, fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    console.error(`cleanup: ${what} failed: ${(err as Error).message}`);
+  }
+}
