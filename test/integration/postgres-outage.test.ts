@@ -123,7 +123,11 @@ describe('Postgres stopped for 10 s under a stream of hires', () => {
     }
 
     const inPhase = (p: Phase) => sent.filter((s) => s.phase === p);
-    expect(inPhase('before').map((s) => s.status)).toEqual(inPhase('before').map(() => 202));
+    // Sent and answered before the stop: accepted. One still in flight when the stop began may
+    // be refused by it (a fast shutdown aborts its transaction), which the checks below allow.
+    const before = inPhase('before').filter((s) => s.answeredIn === 'before');
+    expect(before.length).toBeGreaterThan(0);
+    expect(before.map((s) => s.status)).toEqual(before.map(() => 202));
     // Sent and answered while it was down (one sent just before the restart may be stored after it).
     const down = inPhase('down').filter((s) => s.answeredIn === 'down');
     expect(down.length).toBeGreaterThanOrEqual(OUTAGE_MS / SEND_EVERY_MS / 2);
