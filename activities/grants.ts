@@ -10,7 +10,8 @@ import { canMoveGrant } from '../domain/grant-status.js';
 import type { RevokeReason } from '../domain/lifecycle.js';
 import type { EntitlementKind, GrantStatus, IdentityAttributes } from '../domain/types.js';
 import { raiseAlert, resolveAlerts } from '../services/alerts.js';
-import { ConnectorError, type Connector } from './connectors/types.js';
+import { ConnectorError, TargetUnavailableError, type Connector } from './connectors/types.js';
+import { TARGET_UNAVAILABLE } from '../workflows/target-recovery.js';
 import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
 
 export interface BirthrightRequestInput {
@@ -33,8 +34,15 @@ export const NOT_VERIFIED = 'NotVerified';
 export const PERMANENT = 'PermanentConnectorError';
 export const INVALID_TRANSITION = 'InvalidTransition';
 
-/** Turns a connector failure into the Temporal failure that drives retries. */
-export function toActivityFailure(err: unknown): Error {
+/**
+ * Turns a connector failure into the Temporal failure that drives retries. A target that
+ * could not be reached is typed TargetUnavailable with the target id as its detail, so the
+ * workflow can wait for that target's recovery (workflows/target-recovery.ts).
+ */
+export function toActivityFailure(err: unknown, target: string): Error {
+  if (err instanceof TargetUnavailableError) {
+    return ApplicationFailure.create({ message: err.message, type: TARGET_UNAVAILABLE, details: [target] });
+  }
   if (err instanceof ConnectorError) {
     return ApplicationFailure.create({
       message: err.message,
@@ -194,7 +202,7 @@ export function createGrantActivities(deps: ActivityDeps) {
         }
       } catch (err) {
         await recordConnectorError(grantId, err);
-        throw toActivityFailure(err);
+        throw toActivityFailure(err, entitlement.target);
       }
     },
 
@@ -222,7 +230,7 @@ export function createGrantActivities(deps: ActivityDeps) {
           missing = !account ? 'the account' : (await connector.isGroupMember(employeeId, group)) ? null : `the account among the members of ${group}`;
         }
       } catch (err) {
-        throw toActivityFailure(err);
+        throw toActivityFailure(err, entitlement.target);
       }
       if (missing) throw ApplicationFailure.create({ message: `read-back did not find ${missing} for ${employeeId}`, type: NOT_VERIFIED });
       const verifiedAt = new Date();
@@ -246,7 +254,7 @@ export function createGrantActivities(deps: ActivityDeps) {
         else await connector.removeFromGroup(identity.employeeId, groupRefOf(entitlement));
       } catch (err) {
         await recordConnectorError(grantId, err);
-        throw toActivityFailure(err);
+        throw toActivityFailure(err, entitlement.target);
       }
     },
 
@@ -270,7 +278,7 @@ export function createGrantActivities(deps: ActivityDeps) {
           remaining = (await connector.isGroupMember(employeeId, group)) ? `the account among the members of ${group}` : null;
         }
       } catch (err) {
-        throw toActivityFailure(err);
+        throw toActivityFailure(err, entitlement.target);
       }
       if (remaining) throw ApplicationFailure.create({ message: `read-back still finds ${remaining} for ${employeeId}`, type: NOT_VERIFIED });
       await db.transaction(async (tx) => {

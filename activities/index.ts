@@ -6,6 +6,7 @@ import { createEventActivities } from './events.js';
 import { createGrantActivities } from './grants.js';
 import { createIdentityActivities } from './identities.js';
 import { createLifecycleActivities } from './lifecycle.js';
+import { createTargetActivities } from './targets.js';
 
 export function createActivities(deps: ActivityDeps) {
   return {
@@ -13,6 +14,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createEventActivities(deps),
     ...createGrantActivities(deps),
     ...createLifecycleActivities(deps),
+    ...createTargetActivities(deps),
     async getPolicy(): Promise<PolicySnapshot> {
       return policySnapshot(deps.config);
     },

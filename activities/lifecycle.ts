@@ -48,7 +48,7 @@ export function createLifecycleActivities(deps: ActivityDeps) {
           const account = await connector.readAccount(employeeId);
           if (!account || account.enabled !== enabled) throw ApplicationFailure.create({ message: `read-back shows the ${target} account ${account ? (account.enabled ? 'enabled' : 'disabled') : 'missing'}`, type: NOT_VERIFIED });
         } catch (err) {
-          throw err instanceof ApplicationFailure ? err : toActivityFailure(err);
+          throw err instanceof ApplicationFailure ? err : toActivityFailure(err, target);
         }
         await db.transaction((tx) =>
           writeAudit(tx, { actor: ENGINE_ACTOR, action: enabled ? 'account.enabled' : 'account.disabled', subjectType: 'identity', subjectId: identity.id, after: { target, enabled, reason } }),
@@ -86,7 +86,7 @@ export function createLifecycleActivities(deps: ActivityDeps) {
           await connector.deleteAccount(employeeId);
           if (await connector.readAccount(employeeId)) throw ApplicationFailure.create({ message: `read-back still finds the ${target} account`, type: NOT_VERIFIED });
         } catch (err) {
-          throw err instanceof ApplicationFailure ? err : toActivityFailure(err);
+          throw err instanceof ApplicationFailure ? err : toActivityFailure(err, target);
         }
         await db.transaction((tx) => writeAudit(tx, { actor: ENGINE_ACTOR, action: 'account.deleted', subjectType: 'identity', subjectId: identity.id, after: { target, reason } }));
       }

@@ -102,6 +102,13 @@ export interface LifecycleState {
   failures?: number;
   /** Events an operator asked to retry, until the next decision. */
   retrying?: string[];
+  /**
+   * Targets the last failed decision could not reach: its retry waits for their recovery
+   * (workflows/target-recovery.ts), with `retryAt` only as a late fallback.
+   */
+  waitingOn?: string[];
+  /** Target recoveries that released this person and wait to hear that it tried again. */
+  releasedBy?: string[];
 }
 
 export function initialState(employeeId: string): LifecycleState {
@@ -552,7 +559,8 @@ export function recordFailure(state: LifecycleState, eventId: string, error: str
  * decision, so whatever did not converge (a lock, a revocation, a grant) is done again.
  * Called once per decision by the workflow, after its effects ran.
  */
-export function scheduleRetry(state: LifecycleState, now: number, policy: PolicySnapshot, failed: boolean): void {
+export function scheduleRetry(state: LifecycleState, now: number, policy: PolicySnapshot, failed: boolean, waitingOn: WaitingOn = { targets: [], only: false }): void {
+  delete state.waitingOn;
   if (!failed) {
     delete state.failures;
     delete state.retryAt;
@@ -563,7 +571,32 @@ export function scheduleRetry(state: LifecycleState, now: number, policy: Policy
   const failures = (state.failures ?? 0) + 1;
   state.failures = failures;
   state.stalled = true;
-  state.retryAt = now + Math.min(maximumInterval, initialInterval * 2 ** Math.min(failures - 1, 30));
+  if (waitingOn.targets.length) state.waitingOn = [...new Set(waitingOn.targets)].sort();
+  // Failed only because targets were unreachable: their recovery releases the retry (leavers
+  // first); the longest backoff stays as a fallback should that signal never come.
+  const backoff = waitingOn.only && waitingOn.targets.length ? maximumInterval : Math.min(maximumInterval, initialInterval * 2 ** Math.min(failures - 1, 30));
+  state.retryAt = now + backoff;
+}
+
+/** What a failed decision waits for: unreachable targets, and whether nothing else failed. */
+export interface WaitingOn {
+  targets: string[];
+  only: boolean;
+}
+
+/**
+ * A target answers again (its recovery released this person). Once no target it waits for
+ * is still down, the failed decision is due at once. Either way the next decision runs now,
+ * so the recovery hears back (`releasedBy`) that this person has tried.
+ */
+export function targetRecovered(state: LifecycleState, target: string, recoveryId: string, now: number): void {
+  state.dirty = true;
+  state.releasedBy = [...new Set([...(state.releasedBy ?? []), recoveryId])];
+  if (!state.waitingOn?.includes(target)) return;
+  state.waitingOn = state.waitingOn.filter((t) => t !== target);
+  if (state.waitingOn.length > 0) return;
+  delete state.waitingOn;
+  if (state.retryAt !== undefined) state.retryAt = Math.min(state.retryAt, now);
 }
 
 // --- keeping the state small ------------------------------------------------------------

@@ -1,2 +1,3 @@
 // Every workflow the worker runs. This file is the bundle entry point.
 export { lifecycle, hrEventSignal, retryEventSignal, lifecycleStateQuery } from './lifecycle.js';
+export { targetRecovery, targetWaitingSignal, targetAttemptedSignal, targetRecoveredSignal, targetWaitingQuery } from './target-recovery.js';

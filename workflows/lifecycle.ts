@@ -2,14 +2,17 @@
 // It holds no rule of its own: at each wake-up it asks the pure core (domain/lifecycle.ts)
 // what to do, executes the effects through activities, and tells the core what succeeded.
 // A failed effect never ends the workflow: its event becomes `failed` with an alert, and
-// the person waits for the next event or an operator's retry.
+// the decision is tried again on a backoff, at the next event or an operator's retry, or,
+// when a target was unreachable, as soon as that target's recovery workflow says it answers.
 import {
   ActivityFailure,
+  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
   defineQuery,
   defineSignal,
+  getExternalWorkflowHandle,
   log,
   patched,
   proxyActivities,
@@ -28,12 +31,14 @@ import {
   recordFailure,
   requestRetry,
   scheduleRetry,
+  targetRecovered,
   type Effect,
   type Holding,
   type LifecycleState,
 } from '../domain/lifecycle.js';
 import type { PolicySnapshot } from '../domain/policy.js';
 import type { HrEventSignal } from '../domain/types.js';
+import { TARGET_UNAVAILABLE, targetAttemptedSignal, targetRecoveredSignal } from './target-recovery.js';
 
 export const hrEventSignal = defineSignal<[HrEventSignal]>('hrEvent');
 /** An operator's retry of a failed event (`POST /hr/events/{id}/retry`, `jml retry`). */
@@ -65,6 +70,14 @@ const read = proxyLocalActivities<Activities>({
   retry: { initialInterval: '1s', maximumInterval: '1m', backoffCoefficient: 2 },
 });
 
+/** The target an activity failure could not reach (activities/grants.ts toActivityFailure), if that is what failed. */
+function unreachableTarget(err: unknown): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== TARGET_UNAVAILABLE) return undefined;
+  const [target] = cause.details ?? [];
+  return typeof target === 'string' ? target : undefined;
+}
+
 function failureMessage(err: unknown): string {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   return cause instanceof Error ? cause.message : String(cause);
@@ -81,7 +94,7 @@ class GrantsFailed extends Error {}
 
 export async function lifecycle(input: LifecycleInput): Promise<void> {
   // Signals can arrive before the state is rebuilt: hold them until it is.
-  const early: Array<{ kind: 'event'; event: HrEventSignal } | { kind: 'retry'; eventId: string }> = [];
+  const early: Array<{ kind: 'event'; event: HrEventSignal } | { kind: 'retry'; eventId: string } | { kind: 'recovered'; target: string; recoveryId: string }> = [];
   let state: LifecycleState | undefined = input.state;
   setHandler(hrEventSignal, (event) => {
     if (state) receive(state, event);
@@ -91,6 +104,10 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
     if (state) requestRetry(state, eventId);
     else early.push({ kind: 'retry', eventId });
   });
+  setHandler(targetRecoveredSignal, ({ target, recoveryId }) => {
+    if (state) targetRecovered(state, target, recoveryId, Date.now());
+    else early.push({ kind: 'recovered', target, recoveryId });
+  });
   setHandler(lifecycleStateQuery, () => state);
 
   // A run without carried state (the first, or one after a run ended) rebuilds the person
@@ -99,11 +116,15 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
   state = person;
   for (const item of early.splice(0)) {
     if (item.kind === 'event') receive(person, item.event);
-    else requestRetry(person, item.eventId);
+    else if (item.kind === 'retry') requestRetry(person, item.eventId);
+    else targetRecovered(person, item.target, item.recoveryId, Date.now());
   }
   const employeeId = person.employeeId;
   let policy: PolicySnapshot | undefined = firstPolicy;
   let failedEffects = 0;
+  /** Per decision: the targets a step could not reach (and whether a lock or revocation waits on it), and whether anything else failed. */
+  let unreachable = new Map<string, boolean>();
+  let failedOtherwise = false;
 
   for (;;) {
     // The policy read last decides when to wake; a fresh one decides what to do.
@@ -116,11 +137,30 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
     policy = fresh;
     const decision = decide(person, Date.now(), policy, held);
     failedEffects = 0;
+    unreachable = new Map();
+    failedOtherwise = false;
     for (const effect of decision.effects) await execute(effect);
     // v2: a decision that failed is tried again on a capped backoff, not only when the next
     // event or an operator's retry comes (a long directory outage must not leave a leaver
     // with access for good). Histories recorded before replay without it.
-    if (patched('retry-failed-decisions')) scheduleRetry(person, Date.now(), policy, failedEffects > 0);
+    if (patched('retry-failed-decisions')) {
+      // v3: a step that could not reach its target waits for that target's recovery, which
+      // releases leavers before joiners; the backoff stays as the fallback.
+      if (patched('target-recovery')) {
+        const waitFor = failedEffects > 0 ? [...unreachable] : [];
+        scheduleRetry(person, Date.now(), policy, failedEffects > 0, { targets: waitFor.map(([target]) => target), only: !failedOtherwise });
+        for (const [target, revoking] of waitFor) await db.awaitTargetRecovery({ target, workflowId: workflowInfo().workflowId, revoking });
+        // After waiting again (when still failing), so the recovery sees that before the answer.
+        for (const recoveryId of person.releasedBy?.splice(0) ?? []) {
+          await getExternalWorkflowHandle(recoveryId)
+            .signal(targetAttemptedSignal, { workflowId: workflowInfo().workflowId })
+            .catch(() => undefined); // that recovery has ended: nobody to tell
+        }
+        delete person.releasedBy;
+      } else {
+        scheduleRetry(person, Date.now(), policy, failedEffects > 0);
+      }
+    }
     policy = undefined; // read again at the next decision: the config may have changed
 
     const info = workflowInfo();
@@ -143,11 +183,23 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
       if (!(err instanceof ActivityFailure) && !(err instanceof GrantsFailed)) throw err;
       const message = failureMessage(err);
       failedEffects += 1;
+      if (!(err instanceof GrantsFailed)) noteFailure(err, effect);
       log.warn('lifecycle step failed', { kind: effect.kind, eventId: effect.eventId });
       recordFailure(person, effect.eventId, `${effect.kind} failed: ${message}`);
       // Grant failures have their own alert (grant_failed / revoke_failed); the rest get one here.
       await db.markEventFailed({ eventId: effect.eventId, employeeId, error: `${effect.kind} failed: ${message}`, alert: !(err instanceof GrantsFailed) });
     }
+  }
+
+  /** Remembers what a failure waits for: its target's recovery, or (anything else) the backoff. */
+  function noteFailure(err: unknown, effect: Effect | 'grant' | 'revoke'): void {
+    const target = unreachableTarget(err);
+    if (target === undefined) {
+      failedOtherwise = true;
+      return;
+    }
+    const revoking = effect === 'revoke' || (typeof effect === 'object' && (effect.kind === 'revoke' || effect.kind === 'deleteAccounts' || (effect.kind === 'setAccountsEnabled' && !effect.enabled)));
+    unreachable.set(target, (unreachable.get(target) ?? false) || revoking);
   }
 
   async function run(effect: Effect): Promise<{ identityId?: string } | undefined> {
@@ -168,7 +220,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
       }
       case 'provision': {
         const planned = await db.createBirthrightRequests({ identityId: person.applied.identityId as string, eventId: effect.eventId, items: effect.items });
-        const failed = await provisionAll(planned, connector, { employeeId, enabled: effect.enabled, reenable: effect.reenable });
+        const failed = await provisionAll(planned, connector, { employeeId, enabled: effect.enabled, reenable: effect.reenable, noteFailure: (err) => noteFailure(err, 'grant') });
         // A grant that had failed before and fails again while this event passes by is not
         // this event's failure: the grant stays failed with its own alert.
         const fresh = failed.filter((id) => effect.retryRequested || !effect.retried.includes(id));
@@ -177,7 +229,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
         return undefined;
       }
       case 'revoke': {
-        const failed = await revokeAll(effect.holdings, effect.reason, connector);
+        const failed = await revokeAll(effect.holdings, effect.reason, connector, (err) => noteFailure(err, 'revoke'));
         if (failed.length) throw new GrantsFailed(`${failed.join(', ')} could not be revoked`);
         return undefined;
       }
@@ -206,7 +258,15 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
  */
 type ConnectorActivities = ReturnType<typeof connectorActivities>;
 
-async function provisionAll(planned: PlannedGrant[], connector: ConnectorActivities, options: { employeeId: string; enabled: boolean; reenable: boolean }): Promise<string[]> {
+interface ProvisionOptions {
+  employeeId: string;
+  enabled: boolean;
+  reenable: boolean;
+  /** Told of each grant's failure (the workflow learns which targets were unreachable). */
+  noteFailure: (err: ActivityFailure) => void;
+}
+
+async function provisionAll(planned: PlannedGrant[], connector: ConnectorActivities, options: ProvisionOptions): Promise<string[]> {
   const targets = [...new Set(planned.map((g) => g.target))];
   const failed: string[] = [];
   await Promise.all(
@@ -231,7 +291,7 @@ async function provisionAll(planned: PlannedGrant[], connector: ConnectorActivit
 }
 
 /** pending -> provisioning -> (read back) -> active; or failed with an alert. */
-async function provisionGrant(grant: PlannedGrant, connector: ConnectorActivities, options: { employeeId: string; enabled: boolean; reenable: boolean }): Promise<boolean> {
+async function provisionGrant(grant: PlannedGrant, connector: ConnectorActivities, options: ProvisionOptions): Promise<boolean> {
   if (grant.grantStatus === 'active') return true;
   try {
     await connector.provisionGrant(grant.grantId, { enabled: options.enabled });
@@ -242,20 +302,22 @@ async function provisionGrant(grant: PlannedGrant, connector: ConnectorActivitie
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     log.warn('grant failed', { grantId: grant.grantId });
+    options.noteFailure(err);
     await db.markGrantFailed(grant.grantId, failureMessage(err));
     return false;
   }
 }
 
 /** Accounts are disabled first (the person is locked out at once), then groups go. Returns what failed. */
-async function revokeAll(holdings: Holding[], reason: Parameters<Activities['revokeGrant']>[1], connector: ConnectorActivities): Promise<string[]> {
+async function revokeAll(holdings: Holding[], reason: Parameters<Activities['revokeGrant']>[1], connector: ConnectorActivities, noteFailure: (err: ActivityFailure) => void): Promise<string[]> {
   const accounts = holdings.filter((h) => h.kind === 'account');
   const rest = holdings.filter((h) => h.kind !== 'account');
-  const results = [...(await Promise.all(accounts.map((h) => revokeGrant(h, reason, connector)))), ...(await Promise.all(rest.map((h) => revokeGrant(h, reason, connector))))];
+  const revoke = (h: Holding) => revokeGrant(h, reason, connector, noteFailure);
+  const results = [...(await Promise.all(accounts.map(revoke))), ...(await Promise.all(rest.map(revoke)))];
   return [...accounts, ...rest].filter((_, i) => !results[i]).map((h) => h.entitlementId).sort();
 }
 
-async function revokeGrant(holding: Holding, reason: Parameters<Activities['revokeGrant']>[1], connector: ConnectorActivities): Promise<boolean> {
+async function revokeGrant(holding: Holding, reason: Parameters<Activities['revokeGrant']>[1], connector: ConnectorActivities, noteFailure: (err: ActivityFailure) => void): Promise<boolean> {
   if (holding.grantStatus === 'revoked') return true;
   try {
     await connector.revokeGrant(holding.grantId, reason);
@@ -264,6 +326,7 @@ async function revokeGrant(holding: Holding, reason: Parameters<Activities['revo
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     log.warn('revoke failed', { grantId: holding.grantId });
+    noteFailure(err);
     await db.markGrantFailed(holding.grantId, failureMessage(err), 'revoke');
     return false;
   }

@@ -15,7 +15,7 @@ import { Attribute, Change, Client, escapeFilter } from 'ldapts';
 import type { LdapTargetConfig } from '../../domain/config.js';
 import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import type { IdentityAttributes } from '../../domain/types.js';
-import { ConnectorError, type AccountSpec, type AccountState, type Connector } from './types.js';
+import { ConnectorError, TargetUnavailableError, type AccountSpec, type AccountState, type Connector } from './types.js';
 
 export interface LdapConnectorOptions extends LdapTargetConfig {
   url: string;
@@ -32,14 +32,18 @@ export const PERMANENT_LOCK = '000001010000Z';
 
 const PERSON_CLASSES = ['top', 'person', 'organizationalPerson', 'inetOrgPerson'];
 
-/** LDAP result codes worth retrying: the server is momentarily unable, not unwilling. */
-const RETRYABLE_RESULT_CODES = new Set([
-  3, // timeLimitExceeded
+/** LDAP result codes that say the server cannot be reached or cannot answer now. */
+const UNAVAILABLE_RESULT_CODES = new Set([
   51, // busy
   52, // unavailable
   81, // serverDown (client API code)
   85, // timeout (client API code)
   91, // connectError (client API code)
+]);
+/** LDAP result codes worth retrying: the server is momentarily unable, not unwilling. */
+const RETRYABLE_RESULT_CODES = new Set([
+  3, // timeLimitExceeded
+  ...UNAVAILABLE_RESULT_CODES,
 ]);
 
 const RC = {
@@ -250,6 +254,12 @@ class LdapConnector implements Connector {
         ids.add(first[0]![1]);
       }
       return [...ids];
+    });
+  }
+
+  async ping(): Promise<void> {
+    return this.guard('ping', async () => {
+      await this.readEntry(this.target.baseDN, ['objectClass']);
     });
   }
 
@@ -553,11 +563,14 @@ export function toConnectorError(err: unknown, context: string): ConnectorError 
   const e = err as { code?: unknown; message?: unknown } | null;
   const message = typeof e?.message === 'string' ? e.message : String(err);
   const rc = resultCode(err);
-  if (rc !== undefined) return new ConnectorError(`${context}: ${message}`, RETRYABLE_RESULT_CODES.has(rc), `LDAP_${rc}`);
-  // Not an LDAP result: the connection failed, closed or timed out. Those are transient.
-  if (typeof e?.code === 'string' && /^E[A-Z]+/.test(e.code)) return new ConnectorError(`${context}: ${message}`, true, e.code);
-  if (/timed? ?out/i.test(message)) return new ConnectorError(`${context}: ${message}`, true, 'LDAP_TIMEOUT');
-  if (/socket|connection|connect/i.test(message)) return new ConnectorError(`${context}: ${message}`, true, 'LDAP_CONNECTION');
+  if (rc !== undefined) {
+    if (UNAVAILABLE_RESULT_CODES.has(rc)) return new TargetUnavailableError(`${context}: ${message}`, `LDAP_${rc}`);
+    return new ConnectorError(`${context}: ${message}`, RETRYABLE_RESULT_CODES.has(rc), `LDAP_${rc}`);
+  }
+  // Not an LDAP result: the connection failed, closed or timed out. The target is unavailable.
+  if (typeof e?.code === 'string' && /^E[A-Z]+/.test(e.code)) return new TargetUnavailableError(`${context}: ${message}`, e.code);
+  if (/timed? ?out/i.test(message)) return new TargetUnavailableError(`${context}: ${message}`, 'LDAP_TIMEOUT');
+  if (/socket|connection|connect/i.test(message)) return new TargetUnavailableError(`${context}: ${message}`, 'LDAP_CONNECTION');
   return new ConnectorError(`${context}: ${message}`, false, 'LDAP_CLIENT');
 }
 

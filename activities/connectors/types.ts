@@ -49,6 +49,11 @@ export interface Connector {
   isGroupMember(employeeId: string, groupRef: string): Promise<boolean>;
   /** Every member account's employeeId of a group, as the target reports it (for reconcile). */
   listGroupMembers(groupRef: string): Promise<string[]>;
+  /**
+   * Whether the target answers at all: connects, authenticates and reads its base. Throws a
+   * ConnectorError when it does not. Used to learn that a target is back after an outage.
+   */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -65,5 +70,17 @@ export class ConnectorError extends Error {
   ) {
     super(message);
     this.name = 'ConnectorError';
+  }
+}
+
+/**
+ * The target could not be reached or is momentarily unable to answer (connection refused or
+ * dropped, a timeout, "busy", "unavailable"): nothing is wrong with the request itself, so
+ * what failed is tried again when the target is back (workflows/target-recovery.ts).
+ */
+export class TargetUnavailableError extends ConnectorError {
+  constructor(message: string, code: string) {
+    super(message, true, code);
+    this.name = 'TargetUnavailableError';
   }
 }

@@ -9,7 +9,7 @@ import { Attribute, Change, Client, InvalidCredentialsError } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConnectors, closeConnectors } from '../../activities/connectors/index.js';
 import { createLdapConnector, type LdapConnectorOptions } from '../../activities/connectors/ldap.js';
-import { ConnectorError, type Connector } from '../../activities/connectors/types.js';
+import { ConnectorError, TargetUnavailableError, type Connector } from '../../activities/connectors/types.js';
 import { startSlapd, type SlapdServer } from '../../scripts/slapd.js';
 import { testEnv, uniqueName, type LdapServerInfo } from '../support/env.js';
 
@@ -609,11 +609,18 @@ describe('LDAP connector: hostile employee ids', () => {
 });
 
 describe('LDAP connector: errors and connections', () => {
-  it('a wrong bind password is a non-retryable error', async () => {
+  it('a wrong bind password is a non-retryable error, and not an unavailable target', async () => {
     const c = connector({ bindPassword: 'wrong-password' });
     const err = await caught(c.readAccount(id()));
     expect(err).toMatchObject({ retryable: false, code: 'LDAP_49' });
+    expect(err).not.toBeInstanceOf(TargetUnavailableError);
     expect(err.message).not.toContain('wrong-password');
+    // A ping needs a bind too: a target that refuses our credentials is not "back".
+    expect(await caught(c.ping())).toMatchObject({ code: 'LDAP_49' });
+  });
+
+  it('a ping answers when the directory does', async () => {
+    await expect(connector().ping()).resolves.toBeUndefined();
   });
 
   it('a schema violation is a non-retryable error', async () => {
@@ -623,7 +630,7 @@ describe('LDAP connector: errors and connections', () => {
     expect(err.code).toMatch(/^LDAP_\d+$/);
   });
 
-  it('an unreachable server is a retryable error', async () => {
+  it('an unreachable server is a retryable error: the target is unavailable, and a ping says so', async () => {
     const port = await new Promise<number>((resolve) => {
       const s = createServer().listen(0, '127.0.0.1', () => {
         const { port } = s.address() as { port: number };
@@ -633,6 +640,8 @@ describe('LDAP connector: errors and connections', () => {
     const c = connector({ url: `ldap://127.0.0.1:${port}`, timeout: 2_000 });
     const err = await caught(c.readAccount(id()));
     expect(err.retryable).toBe(true);
+    expect(err).toBeInstanceOf(TargetUnavailableError);
+    expect(await caught(c.ping())).toBeInstanceOf(TargetUnavailableError);
   });
 
   it('a server that never answers times out, retryably', async () => {
@@ -644,6 +653,7 @@ describe('LDAP connector: errors and connections', () => {
       const c = connector({ url: `ldap://127.0.0.1:${port}`, timeout: 300 });
       const err = await caught(c.readAccount(id()));
       expect(err).toMatchObject({ retryable: true, code: 'LDAP_TIMEOUT' });
+      expect(err).toBeInstanceOf(TargetUnavailableError);
     } finally {
       sockets.forEach((s) => s.destroy());
       await new Promise((r) => silent.close(r));
