@@ -89,14 +89,17 @@ async function start(): Promise<void> {
   const logger = createLogger(env.logLevel);
   prepareLocalSetup(env, logger);
   // Read again: prepareLocalSetup put the generated secrets into the environment.
-  const supervisor = await startSupervisor(readEnv(), logger, [process.argv[1]!, 'engine']);
-  printBanner('api, worker, embedded servers; each restarted if it stops', supervisor.endpoints, supervisor.warnings);
-  console.log(`\nTry it: npm run jml -- send-event examples/hire.json   (Ctrl-C stops everything)\n`);
+  const supervisor = startSupervisor(readEnv(), logger, [process.argv[1]!, 'engine']);
+  // From the first child on: a signal during start-up stops whatever has started so far.
   const shutdown = stopOnSignals(logger, () => supervisor.stop());
   void supervisor.failed.then((err) => {
     console.error(`jml: ${err.message}`);
     shutdown('an embedded server cannot run', 1);
   });
+  const running = await supervisor.started;
+  if (!running) return; // stopped during start-up: the shutdown exits
+  printBanner('api, worker, embedded servers; each restarted if it stops', running.endpoints, running.warnings);
+  console.log(`\nTry it: npm run jml -- send-event examples/hire.json   (Ctrl-C stops everything)\n`);
 }
 
 program

@@ -186,11 +186,15 @@ export interface EngineReady {
 }
 
 export interface Supervisor {
-  /** What runs where, and what does not, for the start-up banner. */
-  endpoints: Record<string, string>;
-  warnings: string[];
+  /**
+   * Settles once everything runs, with what runs where (and what does not) for the start-up
+   * banner, or undefined when stop() came first. Rejects when start-up fails; everything is
+   * stopped by then.
+   */
+  started: Promise<{ endpoints: Record<string, string>; warnings: string[] } | undefined>;
   /** Settles when supervision had to give up (an embedded port taken by another process); everything is stopped by then. */
   failed: Promise<Error>;
+  /** Stops everything, at any moment: a start-up still under way too. */
   stop(): Promise<void>;
 }
 
@@ -226,8 +230,9 @@ async function ensurePortsFree(ports: Array<{ port: number; variable: string }>)
  * `jml start`: checks the ports, starts the embedded Temporal and slapd (each kept with its
  * data under JML_DATA_DIR), then the engine (API and workers) in a child process running
  * `engineCommand` (module path, then arguments). Whatever dies is restarted with backoff.
+ * Returns at once, so that a signal can stop a start-up still under way.
  */
-export async function startSupervisor(env: Env, logger: Logger, engineCommand: string[]): Promise<Supervisor> {
+export function startSupervisor(env: Env, logger: Logger, engineCommand: string[]): Supervisor {
   const config = loadConfig(env.configPath);
   const endpoints: Record<string, string> = {};
   const warnings: string[] = [];
@@ -243,7 +248,6 @@ export async function startSupervisor(env: Env, logger: Logger, engineCommand: s
   if (ldapTarget && !slapdAvailable()) warnings.push(`target "${ldapTarget.id}" has no url and slapd is not installed (apt-get install slapd ldap-utils): its grants will wait and retry`);
   const embedSlapd = ldapTarget !== undefined && slapdAvailable();
   const slapdPorts = [{ port: env.slapdPort, variable: 'JML_SLAPD_PORT' }];
-  await ensurePortsFree([{ port: env.port, variable: 'PORT' }, ...(embedTemporal ? temporalPorts : []), ...(embedSlapd ? slapdPorts : [])]);
 
   const startTemporal = async () => {
     await ensurePortsFree(temporalPorts);
@@ -271,6 +275,9 @@ export async function startSupervisor(env: Env, logger: Logger, engineCommand: s
   const stop = () =>
     (stopped ??= (async () => {
       stopping.abort();
+      // Start-up ends first (a server it is starting once that is up, the engine at once), so
+      // everything it started is in `servers` and `engine` below.
+      await starting.catch(() => undefined);
       // The engine first, so it finishes what it is doing while Temporal and LDAP still answer.
       await engine?.stop();
       await Promise.all(servers.map((server) => server.stop()));
@@ -281,8 +288,13 @@ export async function startSupervisor(env: Env, logger: Logger, engineCommand: s
   };
   const supervise = <T extends Supervised>(name: string, first: T, start: () => Promise<T>) => keepRunning(name, first, start, { logger, stopping: stopping.signal, onFatal });
 
-  try {
+  /** What runs where, for the banner; undefined when stop() came before the end. */
+  const startUp = async () => {
+    await ensurePortsFree([{ port: env.port, variable: 'PORT' }, ...(embedTemporal ? temporalPorts : []), ...(embedSlapd ? slapdPorts : [])]);
+    if (stopping.signal.aborted) return undefined;
+    if (embedTemporal || embedSlapd) logger.info({ temporalPort: embedTemporal ? env.temporalPort : undefined, slapdPort: embedSlapd ? env.slapdPort : undefined }, 'starting the embedded servers');
     const [temporal, slapd] = await Promise.allSettled([embedTemporal ? startTemporal() : undefined, embedSlapd ? startLdap() : undefined]);
+    // Kept (and so stopped by stop()) even when stopping began while they started.
     if (temporal.status === 'fulfilled' && temporal.value) {
       servers.push(supervise('embedded Temporal', temporal.value, startTemporal));
       if (temporal.value.uiUrl) endpoints['temporal ui'] = temporal.value.uiUrl;
@@ -292,22 +304,31 @@ export async function startSupervisor(env: Env, logger: Logger, engineCommand: s
       servers.push(supervise('embedded slapd', slapd.value, startLdap));
       endpoints[`ldap (${ldapTarget!.id})`] = slapd.value.url;
     }
+    if (stopping.signal.aborted) return undefined;
     if (slapd.status === 'rejected') throw slapd.reason;
     if (temporal.status === 'rejected') {
       if (!(temporal.reason instanceof TemporalUnavailable)) throw temporal.reason;
       warnings.push(`Temporal is not running (${temporal.reason.message}): install Go (to build the Temporal CLI) or set TEMPORAL_ADDRESS; events are accepted and kept until it is there`);
     }
 
-    const startEngine = () => startEngineProcess(engineCommand);
+    const startEngine = () => startEngineProcess(engineCommand, stopping.signal);
     const first = await startEngine();
     engine = supervise('engine', first, startEngine);
     Object.assign(endpoints, first.endpoints);
     warnings.push(...first.warnings);
-  } catch (err) {
+    return { endpoints, warnings };
+  };
+
+  const starting = startUp();
+  const started = starting.catch(async (err: unknown) => {
+    // Failing once stopping has begun is the stop's doing (it ended a start under way, or a
+    // Ctrl-C reached a child first), not a failure to report.
+    const cutShort = stopping.signal.aborted;
     await stop();
+    if (cutShort) return undefined;
     throw err;
-  }
-  return { endpoints, warnings, failed, stop };
+  });
+  return { started, failed, stop };
 }
 
 /**
@@ -342,6 +363,7 @@ function keepRunning<T extends Supervised>(
           current = await start();
           break;
         } catch (err) {
+          if (stopping.aborted) return; // the stop ended this start (see startEngineProcess)
           if (err instanceof PortTaken) return options.onFatal(err);
           logger.error({ err: (err as Error).message.split('\n')[0], retryInMs: delay }, `${name} did not restart; trying again`);
         }
@@ -362,7 +384,7 @@ function keepRunning<T extends Supervised>(
 }
 
 /** Forks the engine (API and workers) and waits for its ready message; an exit before it fails the start. */
-async function startEngineProcess([modulePath, ...args]: string[]): Promise<Supervised & Omit<EngineReady, 'type'>> {
+async function startEngineProcess([modulePath, ...args]: string[], stopping: AbortSignal): Promise<Supervised & Omit<EngineReady, 'type'>> {
   // Logs go straight to the terminal; the IPC channel carries the ready message and, should
   // the supervisor die, tells the engine to stop (it exits on 'disconnect').
   const child = fork(modulePath!, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -372,7 +394,10 @@ async function startEngineProcess([modulePath, ...args]: string[]): Promise<Supe
       if (message?.type === 'ready') resolve(message);
     });
   });
-  const outcome = await Promise.race([ready, exited]);
+  // Stopping ends the start at once: until it is ready, nobody else holds the child to stop it.
+  const stopEarly = () => void stop();
+  stopping.addEventListener('abort', stopEarly);
+  const outcome = await Promise.race([ready, exited]).finally(() => stopping.removeEventListener('abort', stopEarly));
   if (typeof outcome === 'string') throw new Error(`the engine stopped during start-up (${outcome}); its error is logged above`);
   return { pid: child.pid, exited, stop, endpoints: outcome.endpoints, warnings: outcome.warnings };
 }

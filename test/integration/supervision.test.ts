@@ -1,7 +1,7 @@
 // `jml start` supervises what it runs: the embedded Temporal, the embedded slapd and the
 // engine (API and workers) are each restarted when killed, with their data, so a durable
 // timer still fires, the directory keeps its entries and an accepted event is not lost;
-// SIGTERM stops them all.
+// SIGTERM stops them all, during start-up too.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
@@ -14,7 +14,7 @@ import { freePort } from '../../scripts/free-port.js';
 import { signedWebhook } from '../support/api.js';
 import { eventually } from '../support/engine.js';
 import { uniqueEmployeeId, uniqueName } from '../support/env.js';
-import { isAlive, prepareJmlStart, runJmlStart, type JmlStartProcess, type JmlStartSetup } from '../support/jml-start.js';
+import { isAlive, prepareJmlStart, processesOf, runJmlStart, type JmlStartProcess, type JmlStartSetup } from '../support/jml-start.js';
 
 let setup: JmlStartSetup;
 let jml: JmlStartProcess;
@@ -135,4 +135,28 @@ describe('jml start', () => {
     const lastStop = jml.logs().findIndex((l) => l.msg === 'shutting down');
     expect(jml.logs().slice(lastStop).filter((l) => String(l.msg).includes('exited unexpectedly'))).toEqual([]);
   }, 60_000);
+});
+
+describe('jml start stopped during start-up', () => {
+  it.each([
+    ['while the embedded servers start', 'starting the embedded servers'],
+    ['while the engine starts', 'embedded slapd started'],
+  ])('stops what it has started on SIGTERM %s, and exits 0', async (_when, startUpLog) => {
+    const early = await prepareJmlStart();
+    try {
+      const run = runJmlStart(early.env);
+      await run.waitForLog(startUpLog, { timeoutMs: 120_000 });
+      run.child.kill('SIGTERM');
+      const { code } = await run.exited;
+      expect(run.stdout()).not.toContain('jml-engine is running'); // it was still starting
+      expect(processesOf(early.dataDir)).toEqual([]);
+      const { temporal, temporalUi, slapd, api } = early.ports;
+      for (const port of [temporal, temporalUi, slapd, api]) await expect(freePort(port)).resolves.toBe(port);
+      expect(code).toBe(0);
+    } finally {
+      // Whatever the supervisor left behind (a failed run), so it does not outlive the test.
+      for (const pid of processesOf(early.dataDir)) process.kill(pid, 'SIGKILL');
+      await early.cleanup();
+    }
+  }, 120_000);
 });

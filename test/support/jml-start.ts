@@ -1,7 +1,7 @@
 // `jml start` as a person runs it: a separate process with its own data folder, config,
 // database, Redis prefix and ports, whose JSON log lines tests read to follow what it does.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,4 +127,23 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The processes still running from a `jml start` with this data folder: the supervisor and
+ * everything it starts (Temporal, slapd, the engine) inherit JML_DATA_DIR, so a child left
+ * behind is found even after it has lost its parent. Linux only (/proc).
+ */
+export function processesOf(dataDir: string): number[] {
+  const marker = `\0JML_DATA_DIR=${dataDir}\0`;
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        return `\0${readFileSync(`/proc/${pid}/environ`, 'latin1')}`.includes(marker);
+      } catch {
+        return false; // gone meanwhile, or not ours to read
+      }
+    })
+    .map(Number);
 }
