@@ -1,6 +1,8 @@
 // POST /api/v1/hr/events: the HR webhook. Order matters:
 //   1. Standard Webhooks signature over the RAW body bytes (401 before anything is parsed),
-//   2. JSON.parse (400 malformed) and zod (400 naming each bad field),
+//   2. the body as strict UTF-8 JSON of bounded depth (api/json-body.ts: 400 when it is
+//      not), then zod (400 naming each bad field; attributes under the one shared schema,
+//      domain/attributes.ts, that SCIM and CSV use too),
 //   3. durable write to the inbox (503 + Retry-After when Postgres cannot take it; when it
 //      refuses connections, at once; when it hangs, within db/client.ts DATABASE_WAIT_MS),
 //   4. a nudge on the BullMQ queue, bounded by a short timeout: when Redis is down the
@@ -14,6 +16,7 @@ import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { HR_EVENT_TYPES } from '../../domain/types.js';
+import { identityAttributesSchema } from '../../domain/attributes.js';
 import { employeeIdSchema } from '../../domain/employee-id.js';
 import type { JmlConfig } from '../../domain/config.js';
 import { awaitDatabase, type Db } from '../../db/client.js';
@@ -22,67 +25,41 @@ import { canonicalJson } from '../../domain/canonical-json.js';
 import { createInboxWriter, getHrEvent, type HrEventRow, type NewHrEvent } from '../../db/inbox.js';
 import { enqueueHrEvent, type HrEventJob } from '../../services/hr-event-queue.js';
 import { requireScope } from '../auth.js';
+import { parseJsonBody } from '../json-body.js';
 import type { ApiMetrics } from '../metrics.js';
 import { parseOrThrow, PROBLEM_TYPES, ProblemError, problems, safeErrorInfo } from '../problem.js';
 import type { WebhookVerifier } from '../webhook-verify.js';
 
 export const HR_EVENTS_PATH = '/api/v1/hr/events';
-const MAX_ATTRIBUTES = 100;
-const MAX_ATTRIBUTE_KEY = 64;
-const MAX_UNKNOWN_VALUE_JSON = 4_096;
 const MAX_EVENT_ID = 256;
 
 // --- the event schema -----------------------------------------------------------------
 
-/** Postgres jsonb refuses U+0000, so it is refused here, as a 400, not a 503. */
-const noNul = (s: string) => !s.includes('\u0000');
-const text = (max: number) => z.string().max(max, `must be at most ${max} characters`).refine(noNul, 'must not contain NUL characters');
-const optionalText = (max = 256) => text(max).optional();
-
-/** Any JSON value for an attribute we do not know, kept as sent, bounded in size. */
-const unknownAttribute = z
-  .json()
-  .refine((value) => {
-    const json = JSON.stringify(value);
-    return json.length <= MAX_UNKNOWN_VALUE_JSON && !json.includes('\\u0000');
-  }, `must be JSON of at most ${MAX_UNKNOWN_VALUE_JSON} characters without NUL characters`);
-
-export const hrEventAttributesSchema = z
-  .object({
-    givenName: optionalText(),
-    familyName: optionalText(),
-    email: z.email('must be an e-mail address').max(254).optional(),
-    department: optionalText(),
-    title: optionalText(),
-    location: optionalText(),
-    employmentType: optionalText(64),
-    /** The manager's employee id, canonical like the person's. */
-    managerId: employeeIdSchema('must be a string').optional(),
-  })
-  .catchall(unknownAttribute)
-  .superRefine((attributes, ctx) => {
-    const keys = Object.keys(attributes);
-    if (keys.length > MAX_ATTRIBUTES) ctx.addIssue({ code: 'custom', path: [], message: `must have at most ${MAX_ATTRIBUTES} attributes` });
-    for (const key of keys) {
-      if (key.length > MAX_ATTRIBUTE_KEY || !noNul(key)) ctx.addIssue({ code: 'custom', path: [key], message: `attribute names must be 1..${MAX_ATTRIBUTE_KEY} characters` });
-    }
-  });
+/**
+ * The attributes of an HR event: the one schema of every input (domain/attributes.ts).
+ * Kept under this name only because api/routes/scim.ts still imports it; new code should
+ * import identityAttributesSchema itself.
+ */
+export const hrEventAttributesSchema = identityAttributesSchema;
 
 export const hrEventBodySchema = z
   .object({
     type: z.enum(HR_EVENT_TYPES, `must be one of ${HR_EVENT_TYPES.join(', ')}`),
     employeeId: employeeIdSchema('is required'),
     effectiveAt: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time with a Z or ±hh:mm offset' }).optional(),
-    attributes: hrEventAttributesSchema.default({}),
+    attributes: identityAttributesSchema.default({}),
   })
   .superRefine(
     (event, ctx) => {
       // A joiner needs a name; checked even when other fields failed, so every bad field is listed.
+      // No trimming here: the shared text rule already refuses a padded or blank-padded name.
       if (event?.type !== 'hire') return;
-      const attributes = (event.attributes ?? {}) as Record<string, unknown>;
+      const attributes: unknown = event.attributes ?? {};
+      // Attributes that are not an object are already an error of their own.
+      if (typeof attributes !== 'object' || attributes === null || Array.isArray(attributes)) return;
       for (const field of ['givenName', 'familyName'] as const) {
-        const value = attributes[field];
-        if (typeof value !== 'string' || value.trim() === '') ctx.addIssue({ code: 'custom', path: ['attributes', field], message: 'is required for a hire' });
+        const value = (attributes as Record<string, unknown>)[field];
+        if (typeof value !== 'string' || value === '') ctx.addIssue({ code: 'custom', path: ['attributes', field], message: 'is required for a hire' });
       }
     },
     { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
@@ -169,13 +146,9 @@ export const hrEventRoutes: FastifyPluginAsync<HrEventRoutesOptions> = async (ap
     }
     if (verified.id.length > MAX_EVENT_ID) throw problems.validation([{ field: 'webhook-id', message: `must be at most ${MAX_EVENT_ID} characters` }]);
 
-    let json: unknown;
-    try {
-      json = JSON.parse(raw.toString('utf8'));
-    } catch {
-      throw new ProblemError({ status: 400, title: 'Malformed JSON', type: PROBLEM_TYPES.malformedJson, detail: 'The body is not valid JSON.' });
-    }
-    const body = parseOrThrow(hrEventBodySchema, json);
+    // Only now, with the signature proven over the bytes: strict UTF-8 (never a lossy
+    // decode), bounded nesting, then JSON; each a 400.
+    const body = parseOrThrow(hrEventBodySchema, parseJsonBody(raw));
     // The payload is the event as the source sent it (known top-level fields only); the
     // effective_at column holds the resolved instant (now when the source gave none).
     const payload = {

@@ -1,6 +1,6 @@
 // The HR webhook through the real app (app.inject) against the run's Postgres and Redis:
 // signature first, then validation, then a durable row, then a BullMQ nudge.
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { and, eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
@@ -191,6 +191,18 @@ describe('POST /api/v1/hr/events', () => {
     expect(await rowsWithId(id)).toHaveLength(0);
   });
 
+  it('refuses a timestamp that is not all digits with 401, even when it is signed as sent, and stores nothing', async () => {
+    // The library this test signs with elsewhere re-formats the timestamp, so sign by hand.
+    const payload = JSON.stringify(hire('E-badts'));
+    const id = uniqueName('msg');
+    const timestamp = `${Math.floor(Date.now() / 1000)}xyz`;
+    const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+    const signature = `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${payload}`).digest('base64')}`;
+    const response = await app.inject({ method: 'POST', url: PATH, payload, headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature } });
+    expect(expectProblem(response, 401).detail).toMatch(/^Invalid timestamp/);
+    expect(await rowsWithId(id)).toHaveLength(0);
+  });
+
   it('refuses a body altered after signing', async () => {
     const payload = JSON.stringify(hire('E-tamper'));
     const id = uniqueName('msg');
@@ -262,6 +274,44 @@ describe('POST /api/v1/hr/events', () => {
     const { id, response } = await post({ type: 'update', employeeId: 'E-many', attributes });
     expect(expectProblem(response, 400).errors!.map((e) => e.field)).toEqual(['attributes']);
     expect(await rowsWithId(id)).toHaveLength(0);
+  });
+
+  // The attribute rules are the shared ones (domain/attributes.ts), the same for SCIM and CSV:
+  // nothing is trimmed, normalised or coerced; a value that is not what its field takes is
+  // refused, naming the field as the sender wrote it.
+  it.each([
+    ['a padded name (not trimmed)', { givenName: ' Ada ' }, 'attributes.givenName', /white space/],
+    ['a blank name', { familyName: '   ' }, 'attributes.familyName', /white space/],
+    ['a title over 256 characters', { title: 'x'.repeat(257) }, 'attributes.title', /at most 256/],
+    ['a NUL character', { department: 'Engi\u0000neering' }, 'attributes.department', /control characters, NUL/],
+    ['a control character', { location: 'Paris\u001b[2J' }, 'attributes.location', /control characters/],
+    ['a right-to-left override', { title: 'Engineer\u202Eer' }, 'attributes.title', /bidirectional/],
+    ['a name not in NFC', { familyName: 'Bronte\u0308' }, 'attributes.familyName', /NFC/],
+    ['an array for a string', { title: ['Boss', 'Janitor'] }, 'attributes.title', /must be a string/],
+    ['a number for a string', { employmentType: 42 }, 'attributes.employmentType', /must be a string/],
+    ['an unknown attribute nested too deep', { costCentre: JSON.parse(`${'['.repeat(10)}1${']'.repeat(10)}`) as unknown }, 'attributes.costCentre', /nested at most 8/],
+    ['an unknown attribute with a NUL inside', { costCentre: { code: 'CC\u000042' } }, 'attributes.costCentre', /control characters, NUL/],
+    ['an attribute name that is not a name', { 'cost centre': 'CC-42' }, 'attributes.cost centre', /attribute names/],
+  ] as const)('answers 400 for %s, naming the field, and stores nothing', async (_case, attributes, field, message) => {
+    const body = JSON.stringify(hire(`E-rule-${randomBytes(3).toString('hex')}`, attributes as Record<string, unknown>));
+    const { id, response } = await post(body);
+    const problem = expectProblem(response, 400);
+    expect(problem.errors).toEqual([{ field, message: expect.stringMatching(message) }]);
+    expect(await rowsWithId(id)).toHaveLength(0);
+  });
+
+  it('refuses `__proto__` as an attribute name, and stores nothing', async () => {
+    const { id, response } = await post('{"type":"update","employeeId":"E-proto","attributes":{"__proto__":{"isAdmin":true}}}');
+    expect(expectProblem(response, 400).errors).toEqual([{ field: 'attributes.__proto__', message: expect.stringMatching(/attribute names/) }]);
+    expect(await rowsWithId(id)).toHaveLength(0);
+  });
+
+  it('stores what was sent, exactly: non-ASCII names in NFC and an unknown attribute within the bounds', async () => {
+    const attributes = { givenName: 'Zoë', familyName: 'Brontë', costCentre: { code: 'CC-42', owners: ['E-1', 'E-2'] } };
+    const { id, response } = await post(hire('E-exact', attributes));
+    expect(response.statusCode).toBe(202);
+    const [row] = await rowsWithId(id);
+    expect((row!.payload as { attributes: unknown }).attributes).toEqual({ ...attributes, email: 'ada@example.com', department: 'Engineering' });
   });
 
   it('answers 413 on a 2 MB body and stores nothing', async () => {
