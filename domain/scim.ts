@@ -7,6 +7,7 @@
 import { canonicalJson } from './canonical-json.js';
 import { z } from 'zod';
 import type { ScimConfig } from './config.js';
+import { ATTRIBUTE_LIMITS, parseAttributes } from './attributes.js';
 import { EMPLOYEE_ID_RULE, parseEmployeeId } from './employee-id.js';
 import type { HrEventType, IdentityAttributes, IdentityStatus } from './types.js';
 
@@ -21,6 +22,8 @@ export const SCIM_SCHEMAS = {
   resourceType: 'urn:ietf:params:scim:schemas:core:2.0:ResourceType',
   schema: 'urn:ietf:params:scim:schemas:core:2.0:Schema',
 } as const;
+
+const ENTERPRISE = SCIM_SCHEMAS.enterpriseUser;
 
 /** What Entra allows per bulkUpload call, and what /ServiceProviderConfig announces. */
 export const SCIM_MAX_OPERATIONS = 50;
@@ -66,10 +69,24 @@ function getCi(object: Record<string, unknown>, name: string): unknown {
  * rule below ever sees one: null is never an error and never stored. Entra sends
  * `"failOnErrors": null` in every documented bulkUpload request.
  */
-export function withoutNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.filter((item) => item !== null).map(withoutNulls);
-  if (isRecord(value)) return Object.fromEntries(Object.entries(value).flatMap(([key, member]) => (member === null ? [] : [[key, withoutNulls(member)]])));
-  return value;
+export function withoutNulls(input: unknown): unknown {
+  // Copied with a stack, not recursion, so no depth of input exhausts the call stack.
+  const shell = (value: unknown): unknown => (Array.isArray(value) ? [] : isRecord(value) ? {} : value);
+  const root = shell(input);
+  const stack: Array<[unknown, unknown]> = [[input, root]];
+  while (stack.length) {
+    const [from, into] = stack.pop()!;
+    const members: Array<[string, unknown]> = Array.isArray(from) ? from.map((item, i) => [String(i), item]) : isRecord(from) ? Object.entries(from) : [];
+    for (const [key, member] of members) {
+      if (member === null) continue;
+      const copy = shell(member);
+      if (Array.isArray(into)) into.push(copy);
+      // defineProperty, not assignment: a `__proto__` member stays a plain member.
+      else Object.defineProperty(into, key, { value: copy, enumerable: true, writable: true, configurable: true });
+      stack.push([member, copy]);
+    }
+  }
+  return root;
 }
 
 /** The members of an object with their names normalised to the spellings given. */
@@ -231,28 +248,64 @@ function preferred(values: unknown[]): unknown {
   return values.find(isPrimary) ?? values.find(isWork) ?? values[0];
 }
 
-/** The value at a path in a SCIM user, or undefined. A complex value at the end means its `value`. */
-export function readScimPath(user: Record<string, unknown>, path: ScimPath): unknown {
+// The shape of core and enterprise User attributes (RFC 7643 sections 4.1 and 4.3), lower case.
+/** The multi-valued ones: a list, of which (without a filter) the preferred item is read. */
+const MULTI_VALUED = new Set(['emails', 'phonenumbers', 'ims', 'photos', 'addresses', 'groups', 'entitlements', 'roles', 'x509certificates']);
+/** The complex single-valued ones: an object, read through its sub-attributes. */
+const COMPLEX = new Set(['name', 'manager', 'meta']);
+/** The booleans a path may end at; every other core or enterprise attribute a path ends at is a string. */
+const BOOLEANS = new Set(['active', 'primary']);
+
+/**
+ * The value at a path in a SCIM user (undefined when absent), or what is wrong with it. A
+ * complex value at the end means its `value`. Core and enterprise attributes are read by
+ * their schema: a list where one value is expected (`title: ["Boss", "Janitor"]`), an object
+ * or a number where a string is, a string where an object is, is a problem naming the
+ * attribute, never read as its first item or its text. Custom extensions have no schema
+ * here, so their values are read as sent, and the attribute schema (domain/attributes.ts)
+ * judges them.
+ */
+export function readScimPath(user: Record<string, unknown>, path: ScimPath): { value: unknown } | { problem: string } {
+  const strict = path.urn === null || path.urn.toLowerCase() === ENTERPRISE.toLowerCase();
+  const named = (segments: number) => `${path.urn ? `${path.urn}:` : ''}${path.segments.slice(0, segments).map((s) => s.name).join('.')}`;
   let current: unknown = user;
   if (path.urn) {
     current = getCi(user, path.urn);
+    if (current !== undefined && !isRecord(current)) return { problem: `${path.urn} must be an object` };
   }
-  for (const segment of path.segments) {
-    if (!isRecord(current)) return undefined;
+  for (const [i, segment] of path.segments.entries()) {
+    if (!isRecord(current)) return { value: undefined };
+    const last = i === path.segments.length - 1;
+    const multiValued = MULTI_VALUED.has(segment.name.toLowerCase());
     current = getCi(current, segment.name);
     if (Array.isArray(current)) {
-      current = segment.filter ? current.find((element) => matchesFilter(element, segment.filter!)) : preferred(current);
-    } else if (segment.filter && !matchesFilter(current, segment.filter)) {
-      return undefined;
+      if (segment.filter) current = current.find((element) => matchesFilter(element, segment.filter!));
+      else if (strict && !multiValued) return { problem: `${named(i + 1)} must be a single value, not a list` };
+      // A custom extension's list at the end is its value, as sent.
+      else if (!strict && last) return { value: current };
+      else current = preferred(current);
+    } else if (segment.filter && current !== undefined && !matchesFilter(current, segment.filter)) {
+      return { value: undefined };
+    }
+    if (current === undefined) return { value: undefined };
+    if (!last && !isRecord(current) && strict) return { problem: `${named(i + 1)} must be ${multiValued ? 'a list of objects' : 'an object'}` };
+  }
+  const end = path.segments.at(-1)!.name.toLowerCase();
+  let where = named(path.segments.length);
+  if (isRecord(current) && (!strict || MULTI_VALUED.has(end) || COMPLEX.has(end))) {
+    // The enterprise manager, an e-mail address: a complex value read as its `value`.
+    const value = getCi(current, 'value');
+    if (strict || value !== undefined) {
+      current = value;
+      where = `${where}.value`;
     }
   }
-  if (isRecord(current) && getCi(current, 'value') !== undefined) return getCi(current, 'value');
-  return current;
+  if (!strict || current === undefined || typeof current === 'string' || (typeof current === 'boolean' && BOOLEANS.has(end))) return { value: current };
+  return { problem: `${where} must be ${Array.isArray(current) ? 'a single value, not a list' : isRecord(current) ? 'a string, not an object' : 'a string'}` };
 }
 
 // --- the mapping ----------------------------------------------------------------------
 
-const ENTERPRISE = SCIM_SCHEMAS.enterpriseUser;
 /** Mapping target that sets the HR key rather than an attribute. */
 export const EMPLOYEE_ID_TARGET = 'employeeId';
 
@@ -335,13 +388,190 @@ function ownName(name: string): string {
 /** Names that must never become object keys set by input. */
 const UNSAFE_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
 
-const isBlank = (value: unknown) => value === undefined || (typeof value === 'string' && value.trim() === '');
-/** The identity attribute that holds the manager's employee id (enterprise manager.value). */
-const MANAGER_ID = 'managerId';
-/** An attribute value as kept: text trimmed, except an employee id, which is refused padded (parseEmployeeId). */
-const kept = (target: string, value: unknown) => (typeof value === 'string' && target !== MANAGER_ID ? value.trim() : value);
-/** An employee id in canonical spelling, or null; Entra may send a numeric id as a JSON number. */
-const employeeIdOf = (value: unknown) => parseEmployeeId(typeof value === 'number' && Number.isInteger(value) ? String(value) : value);
+/**
+ * Absent: undefined (nulls are dropped first, RFC 7643 section 2.5), or an empty string,
+ * which HR systems send for an empty field. Nothing else: a value of spaces is padding, and
+ * refused as such (domain/attributes.ts), never read as absent.
+ */
+const isAbsent = (value: unknown) => value === undefined || value === '';
+
+// --- bulkId references (RFC 7644 section 3.7.2) ---------------------------------------
+
+/** A value `bulkId:<id>` refers to the resource the operation with that bulkId creates. */
+export const BULK_ID_PREFIX = 'bulkId:';
+
+const bulkIdOf = (value: unknown) => (typeof value === 'string' && value.startsWith(BULK_ID_PREFIX) ? value.slice(BULK_ID_PREFIX.length) : null);
+
+/** Every bulkId a value refers to, at any depth; walked with a stack, so no input exhausts the call stack. */
+function referencesIn(value: unknown): string[] {
+  const found: string[] = [];
+  const stack: unknown[] = [value];
+  while (stack.length) {
+    const current = stack.pop();
+    const bulkId = bulkIdOf(current);
+    if (bulkId !== null) found.push(bulkId);
+    else if (Array.isArray(current)) for (const item of current) stack.push(item);
+    else if (isRecord(current)) for (const item of Object.values(current)) stack.push(item);
+  }
+  return found;
+}
+
+/**
+ * What a `bulkId:` reference of one operation stands for: the employee id of the person the
+ * referenced operation is about (for us the resource id), or why it stands for nothing.
+ */
+export type ScimBulkIdResolver = (bulkId: string) => { employeeId: string } | { problem: string };
+
+const UNKNOWN_BULK_ID = 'refers to a bulkId that no operation of this request has';
+/** Outside a bulk request, no bulkId refers to anything. */
+const noBulkIds: ScimBulkIdResolver = () => ({ problem: UNKNOWN_BULK_ID });
+
+/**
+ * A value with each `bulkId:` reference in it replaced by what it stands for, or the problems
+ * of those that stand for nothing. Values nested deeper than the attribute schema takes are
+ * left as they are: that schema refuses them, so no reference is ever stored literally.
+ */
+function resolveReferences(value: unknown, resolve: ScimBulkIdResolver, problems: Set<string>, depth = 0): unknown {
+  const bulkId = bulkIdOf(value);
+  if (bulkId !== null) {
+    const resolved = resolve(bulkId);
+    if ('problem' in resolved) problems.add(resolved.problem);
+    return 'employeeId' in resolved ? resolved.employeeId : value;
+  }
+  if (depth > ATTRIBUTE_LIMITS.unknownDepth) return value;
+  if (Array.isArray(value)) return value.map((item) => resolveReferences(item, resolve, problems, depth + 1));
+  if (isRecord(value)) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, resolveReferences(item, resolve, problems, depth + 1)]));
+  return value;
+}
+
+export interface ScimBulkLink {
+  /** The operation's own bulkId. */
+  bulkId?: string;
+  /** The bulkIds its user refers to. */
+  references: readonly string[];
+}
+
+export interface ScimBulkPlan {
+  /** Indexes of the operations, in the order to process them. */
+  order: number[];
+  /** The operations on a cycle of references (their own bulkId included): these cannot be resolved. */
+  cyclic: ReadonlySet<number>;
+}
+
+/**
+ * The order to process a request's operations in: request order, except that an operation
+ * comes after the operations it refers to (RFC 7644 section 3.7 lets the service provider
+ * reorder). An operation on a cycle of references fails; it still comes after the operations
+ * off the cycle it refers to, so its answer names only the cycle. A bulkId no operation has,
+ * or several have, orders nothing: resolving it fails (scimBulkIdResolver). At most
+ * SCIM_MAX_OPERATIONS operations, so plain quadratic walks are fine.
+ */
+export function planScimBulk(links: readonly ScimBulkLink[]): ScimBulkPlan {
+  const having = new Map<string, number[]>();
+  links.forEach((link, index) => {
+    if (link.bulkId !== undefined) having.set(link.bulkId, [...(having.get(link.bulkId) ?? []), index]);
+  });
+  const targets = links.map((link) => [...new Set(link.references.flatMap((bulkId) => (having.get(bulkId)?.length === 1 ? having.get(bulkId)! : [])))]);
+  const reaches = (from: number, to: number) => {
+    const seen = new Set([from]);
+    const queue = [from];
+    while (queue.length) {
+      const at = queue.shift()!;
+      if (at === to) return true;
+      for (const next of targets[at]!) {
+        if (seen.has(next)) continue;
+        seen.add(next);
+        queue.push(next);
+      }
+    }
+    return false;
+  };
+  const cyclic = new Set(links.flatMap((_, index) => (targets[index]!.some((target) => reaches(target, index)) ? [index] : [])));
+  // Always one to place: following unplaced targets (a cyclic operation's only off the cycle)
+  // from an operation that cannot be placed would otherwise loop, i.e. find a cycle.
+  const order: number[] = [];
+  const placed = new Set<number>();
+  while (order.length < links.length) {
+    const next = links.findIndex((_, index) => !placed.has(index) && targets[index]!.every((target) => placed.has(target) || (cyclic.has(index) && cyclic.has(target))));
+    placed.add(next);
+    order.push(next);
+  }
+  return { order, cyclic };
+}
+
+/** What became of an operation processed: the person it was about, or a failure. */
+export type ScimBulkOutcome = { ok: true; employeeId: string } | { ok: false };
+
+/** The resolver of the bulkId references of operation `from`, given the plan and what became of the operations processed so far. */
+export function scimBulkIdResolver(links: readonly ScimBulkLink[], plan: ScimBulkPlan, outcomes: ReadonlyMap<number, ScimBulkOutcome>, from: number): ScimBulkIdResolver {
+  return (bulkId) => {
+    const having = links.flatMap((link, index) => (link.bulkId === bulkId ? [index] : []));
+    if (having.length === 0) return { problem: UNKNOWN_BULK_ID };
+    const named = `bulkId ${JSON.stringify(bulkId)}`;
+    if (having.length > 1) return { problem: `refers to ${named}, which more than one operation of this request has` };
+    const target = having[0]!;
+    if (plan.cyclic.has(from) && plan.cyclic.has(target)) return { problem: `refers to ${named} on a cycle of bulkId references` };
+    const outcome = outcomes.get(target);
+    if (!outcome?.ok) return { problem: `refers to ${named}, whose operation failed` };
+    return { employeeId: outcome.employeeId };
+  };
+}
+
+// --- reading a user -------------------------------------------------------------------
+
+interface ReadUser {
+  /** The employee id as sent, and the SCIM path it came from. */
+  employeeId?: { value: unknown; source: string };
+  /** The id's path had a problem (already among `problems`). */
+  employeeIdRefused?: boolean;
+  /** Each attribute as sent, with the SCIM path it came from (for error details). */
+  attributes: Map<string, { value: unknown; source: string }>;
+  problems: string[];
+}
+
+/** A user's attributes as sent, per the mapping and the custom extensions, with what is wrong with their shape. */
+function readUser(data: Record<string, unknown>, config: ScimConfig): ReadUser {
+  const mapping = compiled(config);
+  const read: ReadUser = { attributes: new Map(), problems: [] };
+  for (const { path, target } of mapping.entries) {
+    const value = readScimPath(data, path);
+    if ('problem' in value) {
+      read.problems.push(value.problem);
+      if (target === EMPLOYEE_ID_TARGET) read.employeeIdRefused = true;
+    } else if (isAbsent(value.value)) continue;
+    // Later entries win: externalId over the enterprise employeeNumber.
+    else if (target === EMPLOYEE_ID_TARGET) read.employeeId = { value: value.value, source: path.source };
+    else if (!UNSAFE_NAMES.has(target)) read.attributes.set(target, { value: value.value, source: path.source });
+  }
+
+  // Custom extensions: copied under their own names, unless a mapping reads them.
+  const mappedTops = new Set(mapping.entries.filter((e) => e.path.urn).map((e) => `${e.path.urn!.toLowerCase()}:${e.path.segments[0]!.name.toLowerCase()}`));
+  for (const [key, extension] of Object.entries(data)) {
+    const urn = key.toLowerCase();
+    if (!urn.startsWith('urn:') || urn === SCIM_SCHEMAS.user.toLowerCase() || urn === ENTERPRISE.toLowerCase()) continue;
+    if (!isRecord(extension)) {
+      read.problems.push(`${key} must be an object`);
+      continue;
+    }
+    for (const [name, value] of Object.entries(extension)) {
+      const target = ownName(name);
+      if (isAbsent(value) || mappedTops.has(`${urn}:${name.toLowerCase()}`) || target === EMPLOYEE_ID_TARGET || UNSAFE_NAMES.has(target) || read.attributes.has(target)) continue;
+      read.attributes.set(target, { value, source: `${key}:${name}` });
+    }
+  }
+  return read;
+}
+
+/**
+ * What the user of a bulk operation names before it is mapped: the person (canonical
+ * employee id, or null) and the bulkIds its attributes refer to, so that the operations can
+ * be looked up and put in an order that resolves them (planScimBulk).
+ */
+export function scimUserLinks(input: Record<string, unknown>, config: ScimConfig = DEFAULT_SCIM_CONFIG): { employeeId: string | null; references: string[] } {
+  const read = readUser(withoutNulls(input) as Record<string, unknown>, config);
+  const references = [...read.attributes.values()].flatMap(({ value }) => referencesIn(value));
+  return { employeeId: read.employeeIdRefused ? null : parseEmployeeId(read.employeeId?.value), references: [...new Set(references)] };
+}
 
 export interface ScimMappedUser {
   employeeId: string;
@@ -362,60 +592,60 @@ export type ScimMappingResult = ScimMappedUser | ScimMappingError;
 const invalid = (detail: string, scimType: ScimErrorType = 'invalidValue'): ScimMappingError => ({ error: { status: 400, scimType, detail } });
 
 /**
- * A SCIM User (the `data` of a bulk operation) as an HR identity. Nulls (at any depth) and
- * empty strings count as absent. The employee id and the manager's are folded to their
- * canonical spelling (domain/employee-id.ts), so `e1001` and `E1001` are one person.
- * Attributes of custom extension schemas (any `urn:` member other than the core and
- * enterprise User) are kept under their own names unless the config maps them. Required
+ * A SCIM User (the `data` of a bulk operation) as an HR identity, or one error naming every
+ * bad attribute by its SCIM path. Nulls (at any depth) and empty strings count as absent.
+ * Every attribute goes through the one attribute schema (domain/attributes.ts): nothing is
+ * trimmed or coerced, and a list where one value is expected is refused (readScimPath). The
+ * employee id and the manager's are folded to their canonical spelling
+ * (domain/employee-id.ts), so `e1001` and `E1001` are one person. A `bulkId:` reference is
+ * replaced by what `resolveBulkId` says it stands for (the referenced person's employee id),
+ * never kept. Attributes of custom extension schemas (any `urn:` member other than the core
+ * and enterprise User) are kept under their own names unless the config maps them. Required
  * attributes are not checked here: Entra sends partial users, and only a hire needs them
  * (decideScimChange).
  */
-export function mapScimUser(input: Record<string, unknown>, config: ScimConfig = DEFAULT_SCIM_CONFIG): ScimMappingResult {
+export function mapScimUser(input: Record<string, unknown>, config: ScimConfig = DEFAULT_SCIM_CONFIG, resolveBulkId: ScimBulkIdResolver = noBulkIds): ScimMappingResult {
   const data = withoutNulls(input) as Record<string, unknown>;
-  const mapping = compiled(config);
-  const attributes: IdentityAttributes = {};
-  let employeeId: unknown;
-  for (const { path, target } of mapping.entries) {
-    const value = readScimPath(data, path);
-    if (isBlank(value)) continue;
-    if (target === EMPLOYEE_ID_TARGET) employeeId = value;
-    else if (!UNSAFE_NAMES.has(target)) attributes[target] = kept(target, value);
-  }
-
-  // Custom extensions: copied under their own names, unless a mapping reads them.
-  const mappedTops = new Set(mapping.entries.filter((e) => e.path.urn).map((e) => `${e.path.urn!.toLowerCase()}:${e.path.segments[0]!.name.toLowerCase()}`));
-  for (const [key, extension] of Object.entries(data)) {
-    const urn = key.toLowerCase();
-    if (!urn.startsWith('urn:') || urn === SCIM_SCHEMAS.user.toLowerCase() || urn === ENTERPRISE.toLowerCase() || !isRecord(extension)) continue;
-    for (const [name, value] of Object.entries(extension)) {
-      const target = ownName(name);
-      if (isBlank(value) || mappedTops.has(`${urn}:${name.toLowerCase()}`) || target === EMPLOYEE_ID_TARGET || UNSAFE_NAMES.has(target) || Object.hasOwn(attributes, target)) continue;
-      attributes[target] = kept(target, value);
-    }
-  }
+  const read = readUser(data, config);
+  const problems = new Set(read.problems);
 
   const rawActive = getCi(data, 'active');
   let active: boolean | undefined;
   if (typeof rawActive === 'boolean') active = rawActive;
-  else if (typeof rawActive === 'string' && /^(true|false)$/i.test(rawActive.trim())) active = rawActive.trim().toLowerCase() === 'true';
-  else if (rawActive !== undefined) return invalid('active must be a boolean.');
+  // Some SCIM clients send "True" / "False"; the words only, never padded.
+  else if (typeof rawActive === 'string' && /^(true|false)$/i.test(rawActive)) active = rawActive.toLowerCase() === 'true';
+  else if (rawActive !== undefined) problems.add('active must be a boolean.');
 
-  const idPath = scimPathOf(EMPLOYEE_ID_TARGET, config);
-  if (isBlank(employeeId)) return invalid(`${idPath} is required (the employee id).`);
-  const id = employeeIdOf(employeeId);
-  if (!id) return invalid(`${idPath} ${EMPLOYEE_ID_RULE}`);
-  if (attributes[MANAGER_ID] !== undefined) {
-    const managerId = employeeIdOf(attributes[MANAGER_ID]);
-    if (!managerId) return invalid(`${scimPathOf(MANAGER_ID, config)} ${EMPLOYEE_ID_RULE}`);
-    attributes[MANAGER_ID] = managerId;
+  const employeeId = read.employeeId && parseEmployeeId(read.employeeId.value);
+  // An id whose shape was refused is named once, by that problem.
+  if (!read.employeeId && !read.employeeIdRefused) problems.add(`${scimPathOf(EMPLOYEE_ID_TARGET, config)} is required (the employee id).`);
+  else if (read.employeeId && !employeeId) problems.add(`${read.employeeId.source} ${EMPLOYEE_ID_RULE}`);
+
+  const attributes: Record<string, unknown> = {};
+  const sources = new Map<string, string>();
+  for (const [target, { value, source }] of read.attributes) {
+    const unresolved = new Set<string>();
+    const resolved = resolveReferences(value, resolveBulkId, unresolved);
+    for (const problem of unresolved) problems.add(`${source} ${problem}`);
+    if (unresolved.size === 0) attributes[target] = resolved;
+    sources.set(target, source);
   }
-  return { employeeId: id, attributes, ...(active === undefined ? {} : { active }) };
+  const parsed = parseAttributes(attributes);
+  if (!parsed.ok) {
+    for (const { attribute, message } of parsed.issues) {
+      const source = sources.get(attribute) ?? sources.get(attribute.split('.')[0]!) ?? (attribute || 'the user');
+      problems.add(`${source} ${message}`);
+    }
+  }
+
+  if (problems.size || !parsed.ok || !employeeId) return invalid([...problems].join('; '));
+  return { employeeId, attributes: parsed.attributes as IdentityAttributes, ...(active === undefined ? {} : { active }) };
 }
 
 /** The error naming the SCIM paths of the `scim.required` attributes a new person lacks, or null. */
 function missingRequired(attributes: IdentityAttributes, config: ScimConfig): ScimMappingError['error'] | null {
   const missing = compiled(config)
-    .required.filter((attribute) => isBlank(attributes[attribute]))
+    .required.filter((attribute) => isAbsent(attributes[attribute]))
     .map((attribute) => scimPathOf(attribute, config));
   if (missing.length === 0) return null;
   return invalid(missing.length === 1 ? `${missing[0]} is required` : `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)} are required`).error;

@@ -22,29 +22,31 @@ import {
   decideScimChange,
   mapScimUser,
   parseScimBulkRequest,
+  planScimBulk,
   SCIM_MAX_OPERATIONS,
   SCIM_MAX_PAYLOAD_BYTES,
   SCIM_SCHEMAS,
   scimEffectiveAt,
   scimErrorBody,
+  scimBulkIdResolver,
   scimEventKeyMaterial,
-  scimPathOf,
-  type ScimBulkOperation,
+  scimUserLinks,
+  type ScimBulkLink,
+  type ScimBulkOutcome,
   type ScimErrorInit,
   type ScimEventType,
   type ScimKnownIdentity,
-  type ScimMappedUser,
 } from '../../domain/scim.js';
-import { SCOPES, type HrEventStatus, type IdentityAttributes, type IdentityStatus } from '../../domain/types.js';
+import { SCOPES, type HrEventStatus, type IdentityStatus } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
 import { submitFeed } from '../../services/feeds.js';
 import type { NewHrEvent } from '../../db/inbox.js';
 import { identities } from '../../db/schema.js';
 import type { HrEventJob } from '../../services/hr-event-queue.js';
 import { requireScope } from '../auth.js';
+import { jsonBodyParser } from '../json-body.js';
 import type { ApiMetrics } from '../metrics.js';
-import { isDatabaseUnavailable, ProblemError, safeErrorInfo } from '../problem.js';
-import { hrEventAttributesSchema } from './hr-events.js';
+import { isDatabaseUnavailable, PROBLEM_TYPES, ProblemError, safeErrorInfo } from '../problem.js';
 
 export const SCIM_PATH = '/api/v1/scim/v2';
 export const SCIM_CONTENT_TYPE = 'application/scim+json';
@@ -90,8 +92,10 @@ function scimErrorHandler(error: FastifyError | Error, request: FastifyRequest, 
     return sendScimError(reply, error.init, error.headers);
   }
   if (error instanceof ProblemError) {
-    // requireScope's 401 / 403: same status and challenge header, SCIM body.
-    return sendScimError(reply, { status: error.problem.status, detail: error.problem.detail ?? error.problem.title }, error.problem.headers);
+    // requireScope's 401 / 403, the body parser's 400 (not UTF-8, nested too deep, not JSON):
+    // same status and headers, SCIM body.
+    const scimType = error.problem.type === PROBLEM_TYPES.malformedJson ? 'invalidSyntax' : undefined;
+    return sendScimError(reply, { status: error.problem.status, ...(scimType ? { scimType } : {}), detail: error.problem.detail ?? error.problem.title }, error.problem.headers);
   }
   if (isDatabaseUnavailable(error)) {
     request.log.warn({ err: safeErrorInfo(error) }, 'database unavailable');
@@ -188,7 +192,7 @@ const ENTERPRISE_SCHEMA_ATTRIBUTES = [
     type: 'complex',
     description: "The user's manager; value is the manager's externalId (employee id), the identity attribute managerId.",
     subAttributes: [
-      attribute('value', { description: "The manager's externalId." }),
+      attribute('value', { description: "The manager's externalId, or bulkId:<id> for the user another operation of the same request sends." }),
       attribute('$ref', { type: 'reference', referenceTypes: ['User'], description: "URI of the manager's resource." }),
       attribute('displayName', { description: "The manager's display name.", mutability: 'readOnly' }),
     ],
@@ -232,8 +236,11 @@ const scimApi: FastifyPluginAsync<ScimRoutesOptions> = async (app: FastifyInstan
 
   app.setErrorHandler(scimErrorHandler);
   app.setNotFoundHandler((request, reply) => sendScimError(reply, { status: 404, detail: `No SCIM endpoint ${request.method} ${request.url.split('?')[0]}.` }));
-  // SCIM's own media type, in this plugin only; application/json keeps the app's parser.
-  app.addContentTypeParser(SCIM_CONTENT_TYPE, { parseAs: 'string', bodyLimit: SCIM_MAX_PAYLOAD_BYTES }, app.getDefaultJsonParser('error', 'error'));
+  // SCIM's own media type, in this plugin only, through the API's one JSON body parser
+  // (api/json-body.ts), which the app also uses for application/json: invalid UTF-8 or deep
+  // nesting is a SCIM 400 (invalidSyntax, scimErrorHandler), never a lossy decode or a
+  // RangeError further on.
+  app.addContentTypeParser(SCIM_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: SCIM_MAX_PAYLOAD_BYTES }, jsonBodyParser);
   app.addHook('onSend', async (_request, reply, payload) => {
     // Discovery and bulk answers are SCIM documents.
     if (String(reply.getHeader('content-type') ?? '').startsWith('application/json')) reply.type(SCIM_CONTENT_TYPE);
@@ -317,41 +324,23 @@ const scimApi: FastifyPluginAsync<ScimRoutesOptions> = async (app: FastifyInstan
 
   // --- bulk -----------------------------------------------------------------------------
 
-  /** The mapped attributes must be what the HR webhook would accept; errors name SCIM paths. */
-  function attributeError(attributes: IdentityAttributes): ScimErrorInit | null {
-    const parsed = hrEventAttributesSchema.safeParse(attributes);
-    if (parsed.success) return null;
-    const detail = parsed.error.issues
-      .map((issue) => {
-        const name = issue.path[0];
-        return `${typeof name === 'string' ? scimPathOf(name, scimConfig) : 'attributes'}: ${issue.message}`;
-      })
-      .join('; ');
-    return { status: 400, scimType: 'invalidValue', detail };
-  }
-
-  /** An operation's user, checked and mapped, or the error that refuses it. */
-  function readOperation(op: ScimBulkOperation): { ok: true; user: ScimMappedUser } | { ok: false; error: ScimErrorInit } {
-    const checked = checkScimOperation(op);
-    if (!checked.ok) return checked;
-    const user = mapScimUser(checked.data, scimConfig);
-    if ('error' in user) return { ok: false, error: user.error };
-    const invalid = attributeError(user.attributes);
-    return invalid ? { ok: false, error: invalid } : { ok: true, user };
-  }
-
   app.post(SCIM_BULK_PATH, { onRequest: requireScope('events:write'), bodyLimit: SCIM_MAX_PAYLOAD_BYTES }, async (request, reply) => {
     const parsed = parseScimBulkRequest(request.body);
     if (!parsed.ok) throw new ScimError(parsed.error);
     const { Operations: operations, failOnErrors } = parsed.request;
 
-    // 1. Each operation checked and mapped.
-    const read = operations.map((op) => ({ op, ...readOperation(op) }));
+    // 1. Each operation checked, and what its user names: the person, and the bulkIds of
+    //    other operations it refers to (`manager.value: "bulkId:c2"`).
+    const read = operations.map((op) => {
+      const checked = checkScimOperation(op);
+      return checked.ok ? { op, ok: true as const, data: checked.data, ...scimUserLinks(checked.data, scimConfig) } : { op, ...checked };
+    });
+    const links: ScimBulkLink[] = read.map((r) => ({ bulkId: r.op.bulkId, references: r.ok ? r.references : [] }));
 
-    // 2. What is known about the people named. Ids are canonical (mapScimUser), so `e1001`
+    // 2. What is known about the people named. Ids are canonical (scimUserLinks), so `e1001`
     //    and `E1001` are one person here; the lookup goes by lower(employee_id), the
     //    expression of the unique index.
-    const ids = [...new Set(read.flatMap((r) => (r.ok ? [r.user.employeeId] : [])))];
+    const ids = [...new Set(read.flatMap((r) => (r.ok && r.employeeId ? [r.employeeId] : [])))];
     const known = new Map<string, WorkingIdentity>();
     if (ids.length) {
       const rows = await db
@@ -363,38 +352,50 @@ const scimApi: FastifyPluginAsync<ScimRoutesOptions> = async (app: FastifyInstan
       }
     }
 
-    // 3. What each user becomes, in order, against what is known and what earlier operations
-    //    of this request already decided for the same person, until failOnErrors errors
-    //    (RFC 7644 section 3.7.3: the operations after that get no entry in the answer). A
-    //    user is refused when it is malformed, or when it would hire someone without a
-    //    required attribute, which only the decision knows.
-    const responses: OperationResponse[] = [];
+    // 3. What each user becomes, against what is known and what earlier operations of this
+    //    request already decided for the same person, until failOnErrors errors (RFC 7644
+    //    section 3.7.3: the operations after that get no entry in the answer). In request
+    //    order, except that an operation comes after those whose bulkId it refers to
+    //    (planScimBulk), so that each reference resolves to the employee id of the person
+    //    the referenced operation was about, or fails with it. A user is refused when it is
+    //    malformed, when a reference cannot be resolved, or when it would hire someone
+    //    without a required attribute, which only the decision knows. The answer lists the
+    //    operations in request order.
+    const plan = planScimBulk(links);
+    const outcomes = new Map<number, ScimBulkOutcome>();
+    const responses: Array<OperationResponse | undefined> = [];
     const now = new Date();
     const events: NewHrEvent[] = [];
     const eventOf = new Map<number, { id: string; type: ScimEventType }>();
     let errors = 0;
-    for (const r of read) {
+    for (const index of plan.order) {
       if (failOnErrors !== undefined && errors >= failOnErrors) break;
-      const index = responses.length;
+      const r = read[index]!;
       const entry = { method: r.op.method, ...(r.op.bulkId !== undefined ? { bulkId: r.op.bulkId } : {}) };
       const fail = (error: ScimErrorInit) => {
         errors += 1;
-        responses.push({ ...entry, status: String(error.status), response: scimErrorBody(error) });
+        outcomes.set(index, { ok: false });
+        responses[index] = { ...entry, status: String(error.status), response: scimErrorBody(error) };
       };
       if (!r.ok) {
         fail(r.error);
         continue;
       }
-      const m = r.user;
+      const m = mapScimUser(r.data, scimConfig, scimBulkIdResolver(links, plan, outcomes, index));
+      if ('error' in m) {
+        fail(m.error);
+        continue;
+      }
       const current = known.get(m.employeeId);
       const decision = decideScimChange(current, m, scimConfig);
       if (decision.action === 'refuse') {
         fail(decision.error);
         continue;
       }
+      outcomes.set(index, { ok: true, employeeId: m.employeeId });
       const location = userLocation(m.employeeId);
       if (decision.action === 'none') {
-        responses.push({ ...entry, location, status: '200', [JML_SCIM_EXTENSION]: { outcome: decision.outcome, detail: decision.detail } });
+        responses[index] = { ...entry, location, status: '200', [JML_SCIM_EXTENSION]: { outcome: decision.outcome, detail: decision.detail } };
         continue;
       }
       const id = scimEventId({ employeeId: m.employeeId, type: decision.type, attributes: m.attributes, active: m.active, basis: current?.basis ?? 'new' });
@@ -408,7 +409,7 @@ const scimApi: FastifyPluginAsync<ScimRoutesOptions> = async (app: FastifyInstan
         source: 'scim',
       });
       eventOf.set(index, { id, type: decision.type });
-      responses.push({ ...entry, location, status: decision.type === 'hire' ? '201' : '200' });
+      responses[index] = { ...entry, location, status: decision.type === 'hire' ? '201' : '200' };
       known.set(m.employeeId, { status: statusAfter(decision.type, current), attributes: { ...(current?.attributes ?? {}), ...decision.attributes }, basis: `after:${id}` });
     }
 
@@ -447,7 +448,7 @@ const scimApi: FastifyPluginAsync<ScimRoutesOptions> = async (app: FastifyInstan
       .type(SCIM_CONTENT_TYPE)
       .send({
         schemas: [SCIM_SCHEMAS.bulkResponse],
-        Operations: responses,
+        Operations: responses.filter((response) => response !== undefined),
         [JML_SCIM_EXTENSION]: { batchId: batch?.batchId ?? null, batchStatus: batch?.status ?? null, events: events.length, errors },
       });
   });

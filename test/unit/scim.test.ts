@@ -13,10 +13,15 @@ import {
   mapScimUser,
   parseScimBulkRequest,
   parseScimPath,
+  planScimBulk,
   readScimPath,
   SCIM_SCHEMAS,
+  scimBulkIdResolver,
   scimEffectiveAt,
+  scimUserLinks,
   withoutNulls,
+  type ScimBulkIdResolver,
+  type ScimBulkOutcome,
   type ScimMappedUser,
 } from '../../domain/scim.js';
 
@@ -147,10 +152,12 @@ describe('mapScimUser', () => {
 
   it('reads filtered and extension paths', () => {
     const user = entraUser();
-    expect(readScimPath(user, parseScimPath('emails[type eq "home"].value'))).toBe('ada.home@example.org');
-    expect(readScimPath(user, parseScimPath(`${ENTERPRISE}:manager`))).toBe('E0001');
-    expect(readScimPath(user, parseScimPath(`${SCIM_SCHEMAS.user}:name.givenName`))).toBe('Ada');
-    expect(readScimPath(user, parseScimPath('addresses[primary eq true].country'))).toBe('GB');
+    expect(readScimPath(user, parseScimPath('emails[type eq "home"].value'))).toEqual({ value: 'ada.home@example.org' });
+    expect(readScimPath(user, parseScimPath(`${ENTERPRISE}:manager`))).toEqual({ value: 'E0001' });
+    expect(readScimPath(user, parseScimPath(`${SCIM_SCHEMAS.user}:name.givenName`))).toEqual({ value: 'Ada' });
+    expect(readScimPath(user, parseScimPath('addresses[primary eq true].country'))).toEqual({ value: 'GB' });
+    expect(readScimPath(user, parseScimPath('emails[type eq "other"].value'))).toEqual({ value: undefined });
+    expect(readScimPath(user, parseScimPath(`${CSV}:GradeLevel`))).toEqual({ value: 7 });
   });
 });
 
@@ -355,6 +362,18 @@ describe('null in SCIM input means unassigned (RFC 7643 section 2.5)', () => {
 
   it('withoutNulls drops null members and items and keeps everything else', () => {
     expect(withoutNulls({ a: null, b: [1, null, { c: null, d: false }], e: '', f: 0 })).toEqual({ b: [1, { d: false }], e: '', f: 0 });
+    // A `__proto__` member stays a member; it never becomes the copy's prototype.
+    const copy = withoutNulls(JSON.parse('{"__proto__":{"polluted":true},"x":1}')) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(copy)).toBe(Object.prototype);
+    expect(Object.keys(copy)).toEqual(['__proto__', 'x']);
+    expect((copy as { polluted?: boolean }).polluted).toBeUndefined();
+  });
+
+  it('maps a user nested 100,000 deep without exhausting the stack: that attribute is refused', () => {
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < 100_000; i += 1) deep = i % 2 ? { next: deep } : [deep, null];
+    expect(() => withoutNulls(deep)).not.toThrow();
+    expect(mapScimUser(entraUser({ [CSV]: { Deep: deep } }))).toEqual({ error: { status: 400, scimType: 'invalidValue', detail: `${CSV}:Deep must be nested at most 8 levels deep` } });
   });
 });
 
@@ -362,7 +381,12 @@ describe('employee ids are canonical in SCIM input', () => {
   it('folds externalId, the employeeNumber fallback and the manager reference', () => {
     expect(mapScimUser(entraUser({ externalId: 'e1001', [ENTERPRISE]: { manager: { value: 'e0001' } } }))).toMatchObject({ employeeId: 'E1001', attributes: { managerId: 'E0001' } });
     expect(mapScimUser(entraUser({ externalId: undefined, [ENTERPRISE]: { employeeNumber: 'n-77' } }))).toMatchObject({ employeeId: 'N-77' });
-    expect(mapScimUser(entraUser({ externalId: 4711 }))).toMatchObject({ employeeId: '4711' });
+  });
+
+  it('takes an id only as a string, as the webhook does: a number is refused, not converted', () => {
+    expect(mapScimUser(entraUser({ externalId: '4711' }))).toMatchObject({ employeeId: '4711' });
+    expect(mapScimUser(entraUser({ externalId: 4711 }))).toEqual({ error: { status: 400, scimType: 'invalidValue', detail: 'externalId must be a string' } });
+    expect(mapScimUser(entraUser({ [ENTERPRISE]: { manager: { value: 1 } } }))).toMatchObject({ error: { detail: `${ENTERPRISE}:manager.value must be a string` } });
   });
 
   it('refuses a padded id and a malformed manager id, naming the SCIM path', () => {
@@ -442,5 +466,173 @@ describe('a leaver sent inactive again', () => {
   it('changes attributes only when some changed, and nothing otherwise', () => {
     expect(decideScimChange(leaver, { employeeId: 'E1', active: false, attributes: { department: 'Sales' } })).toEqual({ action: 'event', type: 'update', attributes: { department: 'Sales' } });
     expect(decideScimChange(leaver, { employeeId: 'E1', active: false, attributes: { department: 'Engineering' } })).toMatchObject({ action: 'none', outcome: 'unchanged' });
+  });
+});
+
+/** mapScimUser's error detail, or the test fails with the user it mapped. */
+function refused(data: Record<string, unknown>, resolve?: ScimBulkIdResolver): string {
+  const user = mapScimUser(data, DEFAULT_SCIM_CONFIG, resolve);
+  if (!('error' in user)) throw new Error(`mapped: ${JSON.stringify(user)}`);
+  expect(user.error).toMatchObject({ status: 400, scimType: 'invalidValue' });
+  return user.error.detail;
+}
+
+describe('the one attribute schema (domain/attributes.ts): nothing trimmed, nothing coerced', () => {
+  it('refuses padded text naming the SCIM path; keeps unpadded text exactly as sent', () => {
+    expect(refused(entraUser({ name: { givenName: ' Ada ', familyName: 'Lovelace' } }))).toBe('name.givenName must not start or end with white space');
+    expect(refused(entraUser({ title: 'Engineer\n' }))).toBe('title must not contain control characters, NUL or bidirectional overrides');
+    expect(refused(entraUser({ userName: ' ada@example.com' }))).toBe('userName must not start or end with white space');
+    // A value of spaces is padding, not an empty field.
+    expect(refused(entraUser({ title: '   ' }))).toBe('title must not start or end with white space');
+    expect(refused(entraUser({ [CSV]: { CostCode: 'C1 ' } }))).toBe(`${CSV}:CostCode must not start or end with white space`);
+    // An empty string is absent, as null is.
+    expect(mapped(entraUser({ title: '' })).attributes).not.toHaveProperty('title');
+    expect(mapped(entraUser({ title: 'Senior  Engineer' })).attributes.title).toBe('Senior  Engineer');
+  });
+
+  it('refuses control characters, NUL and bidirectional overrides in any attribute', () => {
+    const rule = 'must not contain control characters, NUL or bidirectional overrides';
+    expect(refused(entraUser({ displayName: 'Ada\u0000Lovelace' }))).toBe(`displayName ${rule}`);
+    expect(refused(entraUser({ name: { givenName: 'Ada', familyName: 'Love\u001b[31mlace' } }))).toBe(`name.familyName ${rule}`);
+    expect(refused(entraUser({ title: 'Engineer\u202Egnp.exe' }))).toBe(`title ${rule}`);
+    expect(refused(entraUser({ [ENTERPRISE]: { department: 'R\u0085D' } }))).toBe(`${ENTERPRISE}:department ${rule}`);
+    expect(refused(entraUser({ [CSV]: { Badge: { number: 'B\u0000' } } }))).toBe(`${CSV}:Badge ${rule}`);
+  });
+
+  it('takes text only in Unicode NFC, and at most 256 characters', () => {
+    expect(refused(entraUser({ name: { givenName: 'Rene\u0301', familyName: 'Lovelace' } }))).toBe('name.givenName must be in Unicode normalisation form NFC');
+    expect(mapped(entraUser({ name: { givenName: 'Ren\u00e9', familyName: 'Lovelace' } })).attributes.givenName).toBe('Ren\u00e9');
+    expect(refused(entraUser({ title: 'x'.repeat(257) }))).toBe('title must be at most 256 characters');
+    expect(mapped(entraUser({ title: 'x'.repeat(256) })).attributes.title).toHaveLength(256);
+    expect(refused(entraUser({ emails: [{ value: 'not an address', primary: true }] }))).toBe('emails.value must be an e-mail address');
+  });
+
+  it('names every bad attribute in one error', () => {
+    const detail = refused(entraUser({ title: ' Boss', displayName: 'A\u0007', [ENTERPRISE]: { department: 'x'.repeat(300) } }));
+    expect(detail.split('; ').sort()).toEqual(['displayName must not contain control characters, NUL or bidirectional overrides', `${ENTERPRISE}:department must be at most 256 characters`, 'title must not start or end with white space'].sort());
+  });
+
+  it('refuses "true" padded as active, and any other non-boolean', () => {
+    expect(refused(entraUser({ active: ' true' }))).toBe('active must be a boolean.');
+    expect(refused(entraUser({ active: [true] }))).toBe('active must be a boolean.');
+    expect(refused(entraUser({ active: 1 }))).toBe('active must be a boolean.');
+  });
+});
+
+describe('a list where SCIM takes one value', () => {
+  it('refuses a list for a single-valued core attribute, naming it, instead of reading the first item', () => {
+    expect(refused(entraUser({ title: ['Boss', 'Janitor'] }))).toBe('title must be a single value, not a list');
+    expect(refused(entraUser({ userName: ['ada@example.com', 'eve@example.com'] }))).toBe('userName must be a single value, not a list');
+    expect(refused(entraUser({ displayName: [] }))).toBe('displayName must be a single value, not a list');
+    expect(refused(entraUser({ name: [{ givenName: 'Ada', familyName: 'Lovelace' }] }))).toBe('name must be a single value, not a list');
+    expect(refused(entraUser({ [ENTERPRISE]: { department: ['Engineering', 'Sales'] } }))).toBe(`${ENTERPRISE}:department must be a single value, not a list`);
+    expect(refused(entraUser({ [ENTERPRISE]: { manager: [{ value: 'E0001' }, { value: 'E0002' }] } }))).toBe(`${ENTERPRISE}:manager must be a single value, not a list`);
+    expect(refused(entraUser({ [ENTERPRISE]: { manager: { value: ['E0001', 'E0002'] } } }))).toBe(`${ENTERPRISE}:manager.value must be a single value, not a list`);
+  });
+
+  it('refuses an externalId list: never hires the first item', () => {
+    const user = mapScimUser(entraUser({ externalId: ['X', 'E1001'] }));
+    expect(user).toEqual({ error: { status: 400, scimType: 'invalidValue', detail: 'externalId must be a single value, not a list' } });
+    // Not an employeeNumber fallback either: the id sent is wrong, not missing.
+    expect(refused(entraUser({ externalId: ['E1001'] }))).toBe('externalId must be a single value, not a list');
+    expect(refused(entraUser({ externalId: undefined, [ENTERPRISE]: { employeeNumber: ['N-77'] } }))).toBe(`${ENTERPRISE}:employeeNumber must be a single value, not a list`);
+  });
+
+  it('refuses an object or a number where a string is expected, and a string where an object is', () => {
+    expect(refused(entraUser({ title: { value: 'Boss' } }))).toBe('title must be a string, not an object');
+    expect(refused(entraUser({ userType: 3 }))).toBe('userType must be a string');
+    expect(refused(entraUser({ name: 'Ada Lovelace' }))).toBe('name must be an object');
+    expect(refused(entraUser({ emails: ['ada@example.com'] }))).toBe('emails must be a list of objects');
+    expect(refused(entraUser({ [ENTERPRISE]: 'Engineering' }))).toBe(`${ENTERPRISE} must be an object`);
+    expect(refused(entraUser({ [CSV]: ['2026-12-01'] }))).toBe(`${CSV} must be an object`);
+  });
+
+  it('still reads multi-valued attributes by their preferred item: primary, else work, else first', () => {
+    const user = mapped(
+      entraUser({
+        emails: [{ value: 'first@x.org' }, { value: 'work@x.org', type: 'work' }, { value: 'primary@x.org', primary: true }],
+        addresses: [{ locality: 'Paris', country: 'FR' }, { type: 'work', locality: 'London', country: 'GB' }],
+        phoneNumbers: [{ value: '+44 1', primary: true }],
+      }),
+    );
+    expect(user.attributes).toMatchObject({ email: 'primary@x.org', location: 'London', country: 'GB' });
+  });
+
+  it('keeps a custom extension list as sent, and refuses it where the identity attribute takes a string', () => {
+    expect(mapped(entraUser({ [CSV]: { Languages: ['en', 'fr'] } })).attributes.languages).toEqual(['en', 'fr']);
+    const config = scimConfig({ attributeMap: { [`${CSV}:JobTitle`]: 'title' } });
+    const user = mapScimUser(entraUser({ [CSV]: { JobTitle: ['Boss', 'Janitor'] } }), config);
+    expect(user).toMatchObject({ error: { status: 400, detail: `${CSV}:JobTitle must be a string` } });
+  });
+});
+
+describe('bulkId references (RFC 7644 section 3.7.2)', () => {
+  const boss = (bulkId: string) => entraUser({ [ENTERPRISE]: { manager: { value: `bulkId:${bulkId}` } } });
+  const resolveTo =
+    (ids: Record<string, string>): ScimBulkIdResolver =>
+    (bulkId) =>
+      ids[bulkId] ? { employeeId: ids[bulkId] } : { problem: 'refers to nothing here' };
+
+  it('resolves a manager reference to the referenced person, never keeping "bulkId:"', () => {
+    const user = mapScimUser(boss('c2'), DEFAULT_SCIM_CONFIG, resolveTo({ c2: 'E0002' }));
+    expect(user).toMatchObject({ employeeId: 'E1001', attributes: { managerId: 'E0002' } });
+    expect(JSON.stringify(user)).not.toContain('bulkId');
+    // A reference in a custom extension, at any depth, is resolved too.
+    const mentor = mapScimUser(entraUser({ [CSV]: { Mentor: { value: 'bulkId:c2' } } }), DEFAULT_SCIM_CONFIG, resolveTo({ c2: 'E0002' }));
+    expect(mentor).toMatchObject({ attributes: { mentor: { value: 'E0002' } } });
+    const buddies = mapScimUser(entraUser({ [CSV]: { Buddies: [{ id: 'bulkId:c2' }] } }), DEFAULT_SCIM_CONFIG, resolveTo({ c2: 'E0002' }));
+    expect(buddies).toMatchObject({ attributes: { buddies: [{ id: 'E0002' }] } });
+  });
+
+  it('refuses a reference that does not resolve, naming the attribute, and nothing else about it', () => {
+    expect(refused(boss('c9'), resolveTo({}))).toBe(`${ENTERPRISE}:manager.value refers to nothing here`);
+    // Outside a bulk request (no resolver) no bulkId resolves.
+    expect(refused(boss('c2'))).toBe(`${ENTERPRISE}:manager.value refers to a bulkId that no operation of this request has`);
+  });
+
+  it('reports what a user names before mapping: its person and the bulkIds it refers to', () => {
+    expect(scimUserLinks(boss('c2'))).toEqual({ employeeId: 'E1001', references: ['c2'] });
+    expect(scimUserLinks(entraUser({ externalId: 'e7', [CSV]: { Mentor: 'bulkId:c3', Buddy: { value: 'bulkId:c3' } } }))).toEqual({ employeeId: 'E7', references: ['c3'] });
+    // An id refused for its shape names nobody (not the employeeNumber fallback either).
+    expect(scimUserLinks(entraUser({ externalId: ['X'] }))).toEqual({ employeeId: null, references: [] });
+  });
+
+  const link = (bulkId: string | undefined, ...references: string[]) => ({ ...(bulkId === undefined ? {} : { bulkId }), references });
+
+  it('orders an operation after the ones it refers to, otherwise keeps request order', () => {
+    // c1 -> c3 -> c4; c2 refers to nothing.
+    expect(planScimBulk([link('c1', 'c3'), link('c2'), link('c3', 'c4'), link('c4')])).toEqual({ order: [1, 3, 2, 0], cyclic: new Set() });
+    expect(planScimBulk([link('a'), link('b', 'a'), link('c', 'b')])).toEqual({ order: [0, 1, 2], cyclic: new Set() });
+    // An unknown or ambiguous bulkId orders nothing.
+    expect(planScimBulk([link('a', 'zz'), link('b'), link('b'), link('c', 'b')]).order).toEqual([0, 1, 2, 3]);
+  });
+
+  it('finds cycles, a self-reference included, and orders what refers to a cycle after it', () => {
+    const plan = planScimBulk([link('x', 'a'), link('a', 'b'), link('b', 'a'), link('s', 's'), link('d', 'e'), link('e'), link('c', 'c2'), link('c2', 'c', 'e')]);
+    expect([...plan.cyclic].sort()).toEqual([1, 2, 3, 6, 7]);
+    expect(plan.order).toHaveLength(8);
+    const position = (index: number) => plan.order.indexOf(index);
+    expect(position(0)).toBeGreaterThan(position(1));
+    expect(position(4)).toBeGreaterThan(position(5));
+    // A cyclic operation still comes after what it refers to off the cycle.
+    expect(position(7)).toBeGreaterThan(position(5));
+  });
+
+  it('resolves to the referenced operation\'s person; unknown, ambiguous, cyclic and failed references are problems', () => {
+    const links = [link('boss'), link('report', 'boss'), link('a', 'b'), link('b', 'a'), link('dup'), link('dup'), link('bad'), link('self', 'self')];
+    const plan = planScimBulk(links);
+    const outcomes = new Map<number, ScimBulkOutcome>([
+      [0, { ok: true, employeeId: 'E0001' }],
+      [6, { ok: false }],
+    ]);
+    const resolve = (from: number, bulkId: string) => scimBulkIdResolver(links, plan, outcomes, from)(bulkId);
+    expect(resolve(1, 'boss')).toEqual({ employeeId: 'E0001' });
+    expect(resolve(1, 'nobody')).toEqual({ problem: 'refers to a bulkId that no operation of this request has' });
+    expect(resolve(1, 'dup')).toEqual({ problem: 'refers to bulkId "dup", which more than one operation of this request has' });
+    expect(resolve(2, 'b')).toEqual({ problem: 'refers to bulkId "b" on a cycle of bulkId references' });
+    expect(resolve(7, 'self')).toEqual({ problem: 'refers to bulkId "self" on a cycle of bulkId references' });
+    expect(resolve(1, 'bad')).toEqual({ problem: 'refers to bulkId "bad", whose operation failed' });
+    // An operation outside the cycle that refers into it: the referenced operation failed.
+    expect(resolve(1, 'a')).toEqual({ problem: 'refers to bulkId "a", whose operation failed' });
   });
 });
