@@ -1,10 +1,16 @@
 // CSV snapshot import, end to end through the real engine:
-//   npx tsx bench/import.ts [--file ../shared/data/hr-samples/csv-with-1000-records.csv] [--synthetic N] [--wait 600]
+//   npx tsx bench/import.ts [--file ../shared/data/hr-samples/csv-with-1000-records.csv] [--synthetic N] [--wait 600] [--health-only]
 // Starts its own Temporal dev server, slapd (temporary folder), a fresh database
 // jml_bench_imp_<random>, a unique Redis prefix and task queue, writes a config from
 // jml.config.example.yaml aimed at that slapd (its birthright rules fit the HR samples),
-// and runs startRuntime (API, Temporal worker, ingestion worker) in this process. Then it
-// POSTs the extract to /api/v1/hr/imports, as an HR integration would, and measures:
+// and runs startRuntime (API, Temporal worker, ingestion worker) in this process.
+// First it measures how responsive the engine stays while a file is parsed, since the API
+// and the workers share one event loop: a worker thread calls GET /api/health over and over
+// (each call as soon as the last answered) while the largest file the import allows
+// (CSV_LIMITS: the sample's rows, renumbered, up to the row and size limits) is dry-run
+// through the API, and prints p50 / p95 / max of the answer times, next to the same with
+// the engine idle; and how fast a 100,000-column file is refused. --health-only stops there.
+// Then it POSTs the extract to /api/v1/hr/imports, as an HR integration would, and measures:
 //   - the import request itself (parse, plan, one transaction for the feed),
 //   - until every hired person's grants are all active with verified_at (read back),
 //   - until every event of the import is settled (applied), leaves of absence included.
@@ -17,8 +23,10 @@ import { freePort } from '../scripts/free-port.js';
 import { deleteKeysWithPrefix } from '../services/redis.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime as TemporalRuntime } from '@temporalio/worker';
@@ -29,6 +37,7 @@ import { createDb, type DbHandle } from '../db/client.js';
 import { grants, hrEvents } from '../db/schema.js';
 import { startSlapd, type SlapdServer } from '../scripts/slapd.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/temporal-server.js';
+import { CSV_LIMITS } from '../domain/csv-import.js';
 import type { CsvImportResult } from '../services/csv-import.js';
 import { readEnv } from '../services/env.js';
 import { createLogger } from '../services/logger.js';
@@ -39,8 +48,20 @@ const { values: args } = parseArgs({
     file: { type: 'string', default: path.resolve(import.meta.dirname, '../../shared/data/hr-samples/csv-with-1000-records.csv') },
     synthetic: { type: 'string' },
     wait: { type: 'string', default: '600' },
+    'health-only': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  console.log(
+    [
+      'usage: npx tsx bench/import.ts [--file <extract.csv>] [--synthetic N] [--wait SECONDS] [--health-only]',
+      '  /api/health answer times while the largest allowed CSV is dry-run, then the extract imported and provisioned',
+      '  --health-only  stop after the /api/health measurement',
+    ].join('\n'),
+  );
+  process.exit(0);
+}
 const { databaseName, databaseUrl, redisUrl, redisPrefix, taskQueue } = benchResources('imp');
 const waitMs = Number(args.wait) * 1000;
 const synthetic = args.synthetic === undefined ? undefined : Number(args.synthetic);
@@ -99,6 +120,127 @@ function syntheticExtract(sample: string, n: number): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The largest file the import takes: the sample's rows, renumbered and active, until the next row would pass a limit. */
+function largestExtract(sample: string): { csv: string; rows: number } {
+  const [header, ...rows] = sample.split(/\r?\n/).filter(Boolean);
+  const lines = [header!];
+  let bytes = Buffer.byteLength(header!) + 1;
+  for (let i = 0; i < CSV_LIMITS.rows; i++) {
+    const fields = rows[i % rows.length]!.split(',');
+    fields[0] = `L${String(i).padStart(6, '0')}`;
+    fields[1] = 'Active';
+    const line = fields.join(',');
+    if (bytes + Buffer.byteLength(line) + 1 > CSV_LIMITS.fileBytes) break;
+    bytes += Buffer.byteLength(line) + 1;
+    lines.push(line);
+  }
+  return { csv: `${lines.join('\n')}\n`, rows: lines.length - 1 };
+}
+
+// The health prober runs in a worker thread, on an event loop of its own: what it measures
+// is the engine's loop, not its own (this thread also reads the dry run's large answer).
+const PROBER = `
+const { parentPort, workerData } = require('node:worker_threads');
+let stop = false;
+parentPort.on('message', () => { stop = true; });
+(async () => {
+  const times = [];
+  const statuses = {};
+  while (!stop) {
+    const started = performance.now();
+    const response = await fetch(workerData.url);
+    await response.arrayBuffer();
+    times.push(performance.now() - started);
+    statuses[response.status] = (statuses[response.status] ?? 0) + 1;
+  }
+  parentPort.postMessage({ times, statuses });
+})();
+`;
+
+interface Latencies {
+  times: number[];
+  statuses: Record<string, number>;
+  /** The engine's event loop delay meanwhile (ms, sampled every millisecond): how long a due timer waited for its turn. */
+  loopDelay: { p50: number; p99: number; max: number };
+}
+
+/** Calls /api/health back to back from a worker thread until `during` settles; the answer times. */
+async function healthLatencies(url: string, during: Promise<unknown>): Promise<Latencies> {
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  const worker = new Worker(PROBER, { eval: true, workerData: { url } });
+  const result = new Promise<Omit<Latencies, 'loopDelay'>>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  loop.enable();
+  try {
+    await during;
+  } finally {
+    loop.disable();
+    worker.postMessage('stop');
+  }
+  const latencies = await result;
+  await worker.terminate();
+  const ms = (ns: number) => ns / 1e6;
+  return { ...latencies, loopDelay: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) } };
+}
+
+function describeLatencies({ times, statuses, loopDelay }: Latencies): string {
+  const sorted = [...times].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+  const answers = Object.entries(statuses).map(([status, n]) => `${n}x ${status}`).join(', ');
+  return (
+    `p50 ${at(0.5).toFixed(1)} ms, p95 ${at(0.95).toFixed(1)} ms, max ${(sorted.at(-1) ?? NaN).toFixed(1)} ms (${times.length} calls: ${answers}); ` +
+    `event loop delay p50 ${loopDelay.p50.toFixed(1)} ms, p99 ${loopDelay.p99.toFixed(1)} ms, max ${loopDelay.max.toFixed(1)} ms`
+  );
+}
+
+/** How responsive /api/health stays while the import parses the largest file it allows, and how a very wide file is refused. */
+async function measureResponsiveness(baseUrl: string, token: string, sample: string): Promise<void> {
+  // The body is encoded before and the answer decoded after the measurement: this thread
+  // shares the engine's event loop, and decoding a 60 MiB answer at once would be a stall
+  // of the bench's own making.
+  const post = async (csv: Buffer) => {
+    const started = performance.now();
+    const response = await fetch(`${baseUrl}/api/v1/hr/imports?dryRun=true`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' }, body: csv });
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of response.body ?? []) chunks.push(chunk as Uint8Array);
+    return { status: response.status, ms: performance.now() - started, bytes: Buffer.concat(chunks) };
+  };
+  const healthUrl = `${baseUrl}/api/health`;
+
+  const idle = await healthLatencies(healthUrl, sleep(3_000));
+
+  const wide = Array.from({ length: 100_000 }, (_, i) => `C${i}`);
+  const wideCsv = Buffer.from([['WorkerID', 'WorkerStatus', 'FirstName', 'LastName', ...wide].join(','), ...Array.from({ length: 20 }, (_, i) => [`W${i}`, 'Active', 'A', 'B', ...wide].join(','))].join('\n'));
+  const refused = await post(wideCsv);
+  const problem = JSON.parse(refused.bytes.toString('utf8')) as { errors?: Array<{ field: string; message: string }> };
+
+  const largest = largestExtract(sample);
+  const largestCsv = Buffer.from(largest.csv);
+  let dryRun: Awaited<ReturnType<typeof post>> | undefined;
+  const during = await healthLatencies(
+    healthUrl,
+    post(largestCsv).then((answer) => (dryRun = answer)),
+  );
+  const answer = dryRun!.bytes.toString('utf8');
+  if (dryRun!.status !== 200) throw new Error(`the dry run answered ${dryRun!.status}: ${answer.slice(0, 500)}`);
+  const plan = JSON.parse(answer) as CsvImportResult;
+
+  const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  console.log(
+    [
+      ``,
+      `/api/health, engine idle          ${describeLatencies(idle)}`,
+      `/api/health, during the dry run   ${describeLatencies(during)}`,
+      `  the dry run                     ${largest.rows} rows, ${mib(Buffer.byteLength(largest.csv))} (limits: ${CSV_LIMITS.rows} rows, ${mib(CSV_LIMITS.fileBytes)}): ` +
+        `${dryRun!.status} in ${(dryRun!.ms / 1000).toFixed(1)} s, ${mib(dryRun!.bytes.length)} of JSON; ${plan.counts.hire} hires, ${plan.errors.length} refused rows`,
+      `100,000 columns x 20 rows         ${refused.status} in ${refused.ms.toFixed(0)} ms (${mib(wideCsv.length)}): ${problem.errors?.map((e) => `${e.field}: ${e.message}`).join('; ') ?? '(no errors)'}`,
+      ``,
+    ].join('\n'),
+  );
+}
+
 async function main(): Promise<void> {
   try {
     TemporalRuntime.install({ logger: new DefaultLogger('WARN') });
@@ -116,6 +258,8 @@ async function main(): Promise<void> {
   config.lifecycle = { ...(config.lifecycle as object), preProvisionLead: '0s' };
   // The config file names ${JML_WEBHOOK_SECRET}; this bench sends no webhooks, any secret does.
   config.webhook = { secrets: `whsec_${randomBytes(32).toString('base64')}` };
+  // The health prober calls back to back: the rate limits are not what this bench measures.
+  config.api = { rateLimit: { max: 100_000_000 } };
   const configFile = path.join(tmp, 'jml.config.yaml');
   writeFileSync(configFile, YAML.stringify(config), { mode: 0o600 });
 
@@ -137,7 +281,10 @@ async function main(): Promise<void> {
   await waitForWorker(temporal.address);
   measure = createDb(databaseUrl, { max: 2 });
   const { token } = await createApiToken(measure.db, { name: 'bench-import', scopes: ['events:write'] });
-  console.log(`bench: engine up in ${seconds(Date.now() - startup)} (database ${databaseName}); importing ${synthetic ? `${synthetic} synthetic people` : args.file}`);
+  console.log(`bench: engine up in ${seconds(Date.now() - startup)} (database ${databaseName})`);
+  await measureResponsiveness(env.publicUrl, token, sample);
+  if (args['health-only']) return;
+  console.log(`bench: importing ${synthetic ? `${synthetic} synthetic people` : args.file}`);
 
   const started = Date.now();
   const response = await fetch(`${env.publicUrl}/api/v1/hr/imports`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' }, body: csv });

@@ -16,6 +16,7 @@ import { canonicalJson } from './canonical-json.js';
 import { createHash } from 'node:crypto';
 import { evaluateBirthright, type BirthrightGrant } from './birthright.js';
 import type { BirthrightRule, CsvConfig } from './config.js';
+import { parseAttributes, textProblem } from './attributes.js';
 import { canonicalEmployeeId, EMPLOYEE_ID_RULE, parseEmployeeId } from './employee-id.js';
 import { HR_EVENT_TYPES, type HrEventType, type IdentityAttributes, type IdentityStatus } from './types.js';
 
@@ -43,8 +44,6 @@ export const DEFAULT_CSV_COLUMNS: Readonly<Record<string, string>> = {
 
 /** A joiner needs a name (as the webhook requires for a hire). */
 export const REQUIRED_ATTRIBUTES = ['givenName', 'familyName'] as const;
-/** The attribute that holds the manager's employee id: canonical, like every employee id. */
-const MANAGER_ID = 'managerId';
 /** Identities a termination would take access from. */
 const LIVE: readonly IdentityStatus[] = ['active', 'on_leave', 'pre_hire'];
 
@@ -90,6 +89,8 @@ export interface RowError {
   line: number;
   employeeId?: string;
   message: string;
+  /** The columns whose cells are at fault, when the problem is in particular cells. */
+  columns?: string[];
 }
 
 export interface ImportPlan {
@@ -111,23 +112,75 @@ export interface PlanOptions {
   now: Date;
 }
 
+/**
+ * What one file may hold. Beyond these a file is refused whole (CsvFormatError naming the
+ * limit) before it costs much: the widest real HR extract has a few dozen columns, and a
+ * line past 64 KiB or a file past 20 MiB is a mistake or an attack, not an extract.
+ */
+export const CSV_LIMITS = {
+  columns: 200,
+  /** Characters in one record (its cells; a quoted cell may span lines). */
+  lineCharacters: 64 * 1024,
+  /** Data rows, refused ones included. */
+  rows: 100_000,
+  fileBytes: 20 * 1024 * 1024,
+} as const;
+
+/** A reason the whole file is refused; `field` names what is wrong (`header.WorkerID`, `columns`, `line`, `rows`, `(body)`). */
+export interface CsvFileProblem {
+  field: string;
+  message: string;
+}
+
 export class CsvFormatError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`the CSV cannot be imported: ${problems.join('; ')}`);
+  constructor(readonly problems: CsvFileProblem[]) {
+    super(`the CSV cannot be imported: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
     this.name = 'CsvFormatError';
   }
+}
+
+/** The file problems for each limit, worded the same wherever the limit is met. */
+export const csvLimitProblems = {
+  columns: (): CsvFileProblem => ({ field: 'columns', message: `a line may have at most ${CSV_LIMITS.columns} columns` }),
+  line: (line: number): CsvFileProblem => ({ field: 'line', message: `the record at line ${line} is too long: a line may have at most ${CSV_LIMITS.lineCharacters} characters` }),
+  rows: (): CsvFileProblem => ({ field: 'rows', message: `a file may have at most ${CSV_LIMITS.rows} rows` }),
+  fileBytes: (): CsvFileProblem => ({ field: '(body)', message: `a file may be at most ${CSV_LIMITS.fileBytes / 1024 / 1024} MiB` }),
+};
+
+/**
+ * A column name for a message: quoted, cut short, and with control, invisible and
+ * bidirectional characters escaped, so a hostile header cannot steer the terminal or the
+ * reader that shows the message.
+ */
+export function showColumn(name: string): string {
+  const short = name.length > 64 ? `${name.slice(0, 64)}...` : name;
+  return JSON.stringify(short).replace(/[\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export function csvColumns(config: CsvConfig): Record<string, string> {
   return Object.keys(config.columns).length > 0 ? config.columns : { ...DEFAULT_CSV_COLUMNS };
 }
 
+/** The problem field for a header cell: `header.WorkerID`, or escaped when the name is not plain text. */
+const headerField = (name: string) => (textProblem(name, 64) === null ? `header.${name}` : `header[${showColumn(name)}]`);
+
 /**
- * Checks the header before any row: without the id and status columns nothing can be
- * planned (CsvFormatError). Missing mapped columns are returned as warnings: an extract
- * may leave out optional ones.
+ * Checks the header before any row (names as the mapping matches them: exactly, after
+ * trimming the header cell). A name given twice is refused (which cell would count is a
+ * guess); without the id and status columns nothing can be planned. Both are a
+ * CsvFormatError. Missing mapped columns are returned as warnings: an extract may leave
+ * out optional ones.
  */
 export function checkHeader(header: readonly string[], config: CsvConfig): { warnings: string[] } {
+  if (header.length > CSV_LIMITS.columns) throw new CsvFormatError([csvLimitProblems.columns()]);
+  const firstAt = new Map<string, number>();
+  const duplicates: CsvFileProblem[] = [];
+  header.forEach((name, i) => {
+    const first = firstAt.get(name);
+    if (first === undefined) firstAt.set(name, i);
+    else duplicates.push({ field: headerField(name), message: `column ${showColumn(name)} is in the header more than once (columns ${first + 1} and ${i + 1})` });
+  });
+  if (duplicates.length) throw new CsvFormatError(duplicates);
   const present = new Set(header);
   const columns = csvColumns(config);
   const missing = [config.employeeIdColumn, config.statusColumn].filter((c) => !present.has(c));
@@ -136,7 +189,7 @@ export function checkHeader(header: readonly string[], config: CsvConfig): { war
     if (!column) missing.push(`(a column mapped to ${attribute})`);
     else if (!present.has(column)) missing.push(column);
   }
-  if (missing.length) throw new CsvFormatError([`missing column(s) ${missing.join(', ')}`]);
+  if (missing.length) throw new CsvFormatError([{ field: 'header', message: `missing column(s) ${missing.join(', ')}` }]);
   const optional = [config.onLeaveColumn, config.hireDateColumn, ...Object.keys(columns)].filter((c): c is string => !!c && !present.has(c));
   return { warnings: optional.length ? [`column(s) not in the file, ignored: ${[...new Set(optional)].join(', ')}`] : [] };
 }
@@ -148,7 +201,8 @@ export function csvEventId(employeeId: string, type: HrEventType, attributes: Id
   return `csv:${hash}`;
 }
 
-const lower = (s: string) => s.trim().toLowerCase();
+/** Status and leave values compare without regard to case; the config's own values may be padded, the file's may not. */
+const fold = (s: string) => s.toLowerCase();
 
 function parseHireDate(value: string): Date | null | 'invalid' {
   if (value === '') return null;
@@ -157,26 +211,41 @@ function parseHireDate(value: string): Date | null | 'invalid' {
   return Number.isNaN(date.getTime()) ? 'invalid' : date;
 }
 
+/** A bad cell: its column and what is wrong with it. */
+interface CellProblem {
+  column: string;
+  message: string;
+}
+
 /**
- * The mapped attributes of one row; empty cells are left out, text is trimmed. The
- * manager's id is an employee id: canonical, and refused (a problem naming the column)
- * when it is not valid as written, as the row's own id is.
+ * The mapped attributes of one row, through the one attribute schema every input uses
+ * (domain/attributes.ts): cells as written, never trimmed or coerced. An empty cell is left
+ * out (absent on a hire, cleared on an update). Each bad cell is a problem naming its
+ * column; the manager's id comes back canonical. `given`: the attributes whose cell is not
+ * empty, good or bad.
  */
-function rowAttributes(values: Record<string, string>, columns: Record<string, string>): { attributes: IdentityAttributes; problems: string[] } {
-  const attributes: IdentityAttributes = {};
-  const problems: string[] = [];
+function rowAttributes(values: Record<string, string>, columns: Record<string, string>): { attributes: IdentityAttributes; given: Set<string>; problems: CellProblem[] } {
+  const cells: Record<string, string> = {};
+  const columnOf = new Map<string, string>();
   for (const [column, attribute] of Object.entries(columns)) {
     const cell = values[column] ?? '';
-    if (cell.trim() === '') continue;
-    if (attribute !== MANAGER_ID) {
-      attributes[attribute] = cell.trim();
-      continue;
-    }
-    const managerId = parseEmployeeId(cell);
-    if (managerId) attributes[attribute] = managerId;
-    else problems.push(`${column} ${EMPLOYEE_ID_RULE}`);
+    if (cell === '') continue;
+    cells[attribute] = cell;
+    columnOf.set(attribute, column);
   }
-  return { attributes, problems };
+  const given = new Set(Object.keys(cells));
+  const parsed = parseAttributes(cells);
+  if (parsed.ok) return { attributes: parsed.attributes, given, problems: [] };
+  // An issue's path starts with the attribute; the sender knows it by its column.
+  const problems = parsed.issues.map((issue) => ({ column: columnOf.get(issue.attribute.split('.')[0]!) ?? '(row)', message: issue.message }));
+  return { attributes: {}, given, problems };
+}
+
+/** A cell read for its value (status, leave, hire date): under the same text rule, so a padded one is refused, not guessed at. */
+function cellProblem(values: Record<string, string>, column: string | undefined): CellProblem | null {
+  if (!column) return null;
+  const problem = textProblem(values[column] ?? '');
+  return problem ? { column, message: problem } : null;
 }
 
 /** Mapped attributes whose value differs from what is known; a now empty cell clears (null). */
@@ -199,17 +268,34 @@ export function emptyPlanCounts(): Record<HrEventType, number> {
   return Object.fromEntries(HR_EVENT_TYPES.map((type) => [type, 0])) as Record<HrEventType, number>;
 }
 
+/** Rows planned between two yields of planCsvImportSteps. */
+const PLAN_STEP = 200;
+
 /**
  * Plans the events for one extract. Bad rows (no id, a padded or malformed id, no name, a
- * bad manager id, a bad date, a repeated id) are reported with their line and skipped; the
- * rest of the file goes on. A bad row with a usable id still counts as present, so a typo
- * never terminates anyone. Employee ids are canonical (domain/employee-id.ts) in the plan
- * and in event ids, so `e1001` and `E1001` rows make the same event.
+ * cell the attribute schema refuses, a bad manager id, a bad date, a repeated id) are
+ * reported with their line (and the columns at fault) and skipped; the rest of the file
+ * goes on. A bad row with a usable id still counts as present, so a typo never terminates
+ * anyone. Employee ids are canonical (domain/employee-id.ts) in the plan and in event ids,
+ * so `e1001` and `E1001` rows make the same event.
  */
 export function planCsvImport(rows: Iterable<CsvRow>, config: CsvConfig, known: readonly KnownIdentity[], options: PlanOptions): ImportPlan {
+  const steps = planCsvImportSteps(rows, config, known, options);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * planCsvImport in steps: it yields every few hundred rows, so a caller on a shared event
+ * loop (the API) can let other work run between them (services/csv-import.ts). Pure: the
+ * same input gives the same plan however it is stepped.
+ */
+export function* planCsvImportSteps(rows: Iterable<CsvRow>, config: CsvConfig, known: readonly KnownIdentity[], options: PlanOptions): Generator<void, ImportPlan, void> {
   const columns = csvColumns(config);
-  const activeValues = new Set(config.activeValues.map(lower));
-  const onLeaveValues = new Set(config.onLeaveValues.map(lower));
+  const activeValues = new Set(config.activeValues.map((v) => fold(v.trim())));
+  const onLeaveValues = new Set(config.onLeaveValues.map((v) => fold(v.trim())));
   // Keyed canonical, like the file's ids, so a row is matched to its person (and a known
   // person present in the file is never taken for absent) whatever the stored spelling.
   const knownById = new Map(known.map((k) => [canonicalEmployeeId(k.employeeId), k]));
@@ -221,14 +307,24 @@ export function planCsvImport(rows: Iterable<CsvRow>, config: CsvConfig, known: 
   // account. All of those rows are refused; exact repeats of one row are harmless. Ids
   // compare canonical: `e1001` and `E1001` are one id.
   const linesById = new Map<string, CsvRow[]>();
-  for (const row of rowList) {
+  for (const [i, row] of rowList.entries()) {
     const id = parseEmployeeId(idCell(row.values));
-    if (id) linesById.set(id, [...(linesById.get(id) ?? []), row]);
+    if (id) {
+      const same = linesById.get(id);
+      if (same) same.push(row);
+      else linesById.set(id, [row]);
+    }
+    if ((i + 1) % PLAN_STEP === 0) yield;
   }
-  /** What a row says: cells as read (trimmed), its id canonical. */
+  /** What a row says: cells as read, its id canonical. */
   const content = (row: CsvRow) =>
-    canonicalJson(Object.fromEntries(Object.entries(row.values).map(([column, cell]) => [column, column === config.employeeIdColumn ? parseEmployeeId(cell) : cell.trim()])));
-  const ambiguous = new Set([...linesById.entries()].filter(([, same]) => same.some((r) => content(r) !== content(same[0]!))).map(([id]) => id));
+    canonicalJson(Object.fromEntries(Object.entries(row.values).map(([column, cell]) => [column, column === config.employeeIdColumn ? parseEmployeeId(cell) : cell])));
+  const ambiguous = new Set<string>();
+  for (const [id, same] of linesById) {
+    if (same.length < 2) continue;
+    const first = content(same[0]!);
+    if (same.some((r) => content(r) !== first)) ambiguous.add(id);
+  }
   /** Ids present in the file (even on refused rows): never terminated as absent. */
   const seen = new Map<string, number>();
   const people: PersonPlan[] = [];
@@ -243,6 +339,7 @@ export function planCsvImport(rows: Iterable<CsvRow>, config: CsvConfig, known: 
 
   for (const { line, values } of rowList) {
     rowCount += 1;
+    if (rowCount % PLAN_STEP === 0) yield;
     const cell = idCell(values);
     const employeeId = parseEmployeeId(cell);
     if (!employeeId) {
@@ -250,7 +347,7 @@ export function planCsvImport(rows: Iterable<CsvRow>, config: CsvConfig, known: 
       // present, so a typo never terminates anyone.
       const meant = parseEmployeeId(cell.trim());
       if (meant) seen.set(meant, line);
-      errors.push({ line, message: cell.trim() ? `${config.employeeIdColumn} ${EMPLOYEE_ID_RULE}` : `${config.employeeIdColumn} is empty` });
+      errors.push({ line, message: cell === '' ? `${config.employeeIdColumn} is empty` : `${config.employeeIdColumn} ${EMPLOYEE_ID_RULE}`, columns: [config.employeeIdColumn] });
       continue;
     }
     if (ambiguous.has(employeeId)) {
@@ -262,19 +359,28 @@ export function planCsvImport(rows: Iterable<CsvRow>, config: CsvConfig, known: 
     if (seen.has(employeeId)) continue; // an exact repeat of a row already planned
     seen.set(employeeId, line);
 
-    const { attributes, problems: attributeProblems } = rowAttributes(values, columns);
-    const problems = REQUIRED_ATTRIBUTES.filter((a) => attributes[a] === undefined).map((a) => `${Object.keys(columns).find((c) => columns[c] === a) ?? a} is empty`);
+    const { attributes, given, problems: attributeProblems } = rowAttributes(values, columns);
+    const problems: CellProblem[] = REQUIRED_ATTRIBUTES.filter((a) => !given.has(a)).map((a) => {
+      const column = Object.keys(columns).find((c) => columns[c] === a) ?? a;
+      return { column, message: 'is empty' };
+    });
     problems.push(...attributeProblems);
-    const hireDateCell = config.hireDateColumn ? parseHireDate(values[config.hireDateColumn]?.trim() ?? '') : null;
-    if (hireDateCell === 'invalid') problems.push(`${config.hireDateColumn} is not a date`);
+    for (const column of [config.statusColumn, config.onLeaveColumn, config.hireDateColumn]) {
+      const problem = cellProblem(values, column);
+      if (problem) problems.push(problem);
+    }
+    // A blank status says nothing: read as "not active", it would terminate a live person.
+    if ((values[config.statusColumn] ?? '') === '') problems.push({ column: config.statusColumn, message: 'is empty' });
+    const hireDateCell = config.hireDateColumn && !problems.some((p) => p.column === config.hireDateColumn) ? parseHireDate(values[config.hireDateColumn] ?? '') : null;
+    if (hireDateCell === 'invalid') problems.push({ column: config.hireDateColumn!, message: 'is not a date' });
     if (problems.length) {
-      errors.push({ line, employeeId, message: problems.join('; ') });
+      errors.push({ line, employeeId, message: problems.map((p) => `${p.column} ${p.message}`).join('; '), columns: [...new Set(problems.map((p) => p.column))] });
       continue;
     }
     const hireDate = hireDateCell === 'invalid' ? null : hireDateCell;
 
-    const active = activeValues.has(lower(values[config.statusColumn] ?? ''));
-    const onLeave = config.onLeaveColumn ? onLeaveValues.has(lower(values[config.onLeaveColumn] ?? '')) : false;
+    const active = activeValues.has(fold(values[config.statusColumn] ?? ''));
+    const onLeave = config.onLeaveColumn ? onLeaveValues.has(fold(values[config.onLeaveColumn] ?? '')) : false;
     const person = knownById.get(employeeId);
     const version = person?.version ?? '';
     const events: PlannedEvent[] = [];

@@ -3,18 +3,24 @@
 // (200 with the plan per person and entitlement); `fullSnapshot=true` terminates known
 // people absent from the file, behind the mass-leaver brake. Otherwise 202 with counts per
 // kind, the batch (held or accepted) and the rows that were refused, each with its line.
-// A file whose header lacks the id or status column is a 400.
+// A file that cannot be imported at all is a 400 problem naming what is wrong: a header
+// without the id or status column, a column named twice (`header.<name>`), bytes that are
+// not UTF-8, or a limit met (`columns`, `line`, `rows`: domain/csv-import.ts CSV_LIMITS);
+// a body past IMPORT_BODY_LIMIT is a 413. A bad cell is a refused row, never a 500; a file
+// whose every row is refused is a 422 naming each (`line <n>.<column>`), and stores nothing.
+import { Readable } from 'node:stream';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { CsvFormatError } from '../../domain/csv-import.js';
+import { CSV_LIMITS, csvLimitProblems, CsvFormatError } from '../../domain/csv-import.js';
 import { importCsv, type CsvImportDeps } from '../../services/csv-import.js';
 import { requireScope } from '../auth.js';
-import { errorHandler, parseOrThrow, PROBLEM_TYPES, problems, sendProblem } from '../problem.js';
+import { errorHandler, parseOrThrow, PROBLEM_TYPES, ProblemError, problems, sendProblem } from '../problem.js';
 import { BATCHES_PATH } from './batches.js';
 
 export const IMPORTS_PATH = '/api/v1/hr/imports';
 /** A full extract of a large company; the rest of the API keeps its 1 MiB limit. */
-export const IMPORT_BODY_LIMIT = 20 * 1024 * 1024;
+export const IMPORT_BODY_LIMIT = CSV_LIMITS.fileBytes;
 
 export interface ImportRoutesOptions extends CsvImportDeps {
   publicUrl: string;
@@ -31,7 +37,13 @@ export const importRoutes: FastifyPluginAsync<ImportRoutesOptions> = async (app,
   // The shared handler names the 1 MiB limit; this route has its own.
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return sendProblem(reply, { status: 413, title: 'Payload too large', type: PROBLEM_TYPES.tooLarge, detail: `The CSV exceeds the ${IMPORT_BODY_LIMIT / 1024 / 1024} MiB limit.` });
+      return sendProblem(reply, {
+        status: 413,
+        title: 'Payload too large',
+        type: PROBLEM_TYPES.tooLarge,
+        detail: `The CSV exceeds the ${IMPORT_BODY_LIMIT / 1024 / 1024} MiB limit.`,
+        errors: [csvLimitProblems.fileBytes()],
+      });
     }
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       return sendProblem(reply, { status: 415, title: 'Unsupported media type', type: PROBLEM_TYPES.unsupportedMediaType, detail: 'Send the extract as text/csv.' });
@@ -49,10 +61,52 @@ export const importRoutes: FastifyPluginAsync<ImportRoutesOptions> = async (app,
     try {
       result = await importCsv(opts, request.body, { actor: `api:${request.principal?.name ?? 'unknown'}`, dryRun: query.dryRun, fullSnapshot: query.fullSnapshot });
     } catch (err) {
-      if (err instanceof CsvFormatError) throw problems.validation(err.problems.map((message) => ({ field: '(body)', message })), 'The CSV cannot be imported.');
+      if (err instanceof CsvFormatError) throw problems.validation(err.problems, 'The CSV cannot be imported.');
       throw err;
     }
+    // Every row refused: nothing was (or would be) imported, which is the sender's error to
+    // fix. A file with some good rows is imported, its refused rows listed in the answer.
+    if (result.rows > 0 && new Set(result.errors.map((e) => e.line)).size >= result.rows) {
+      throw new ProblemError({
+        status: 422,
+        title: 'Every row was refused',
+        type: PROBLEM_TYPES.validation,
+        detail: 'No row of the CSV can be imported; nothing was stored.',
+        errors: result.errors.flatMap((e) => (e.columns ?? ['(row)']).map((column) => ({ field: `line ${e.line}.${column}`, message: e.message }))),
+      });
+    }
     const batchUrl = result.batchId ? `${publicUrl}${BATCHES_PATH}/${result.batchId}` : null;
-    return reply.code(query.dryRun ? 200 : 202).send({ ...result, batchUrl });
+    return reply
+      .code(query.dryRun ? 200 : 202)
+      .type('application/json; charset=utf-8')
+      .send(Readable.from(jsonInPieces({ ...result, batchUrl })));
   });
 };
+
+/** Array items serialised between two turns of the event loop. */
+const ITEMS_PER_PIECE = 500;
+
+/**
+ * An answer as JSON text in pieces, its arrays (the plan, the refused rows) a few hundred
+ * items at a time with a turn of the event loop between: one JSON.stringify of the dry run
+ * of a 100,000-person file would hold the loop the API shares with the workers for most of
+ * a second.
+ */
+async function* jsonInPieces(body: Record<string, unknown>): AsyncGenerator<string> {
+  let first = true;
+  for (const [key, value] of Object.entries(body)) {
+    if (value === undefined) continue;
+    yield `${first ? '{' : ','}${JSON.stringify(key)}:`;
+    first = false;
+    if (!Array.isArray(value)) {
+      yield JSON.stringify(value);
+      continue;
+    }
+    for (let i = 0; i < value.length; i += ITEMS_PER_PIECE) {
+      yield (i === 0 ? '[' : ',') + value.slice(i, i + ITEMS_PER_PIECE).map((item: unknown) => JSON.stringify(item) ?? 'null').join(',');
+      await nextTurn();
+    }
+    yield value.length ? ']' : '[]';
+  }
+  yield first ? '{}' : '}';
+}

@@ -228,7 +228,7 @@ describe('POST /api/v1/hr/imports', () => {
     const response = await post('/api/v1/hr/imports?dryRun=true', file);
     expect(response.statusCode).toBe(200);
     const result = response.json() as { errors: Array<{ line: number; message: string }>; plan: Array<{ employeeId: string; line: number; events: Array<{ type: string; attributes: Record<string, unknown> }> }> };
-    expect(result.errors).toEqual([{ line: 2, message: 'WorkerID must be 1..64 characters of letters, digits, . _ -' }]);
+    expect(result.errors).toEqual([{ line: 2, message: 'WorkerID must be 1..64 characters of letters, digits, . _ -', columns: ['WorkerID'] }]);
     expect(result.plan).toEqual([expect.objectContaining({ employeeId: 'CANON-2', line: 3, events: [expect.objectContaining({ type: 'hire', attributes: expect.objectContaining({ managerId: 'CANON-1' }) })] })]);
   });
 

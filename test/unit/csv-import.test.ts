@@ -2,12 +2,15 @@
 // against what the engine knows, refused rows, stable ids, and the full-snapshot rule.
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type JmlConfig } from '../../domain/config.js';
+import { Readable } from 'node:stream';
 import {
   birthrightEffects,
   checkHeader,
+  CSV_LIMITS,
   CsvFormatError,
   csvEventId,
   planCsvImport,
+  planCsvImportSteps,
   type CsvRow,
   type KnownIdentity,
 } from '../../domain/csv-import.js';
@@ -143,10 +146,10 @@ describe('refused rows', () => {
     const badDate = row({ WorkerID: '302', HireDate: '31/12/2020' });
     const result = plan([good, noId, badId, noName, badDate]);
     expect(result.errors).toEqual([
-      { line: noId.line, message: 'WorkerID is empty' },
-      { line: badId.line, message: expect.stringMatching(/WorkerID must be/) },
-      { line: noName.line, employeeId: '301', message: 'LastName is empty' },
-      { line: badDate.line, employeeId: '302', message: 'HireDate is not a date' },
+      { line: noId.line, message: 'WorkerID is empty', columns: ['WorkerID'] },
+      { line: badId.line, message: expect.stringMatching(/WorkerID must be/), columns: ['WorkerID'] },
+      { line: noName.line, employeeId: '301', message: 'LastName is empty', columns: ['LastName'] },
+      { line: badDate.line, employeeId: '302', message: 'HireDate is not a date', columns: ['HireDate'] },
     ]);
     expect(types(result)).toEqual({ '300': ['hire'] });
     expect(result.rows).toBe(5);
@@ -232,7 +235,7 @@ describe('employee ids are canonical', () => {
   it('refuses a padded id with a line error instead of trimming it; the person it names is not terminated', () => {
     const padded = row({ WorkerID: ' E602 ' });
     const result = plan([padded, row({ WorkerID: 'E603' })], [knownAs('E602', 'active'), knownAs('E603', 'active')], true);
-    expect(result.errors).toEqual([{ line: padded.line, message: 'WorkerID must be 1..64 characters of letters, digits, . _ -' }]);
+    expect(result.errors).toEqual([{ line: padded.line, message: 'WorkerID must be 1..64 characters of letters, digits, . _ -', columns: ['WorkerID'] }]);
     expect(result.events).toEqual([]);
   });
 
@@ -241,8 +244,8 @@ describe('employee ids are canonical', () => {
     const malformed = withManager(row({ WorkerID: 'E605' }), 'Grace Hopper');
     const result = plan([padded, malformed]);
     expect(result.errors).toEqual([
-      { line: padded.line, employeeId: 'E604', message: 'ManagerID must be 1..64 characters of letters, digits, . _ -' },
-      { line: malformed.line, employeeId: 'E605', message: 'ManagerID must be 1..64 characters of letters, digits, . _ -' },
+      { line: padded.line, employeeId: 'E604', message: 'ManagerID must be 1..64 characters of letters, digits, . _ -', columns: ['ManagerID'] },
+      { line: malformed.line, employeeId: 'E605', message: 'ManagerID must be 1..64 characters of letters, digits, . _ -', columns: ['ManagerID'] },
     ]);
     expect(result.events).toEqual([]);
   });
@@ -270,5 +273,159 @@ describe('employee ids are canonical', () => {
       [3, 'WorkerID must be 1..64 characters of letters, digits, . _ -'],
     ]);
     expect(result.events).toEqual([expect.objectContaining({ employeeId: 'E610', type: 'hire', attributes: { givenName: 'Edsger', familyName: 'Dijkstra' } })]);
+  });
+});
+
+describe('cells go through the one attribute schema: refused, never trimmed or repaired', () => {
+  // [what, column, cell, message]: each a row error naming the column; nothing planned.
+  const cases: Array<[string, string, string, string]> = [
+    ['a 257-character title', 'JobTitle', 'x'.repeat(257), 'JobTitle must be at most 256 characters'],
+    ['a 100,000-character title', 'JobTitle', 'x'.repeat(100_000), 'JobTitle must be at most 256 characters'],
+    ['a 65-character worker type', 'WorkerType', 'x'.repeat(65), 'WorkerType must be at most 64 characters'],
+    ['a padded name', 'FirstName', ' Ada ', 'FirstName must not start or end with white space'],
+    ['a cell of spaces', 'Department', '   ', 'Department must not start or end with white space'],
+    ['a NUL', 'LastName', 'Love\u0000lace', 'LastName must not contain control characters, NUL or bidirectional overrides'],
+    ['a terminal escape', 'JobTitle', '\u001b[2J\u001b[31mBoss', 'JobTitle must not contain control characters, NUL or bidirectional overrides'],
+    ['an RTL override', 'LastName', 'Love\u202Elace', 'LastName must not contain control characters, NUL or bidirectional overrides'],
+    ['a non-NFC name', 'FirstName', 'Ade\u0301le', 'FirstName must be in Unicode normalisation form NFC'],
+    ['a padded status', 'WorkerStatus', 'Active ', 'WorkerStatus must not start or end with white space'],
+    ['a padded leave flag', 'OnLeave', ' True', 'OnLeave must not start or end with white space'],
+    ['a padded hire date', 'HireDate', ' 2020-01-06', 'HireDate must not start or end with white space'],
+  ];
+
+  it.each(cases)('refuses %s, naming the column', (_what, column, cell, message) => {
+    const bad = row({ WorkerID: '700', [column]: cell });
+    const result = plan([bad]);
+    expect(result.errors).toEqual([{ line: bad.line, employeeId: '700', message, columns: [column] }]);
+    expect(result.events).toEqual([]);
+  });
+
+  it('refuses the same cells on an update, and a refused row never terminates its person', () => {
+    const known = [knownAs('701', 'active'), knownAs('702', 'active')];
+    const result = plan([row({ WorkerID: '701', JobTitle: ' Lead' }), row({ WorkerID: '702', WorkerStatus: ' Inactive' })], known, true);
+    expect(result.errors.map((e) => e.columns)).toEqual([['JobTitle'], ['WorkerStatus']]);
+    expect(result.events).toEqual([]);
+  });
+
+  it('refuses a blank status instead of reading it as "not active": a live person is not terminated by it', () => {
+    const blank = row({ WorkerID: '703', WorkerStatus: '' });
+    const result = plan([blank], [knownAs('703', 'active')]);
+    expect(result.errors).toEqual([{ line: blank.line, employeeId: '703', message: 'WorkerStatus is empty', columns: ['WorkerStatus'] }]);
+    expect(result.events).toEqual([]);
+  });
+
+  it('names every bad column of a row, an attribute the engine does not know included', () => {
+    const bad = { ...row({ WorkerID: '703', FirstName: ' Ada', JobTitle: 'x'.repeat(300) }), values: { ...row({}).values, WorkerID: '703', FirstName: ' Ada', JobTitle: 'x'.repeat(300), FullName: 'y'.repeat(5_000) } };
+    const result = plan([bad]);
+    expect(result.errors).toHaveLength(1);
+    expect(result.errors[0]!.columns!.sort()).toEqual(['FirstName', 'FullName', 'JobTitle']);
+    expect(result.errors[0]!.message).toMatch(/FirstName must not start or end with white space/);
+    // A missing name is reported as missing only when its cell is empty, not when another cell is bad.
+    expect(result.errors[0]!.message).not.toMatch(/is empty/);
+  });
+
+  it('takes values at the limits exactly as written: 256 characters, composed accents, inner spaces', () => {
+    const title = 't'.repeat(256);
+    const result = plan([row({ WorkerID: '704', FirstName: 'Ad\u00e8le', LastName: 'de la Cruz', JobTitle: title, WorkerStatus: 'ACTIVE' })]);
+    expect(result.errors).toEqual([]);
+    expect(result.events[0]!.attributes).toMatchObject({ givenName: 'Ad\u00e8le', familyName: 'de la Cruz', title });
+  });
+
+  it('leaves an empty cell out of a hire, and an empty cell clears on an update', () => {
+    const hire = plan([row({ WorkerID: '705', JobTitle: '' })]);
+    expect(hire.events[0]!.attributes).not.toHaveProperty('title');
+    const update = plan([row({ WorkerID: '706', JobTitle: '' })], [knownAs('706', 'active')]);
+    expect(update.events[0]!.attributes).toEqual({ title: null });
+  });
+});
+
+describe('planning in steps', () => {
+  it('yields between steps and plans exactly what planCsvImport plans', () => {
+    const rows = Array.from({ length: 1_000 }, (_, i) => row({ WorkerID: `S${i}` }));
+    const steps = planCsvImportSteps(rows, config.csv, [], { fullSnapshot: false, now: NOW });
+    let yields = 0;
+    let step = steps.next();
+    for (; !step.done; step = steps.next()) yields += 1;
+    expect(yields).toBeGreaterThan(1);
+    expect(step.value).toEqual(plan(rows));
+  });
+});
+
+describe('reading a file: what refuses it whole', () => {
+  const HEAD = 'WorkerID,WorkerStatus,FirstName,LastName';
+  const refusal = async (input: Parameters<typeof readCsv>[0]) => {
+    const error = await readCsv(input, config).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(CsvFormatError);
+    return (error as CsvFormatError).problems;
+  };
+
+  it('refuses a column named twice, as the mapping matches names (after trimming the header cell)', async () => {
+    expect(await refusal(`WorkerID,WorkerStatus,FirstName,LastName,WorkerID\nE1,Active,Ada,Lovelace,E2\n`)).toEqual([
+      { field: 'header.WorkerID', message: 'column "WorkerID" is in the header more than once (columns 1 and 5)' },
+    ]);
+    expect(await refusal(`${HEAD}, LastName\nE1,Active,Ada,Lovelace,Hopper\n`)).toEqual([{ field: 'header.LastName', message: expect.stringMatching(/columns 4 and 5/) }]);
+    // Columns the mapping does not read count too: which of the two is meant is a guess.
+    expect(await refusal(`${HEAD},Notes,Notes\nE1,Active,Ada,Lovelace,a,b\n`)).toEqual([{ field: 'header.Notes', message: expect.any(String) }]);
+  });
+
+  it('shows a hostile column name escaped in the message', async () => {
+    const [problem] = await refusal(`${HEAD},\u001b[2J,\u001b[2J\nE1,Active,Ada,Lovelace,a,b\n`);
+    expect(problem!.message).toContain('\\u001b[2J');
+    expect(problem!.message + problem!.field).not.toContain('\u001b');
+  });
+
+  it(`refuses more than ${CSV_LIMITS.columns} columns, at the header or at a row, a 100,000-column header included`, async () => {
+    const names = (n: number) => Array.from({ length: n }, (_, i) => `C${i}`);
+    const columns = { field: 'columns', message: `a line may have at most ${CSV_LIMITS.columns} columns` };
+    expect(await refusal(`${[HEAD, ...names(CSV_LIMITS.columns - 3)].join(',')}\n`)).toEqual([columns]);
+    const wide = names(100_000);
+    const file = [[HEAD, ...wide].join(','), ...Array.from({ length: 20 }, (_, i) => [`E${i}`, 'Active', 'A', 'B', ...wide].join(','))].join('\n');
+    expect(await refusal(file)).toEqual([columns]);
+    expect(await refusal(`${HEAD}\nE1,Active,Ada,Lovelace${','.repeat(100_000)}\n`)).toEqual([columns]);
+    // At the limit, the file is read.
+    const atLimit = names(CSV_LIMITS.columns - 4);
+    const read = await readCsv(`${[HEAD, ...atLimit].join(',')}\n${['E1', 'Active', 'Ada', 'Lovelace', ...atLimit].join(',')}\n`, config);
+    expect(read.rows).toHaveLength(1);
+  });
+
+  it(`refuses a record longer than ${CSV_LIMITS.lineCharacters} characters, on one line or quoted across many`, async () => {
+    const line = { field: 'line', message: `the record at line 3 is too long: a line may have at most ${CSV_LIMITS.lineCharacters} characters` };
+    expect(await refusal(`${HEAD}\nE1,Active,Ada,Lovelace\nE2,Active,Ada,${'x'.repeat(CSV_LIMITS.lineCharacters)}\n`)).toEqual([line]);
+    expect(await refusal(`${HEAD}\nE1,Active,Ada,Lovelace\nE2,Active,Ada,"${'x\n'.repeat(CSV_LIMITS.lineCharacters)}"\n`)).toEqual([
+      { field: 'line', message: expect.stringMatching(/too long: a line may have at most/) },
+    ]);
+    // Empty cells cost no characters, but bytes: a line of a million commas is refused too.
+    expect((await refusal(`${HEAD}\n${','.repeat(1_000_000)}\n`))[0]!.field).toMatch(/^(line|columns)$/);
+  });
+
+  it(`refuses more than ${CSV_LIMITS.rows} rows, and a file of more than ${CSV_LIMITS.fileBytes} bytes read from a stream`, async () => {
+    expect(await refusal(`${HEAD}\n${'E1,Active,Ada,Lovelace\n'.repeat(CSV_LIMITS.rows + 1)}`)).toEqual([{ field: 'rows', message: `a file may have at most ${CSV_LIMITS.rows} rows` }]);
+    const bigRow = `E1,Active,Ada,${'x'.repeat(60_000)}\n`;
+    const chunks = [`${HEAD}\n`, ...Array.from({ length: Math.ceil(CSV_LIMITS.fileBytes / bigRow.length) + 1 }, () => bigRow)];
+    expect(await refusal(Readable.from(chunks))).toEqual([{ field: '(body)', message: `a file may be at most ${CSV_LIMITS.fileBytes / 1024 / 1024} MiB` }]);
+  });
+
+  it('refuses bytes that are not UTF-8, naming the first bad line, and a UTF-16 file', async () => {
+    const file = Buffer.concat([Buffer.from(`${HEAD}\nE1,Active,Ada,Lovelace\nE2,Active,A`), Buffer.from([0xff, 0xfe]), Buffer.from(',B\n')]);
+    expect(await refusal(file)).toEqual([{ field: '(body)', message: 'must be UTF-8 text; line 3 is not' }]);
+    expect(await refusal(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`${HEAD}\n`, 'utf16le')]))).toEqual([{ field: '(body)', message: 'must be UTF-8 text; line 1 is not' }]);
+  });
+
+  it('reads UTF-8 whole however it is cut: a BOM, characters split across chunks and across pieces of a long line', async () => {
+    const long = '\u00e9'.repeat(20_000); // 40,000 bytes: cut inside the line, never inside a character
+    const text = `\ufeff${HEAD},Notes\nE1,Active,Zo\u00eb,\u0141ukasiewicz,${long}\nE2,Active,\u00c5sa,\u20ac\u{1F600},x\n`;
+    const bytes = Buffer.from(text, 'utf8');
+    const inChunksOf7 = Readable.from(Array.from({ length: Math.ceil(bytes.length / 7) }, (_, i) => bytes.subarray(i * 7, i * 7 + 7)));
+    for (const input of [bytes, inChunksOf7]) {
+      const read = await readCsv(input, config);
+      expect(read.errors).toEqual([]);
+      expect(read.rows.map((r) => r.values)).toEqual([
+        { WorkerID: 'E1', WorkerStatus: 'Active', FirstName: 'Zo\u00eb', LastName: '\u0141ukasiewicz', Notes: long },
+        { WorkerID: 'E2', WorkerStatus: 'Active', FirstName: '\u00c5sa', LastName: '\u20ac\u{1F600}', Notes: 'x' },
+      ]);
+    }
   });
 });
