@@ -1,7 +1,9 @@
 // The Fastify app. Small plugins, zod at each route, RFC 9457 problem details for every
-// error, 1 MiB body limit, and logs that never carry bodies, tokens, signatures or
-// personal data (the request serializer logs method and path only; sensitive headers are
-// redacted should anything log them).
+// error (those Node's HTTP parser and Fastify's router raise included), 1 MiB body limit,
+// every JSON body parsed strictly (api/json-body.ts), rate limits before any body is read
+// (api/rate-limit.ts), `Cache-Control: no-store` and `nosniff` on every response, and logs
+// that never carry bodies, tokens, signatures or personal data (the request serializer logs
+// method and path only; sensitive headers are redacted should anything log them).
 import type { Client } from '@temporalio/client';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -10,10 +12,13 @@ import type { Registry } from 'prom-client';
 import type { JmlConfig } from '../domain/config.js';
 import type { Db } from '../db/client.js';
 import type { HrEventJob } from '../services/hr-event-queue.js';
+import { LOG_REDACT_PATHS } from '../services/logger.js';
 import { TokenAuthenticator } from './auth.js';
+import { jsonBodyParser } from './json-body.js';
 import { apiMetrics, createMetricsRegistry, type ApiMetrics } from './metrics.js';
-import { errorHandler, notFoundHandler, safeErrorInfo } from './problem.js';
-import { healthRoutes, type HealthChecks } from './routes/health.js';
+import { clientErrorHandler, errorHandler, frameworkErrorHandler, notFoundHandler, problems, safeErrorInfo, SECURITY_HEADERS } from './problem.js';
+import { registerRateLimits } from './rate-limit.js';
+import { HEALTH_PATH, healthRoutes, METRICS_PATH, type HealthChecks } from './routes/health.js';
 import { hrEventRoutes, type StoreHrEvent } from './routes/hr-events.js';
 import { identityRoutes } from './routes/identities.js';
 import { planRoutes } from './routes/plan.js';
@@ -24,6 +29,13 @@ import { scimRoutes } from './routes/scim.js';
 import { WebhookVerifier } from './webhook-verify.js';
 
 export const BODY_LIMIT = 1024 * 1024;
+/** Longer request URIs are a 414: no route needs more (a cursor is at most 512 characters). */
+export const MAX_URL_LENGTH = 4_096;
+/**
+ * The longest path parameter the router takes (Fastify's default is 100): an HR event id
+ * may be 256 characters, which percent-encoding can triple. Longer is a 414.
+ */
+const MAX_PARAM_LENGTH = 3 * 256;
 
 export interface ApiDeps {
   db: Db;
@@ -51,6 +63,8 @@ export interface ApiDeps {
   enqueueTimeoutMs?: number;
   /** Timeout of each health check (default 2000 ms). */
   healthTimeoutMs?: number;
+  /** How long /api/health answers from its last round of checks (default 1000 ms). */
+  healthCacheMs?: number;
   /**
    * The inbox write, default the batched `createInboxWriter` from db/inbox.ts. Only bench/ingest.ts swaps it,
    * to measure what the audit hash chain costs; production code leaves it alone.
@@ -70,7 +84,8 @@ const REDACTED_HEADERS = ['authorization', 'cookie', 'webhook-signature', 'x-api
 
 const SAFE_LOG_OPTIONS = {
   redact: {
-    paths: REDACTED_HEADERS.flatMap((h) => [`req.headers["${h}"]`, `headers["${h}"]`, `request.headers["${h}"]`]),
+    // The process logger's own paths too: this child's redact replaces its parent's.
+    paths: [...LOG_REDACT_PATHS, ...REDACTED_HEADERS.flatMap((h) => [`req.headers["${h}"]`, `headers["${h}"]`, `request.headers["${h}"]`])],
     censor: '[redacted]',
   },
   serializers: {
@@ -96,7 +111,14 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...loggerOptions(deps.logger),
     bodyLimit: BODY_LIMIT,
-    return503OnClosing: true,
+    // The client address rate limits count by (config `api.trustProxy`).
+    trustProxy: deps.config.api.trustProxy,
+    // The 503 while closing is answered by the onRequest hook below, as a problem document.
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Fastify's own answers to these echo the path, or are not problem documents.
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
   }) as unknown as FastifyInstance;
 
   app.decorate('deps', deps);
@@ -105,6 +127,25 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   app.decorateRequest('principal', null);
 
   app.setErrorHandler(errorHandler);
+
+  // Root hooks, added before any route: they run for every route and for the 404 handler.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.headers(SECURITY_HEADERS);
+    return payload;
+  });
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    throw problems.unavailable('The server is shutting down; retry on another instance or shortly.');
+  });
+  await registerRateLimits(app, deps.config.api.rateLimit, [HEALTH_PATH, METRICS_PATH]);
+  app.addHook('onRequest', async (request) => {
+    if (request.url.length > MAX_URL_LENGTH) throw problems.uriTooLong();
+  });
   app.setNotFoundHandler(notFoundHandler);
 
   app.addHook('onResponse', async (request, reply) => {
@@ -122,7 +163,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     app.log.warn({ err: safeErrorInfo(err) }, 'hr event queue: redis connection error');
   });
 
-  await app.register(healthRoutes, { db: deps.db, health: deps.health, registry, timeoutMs: deps.healthTimeoutMs });
+  await app.register(healthRoutes, { db: deps.db, health: deps.health, registry, timeoutMs: deps.healthTimeoutMs, cacheMs: deps.healthCacheMs });
   await app.register(hrEventRoutes, {
     db: deps.db,
     queue: deps.hrEventQueue,
@@ -133,6 +174,12 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     enqueueTimeoutMs: deps.enqueueTimeoutMs,
     storeHrEvent: deps.storeHrEvent,
   });
+  // Every JSON body from here on: strict UTF-8 and a bounded nesting depth. Replaced only
+  // after the HR webhook's plugin has been loaded, because that plugin reads its JSON as raw
+  // bytes (for the signature) and Fastify refuses a second non-default JSON parser in a
+  // child scope; the plugins registered below inherit this one.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, jsonBodyParser);
   await app.register(identityRoutes, { db: deps.db });
   await app.register(planRoutes, { db: deps.db, config: deps.config, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(retryRoutes, { db: deps.db, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });

@@ -3,6 +3,7 @@
 // entry per bad field. The error handler below turns anything thrown into one of these,
 // and never echoes internal messages (a drizzle error message carries the query params,
 // i.e. personal data) into the answer or the log.
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { formatPath } from '../domain/config.js';
@@ -20,6 +21,9 @@ export const PROBLEM_TYPES = {
   notFound: typeUri('not-found'),
   conflict: typeUri('idempotency-key-reuse'),
   tooLarge: typeUri('payload-too-large'),
+  uriTooLong: typeUri('uri-too-long'),
+  headersTooLarge: typeUri('request-header-fields-too-large'),
+  rateLimited: typeUri('rate-limited'),
   unsupportedMediaType: typeUri('unsupported-media-type'),
   unavailable: typeUri('service-unavailable'),
   internal: typeUri('internal-error'),
@@ -41,6 +45,8 @@ export interface ProblemInit {
   headers?: Record<string, string>;
   /** Extension members (RFC 9457 section 3.2). */
   extensions?: Record<string, unknown>;
+  /** null leaves `instance` out: when the path itself is what is wrong, it is not echoed. */
+  instance?: null;
 }
 
 export interface ProblemBody {
@@ -48,7 +54,7 @@ export interface ProblemBody {
   title: string;
   status: number;
   detail?: string;
-  instance: string;
+  instance?: string;
   errors?: FieldError[];
   [extension: string]: unknown;
 }
@@ -82,7 +88,13 @@ export const problems = {
   notFound: (detail: string) => new ProblemError({ status: 404, title: 'Not found', type: PROBLEM_TYPES.notFound, detail }),
   unavailable: (detail: string, retryAfterSeconds = 5) =>
     new ProblemError({ status: 503, title: 'Service unavailable', type: PROBLEM_TYPES.unavailable, detail, headers: { 'retry-after': String(retryAfterSeconds) } }),
+  rateLimited: (detail: string, retryAfterSeconds: number) =>
+    new ProblemError({ status: 429, title: 'Too many requests', type: PROBLEM_TYPES.rateLimited, detail, headers: { 'retry-after': String(Math.max(1, retryAfterSeconds)) } }),
+  uriTooLong: () => new ProblemError({ status: 414, title: 'URI too long', type: PROBLEM_TYPES.uriTooLong, detail: 'The request URI is longer than this API accepts.', instance: null }),
 };
+
+/** Sent on every response, errors included: bodies carry personal data, and are only what their type says. */
+export const SECURITY_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
 
 /** Maps zod issues to `{ field, message }`, field paths prefixed (e.g. `query`-less names). */
 export function zodFieldErrors(error: z.ZodError, prefix: readonly PropertyKey[] = []): FieldError[] {
@@ -105,7 +117,7 @@ export function sendProblem(reply: FastifyReply, init: ProblemInit): FastifyRepl
     status: init.status,
     ...(init.detail !== undefined ? { detail: init.detail } : {}),
     // The path only: query strings may carry identifiers we do not want echoed around.
-    instance: request.url.split('?')[0] ?? request.url,
+    ...(init.instance === null ? {} : { instance: request.url.split('?')[0] ?? request.url }),
     ...(init.errors ? { errors: init.errors } : {}),
     requestId: request.id,
   };
@@ -194,8 +206,10 @@ const STATUS_TITLES: Record<number, string> = {
   408: 'Request timeout',
   409: 'Conflict',
   413: 'Payload too large',
+  414: 'URI too long',
   415: 'Unsupported media type',
   429: 'Too many requests',
+  431: 'Request header fields too large',
   500: 'Internal server error',
   503: 'Service unavailable',
 };
@@ -229,5 +243,48 @@ export function errorHandler(error: FastifyError | ProblemError | Error, request
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendProblem(reply, { status: 404, title: 'Not found', type: PROBLEM_TYPES.notFound, detail: `No route for ${request.method} ${request.url.split('?')[0]}.` });
+  return sendProblem(reply, { status: 404, title: 'Not found', type: PROBLEM_TYPES.notFound, detail: `No route for ${request.method} at this path.` });
+}
+
+/**
+ * Fastify's `frameworkErrors`: a URL that does not decode (400) or a path parameter longer
+ * than the router takes (414). Fastify's own answers echo the path; these do not.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  reply.headers(SECURITY_HEADERS);
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendProblem(reply, problems.uriTooLong().problem);
+  if (error.code === 'FST_ERR_BAD_URL') {
+    return sendProblem(reply, { status: 400, title: 'Bad request', detail: 'The request URI is not valid.', instance: null });
+  }
+  return errorHandler(error, request, reply);
+}
+
+const CLIENT_ERRORS: Record<string, { status: number; title: string; type: string; detail: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, title: 'Request header fields too large', type: PROBLEM_TYPES.headersTooLarge, detail: 'The request line and headers exceed the size this server reads.' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, title: 'Request timeout', type: 'about:blank', detail: 'The request did not arrive in time.' },
+};
+const HTTP_REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+
+/**
+ * Fastify's `clientErrorHandler`: what Node's HTTP parser refuses before Fastify sees a
+ * request (headers too large: 431, a malformed request: 400, too slow: 408). Written to
+ * the socket by hand, as Node and Fastify do, but as a problem document that echoes nothing.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset connection has nothing left to answer (Node's own handler does the same).
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const problem = (err.code ? CLIENT_ERRORS[err.code] : undefined) ?? { status: 400, title: 'Bad request', type: 'about:blank', detail: 'The request could not be parsed.' };
+  if (socket.writable) {
+    const body = JSON.stringify(problem);
+    const headers = [
+      `HTTP/1.1 ${problem.status} ${HTTP_REASONS[problem.status] ?? 'Bad Request'}`,
+      `Content-Type: ${PROBLEM_CONTENT_TYPE}`,
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      `Cache-Control: ${SECURITY_HEADERS['cache-control']}`,
+      `X-Content-Type-Options: ${SECURITY_HEADERS['x-content-type-options']}`,
+      'Connection: close',
+    ];
+    socket.write(`${headers.join('\r\n')}\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
 }

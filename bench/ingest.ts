@@ -95,6 +95,8 @@ async function main(): Promise<void> {
   const config = parseConfig({
     targets: [{ id: 'directory', type: 'ldap', bindDN: 'cn=admin,dc=example,dc=com', bindPassword: 'x', baseDN: 'dc=example,dc=com', usersDN: 'ou=people,dc=example,dc=com', groupsDN: 'ou=groups,dc=example,dc=com' }],
     entitlements: [{ id: 'directory-account', target: 'directory', kind: 'account' }],
+    // One load generator is one client: the per-client limit would measure itself.
+    api: { rateLimit: { max: 1_000_000_000 } },
   });
   const app = await buildApp({
     db: handle.db,

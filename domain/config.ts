@@ -137,6 +137,40 @@ const csv = z
   })
   .default({ columns: {}, employeeIdColumn: 'WorkerID', statusColumn: 'WorkerStatus', activeValues: ['Active'], onLeaveColumn: 'OnLeave', onLeaveValues: ['True', 'true', 'yes', '1'], hireDateColumn: 'HireDate' });
 
+/** A duration of at least one second (a shorter rate-limit window would count almost nothing). */
+const windowDuration = duration.refine((ms) => ms >= 1_000, 'must be at least 1s');
+
+/**
+ * The API's request limits, counted in memory by each API process (@fastify/rate-limit's
+ * local store) and checked before a request's body is read. Strict: a misspelt key would
+ * otherwise fall back to the default without a word.
+ */
+const rateLimit = z
+  .object({
+    /** Requests per `window` from one client address, and (counted apart) with one bearer token. */
+    max: z.number().int().min(1).default(3_000),
+    window: windowDuration.default(60_000),
+    /** Failed authentications (any 401: unknown token, bad webhook signature) per client within `failedAuthWindow`; past that, the client's every request is a 429 until the window ends. */
+    failedAuthMax: z.number().int().min(1).default(20),
+    failedAuthWindow: windowDuration.default(15 * 60_000),
+  })
+  .strict()
+  .default({ max: 3_000, window: 60_000, failedAuthMax: 20, failedAuthWindow: 15 * 60_000 });
+
+const api = z
+  .object({
+    rateLimit,
+    /**
+     * Which proxies' X-Forwarded-For to believe for the client address (Fastify's
+     * `trustProxy`): false (default: the peer is the client), true (any), or a list of
+     * addresses / CIDRs of the load balancers. Behind a proxy and without it, every client
+     * is the proxy, and one client's failed logins would lock everyone out.
+     */
+    trustProxy: z.union([z.boolean(), z.array(z.string().min(1)).min(1)]).default(false),
+  })
+  .strict()
+  .default({ rateLimit: { max: 3_000, window: 60_000, failedAuthMax: 20, failedAuthWindow: 15 * 60_000 }, trustProxy: false });
+
 export const configSchema = z
   .object({
     webhook: z
@@ -153,6 +187,7 @@ export const configSchema = z
     brake,
     scim,
     csv,
+    api,
     alerts: z
       .object({ email: z.array(z.string().email()).default([]), webhook: z.array(z.string().url()).default([]) })
       .default({ email: [], webhook: [] }),
@@ -198,6 +233,7 @@ export type BirthrightRule = JmlConfig['birthright'][number];
 export type BrakeConfig = JmlConfig['brake'];
 export type ScimConfig = JmlConfig['scim'];
 export type CsvConfig = JmlConfig['csv'];
+export type RateLimitConfig = JmlConfig['api']['rateLimit'];
 
 /** Formats a zod issue path the way our errors name fields: `targets[0].url`. */
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -37,7 +37,9 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
   const dataDir = path.resolve(source.JML_DATA_DIR ?? './data');
   return {
     port,
-    host: source.HOST ?? '0.0.0.0',
+    // Loopback unless told otherwise: `npm start` on a laptop is not reachable from the
+    // network. A deployment behind a load balancer sets HOST=0.0.0.0 (the Dockerfile does).
+    host: source.HOST || '127.0.0.1',
     databaseUrl: source.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/jml',
     redisUrl: source.REDIS_URL ?? 'redis://127.0.0.1:6379',
     redisPrefix: source.JML_REDIS_PREFIX ?? 'jml',

@@ -17,7 +17,7 @@ import { hrBatches, hrEvents } from '../../db/schema.js';
 import type { HrEventJob } from '../../services/hr-event-queue.js';
 import { requireScope } from '../auth.js';
 import { parseOrThrow, ProblemError, problems } from '../problem.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { cursorInt8, decodeCursor, encodeCursor } from '../cursor.js';
 
 export const BATCHES_PATH = '/api/v1/hr/batches';
 const BATCH_STATUSES = ['accepted', 'held', 'released', 'discarded'] as const;
@@ -29,7 +29,7 @@ export interface BatchRoutesOptions {
 
 const idParams = z.object({ id: z.guid('must be a UUID') });
 /** Position: created_at in microseconds since the epoch (text, lossless), then id. */
-const batchCursor = z.tuple([z.string().regex(/^\d{1,20}$/), z.guid()]);
+const batchCursor = z.tuple([cursorInt8, z.guid()]);
 const listQuery = z.object({
   limit: z.coerce.number('must be a number').int('must be an integer').min(1, 'must be at least 1').max(200, 'must be at most 200').default(50),
   cursor: z.string().max(512, 'is too long').optional(),

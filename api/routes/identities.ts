@@ -12,7 +12,7 @@ import { IDENTITY_STATUSES } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
 import { accessRequests, entitlements, grants, identities } from '../../db/schema.js';
 import { requireScope } from '../auth.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { cursorInt8, cursorText, decodeCursor, encodeCursor } from '../cursor.js';
 import { parseOrThrow, problems } from '../problem.js';
 import { employeeIdSchema } from '../../domain/employee-id.js';
 
@@ -35,11 +35,11 @@ const listQuery = z.object({
   employeeId: employeeIdSchema('must be a string').optional(),
   status: z.enum(IDENTITY_STATUSES, `must be one of ${IDENTITY_STATUSES.join(', ')}`).optional(),
 });
-const employeeCursor = z.object({ e: z.string().min(1).max(64) });
+const employeeCursor = z.object({ e: cursorText(64) });
 
 const pageQuery = z.object({ limit, cursor });
 /** Timeline position: event time in microseconds (as text), kind, tie-breaking key. */
-const timelineCursor = z.tuple([z.string().regex(/^-?\d{1,20}$/), z.enum(['audit', 'hr_event']), z.string().max(300)]);
+const timelineCursor = z.tuple([cursorInt8, z.enum(['audit', 'hr_event']), cursorText(300)]);
 
 function identityView(row: typeof identities.$inferSelect) {
   return {
