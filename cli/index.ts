@@ -9,18 +9,23 @@ import { createApiToken, revokeApiToken } from '../api/auth.js';
 import { createDb, ensureDatabase, runMigrations } from '../db/client.js';
 import { ConfigError } from '../domain/config.js';
 import { EMPLOYEE_ID_RULE, parseEmployeeId } from '../domain/employee-id.js';
+import { safe, terminalSafe, terminalSafeJson } from '../domain/terminal-safe.js';
 import { SCOPES, type Scope } from '../domain/types.js';
 import { loadConfig } from '../services/config.js';
 import { readEnv, temporalAddressOf } from '../services/env.js';
 import { explainIdentity } from '../services/explain.js';
-import { createLogger } from '../services/logger.js';
+import { createLogger, databaseErrorSummary } from '../services/logger.js';
 import { prepareLocalSetup, webhookSecrets } from '../services/setup.js';
 import { startRuntime, startSupervisor, type EngineReady, type RuntimeRoles } from '../worker/runtime.js';
 import { registerBatchCommands } from './commands/batches.js';
 import { registerImportCommand } from './commands/import.js';
 import { registerRetryCommand } from './commands/retry.js';
 
-const program = new Command('jml').description('jml-engine: joiner / mover / leaver engine').showHelpAfterError();
+const program = new Command('jml')
+  .description('jml-engine: joiner / mover / leaver engine')
+  .showHelpAfterError()
+  // Commander's own errors quote the argument as typed (perhaps pasted from HR data).
+  .configureOutput({ outputError: (text, write) => write(text.split('\n').map(terminalSafe).join('\n')) });
 
 /** An employee id in any spelling, as its canonical one; the rule of every other input. */
 function parseEmployeeIdArgument(value: string): string {
@@ -38,9 +43,23 @@ function parseScopes(value: string): Scope[] {
 
 function printBanner(title: string, endpoints: Record<string, string>, warnings: string[]): void {
   const width = Math.max(...Object.keys(endpoints).map((k) => k.length));
-  console.log(`\njml-engine is running (${title})`);
-  for (const [name, where] of Object.entries(endpoints)) console.log(`  ${name.padEnd(width)}  ${where}`);
-  for (const warning of warnings) console.log(`  ! ${warning}`);
+  console.log(safe`\njml-engine is running (${title})`);
+  for (const [name, where] of Object.entries(endpoints)) console.log(safe`  ${name.padEnd(width)}  ${where}`);
+  for (const warning of warnings) console.log(safe`  ! ${warning}`);
+}
+
+/**
+ * An error as the operator sees it. A database error is its summary only (its message has
+ * the query's values: names); any other message is shown line by line, each line made
+ * terminal-safe (an id or a value in it may come from HR data).
+ */
+function describeError(err: unknown): string {
+  const database = databaseErrorSummary(err);
+  if (database) return `jml: ${database}`;
+  const message = err instanceof Error ? err.message : String(err);
+  const text = message.split('\n').map(terminalSafe).join('\n');
+  // Config problems name the bad path and need no prefix.
+  return err instanceof ConfigError ? text : `jml: ${text}`;
 }
 
 /** Ctrl-C / SIGTERM run `stop` once; closing waits for Postgres, Redis and Temporal, so it is bounded. */
@@ -85,6 +104,10 @@ async function run(roles: RuntimeRoles, options: { supervised?: boolean } = {}):
  * whichever dies, with backoff.
  */
 async function start(): Promise<void> {
+  // Everything this process and its children (Temporal, slapd, the engine) create under
+  // ./data is the owner's only: Temporal's SQLite holds names, slapd's folder the directory
+  // and its root password hash. prepareLocalSetup tightens what is already there.
+  process.umask(0o077);
   const env = readEnv();
   const logger = createLogger(env.logLevel);
   prepareLocalSetup(env, logger);
@@ -93,7 +116,7 @@ async function start(): Promise<void> {
   // From the first child on: a signal during start-up stops whatever has started so far.
   const shutdown = stopOnSignals(logger, () => supervisor.stop());
   void supervisor.failed.then((err) => {
-    console.error(`jml: ${err.message}`);
+    console.error(describeError(err));
     shutdown('an embedded server cannot run', 1);
   });
   const running = await supervisor.started;
@@ -138,7 +161,7 @@ token
     const { db, close } = createDb(env.databaseUrl, { max: 1 });
     try {
       const created = await createApiToken(db, { name: options.name, scopes: options.scopes, actor: 'cli' });
-      console.error(`token ${created.id} for "${options.name}" with ${options.scopes.join(', ')} (shown once; only its hash is stored):`);
+      console.error(safe`token ${created.id} for "${options.name}" with ${options.scopes.join(', ')} (shown once; only its hash is stored):`);
       console.log(created.token);
     } finally {
       await close();
@@ -168,13 +191,13 @@ program
     const connection = await Connection.connect({ address: temporalAddressOf(env) });
     try {
       const plan = await explainIdentity({ db, temporal: new Client({ connection, namespace: env.temporalNamespace }), config }, employeeId);
-      if (options.json) return console.log(JSON.stringify(plan, null, 2));
-      console.log(`${plan.employeeId}: ${plan.status}${plan.workflow ? '' : ' (no lifecycle workflow: nothing pending)'}`);
+      if (options.json) return console.log(terminalSafeJson(plan));
+      console.log(safe`${plan.employeeId}: ${plan.status}` + (plan.workflow ? '' : ' (no lifecycle workflow: nothing pending)'));
       if (plan.workflow && plan.steps.length === 0) console.log('  nothing pending');
       for (const step of plan.steps) {
-        console.log(`  ${step.dueAt}  ${step.step}${step.eventId ? ` (${step.eventId})` : ''}: ${step.effect}`);
-        for (const g of step.grants) console.log(`      + ${g.entitlementId}   (rule ${g.rules.join(', ')})`);
-        for (const r of step.revokes) console.log(`      - ${r.entitlementId}   (${r.why})`);
+        console.log(safe`  ${step.dueAt}  ${step.step}` + (step.eventId ? safe` (${step.eventId})` : '') + safe`: ${step.effect}`);
+        for (const g of step.grants) console.log(safe`      + ${g.entitlementId}   (rule ${g.rules.join(', ')})`);
+        for (const r of step.revokes) console.log(safe`      - ${r.entitlementId}   (${r.why})`);
       }
     } finally {
       await connection.close();
@@ -203,8 +226,9 @@ program
       headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)), 'webhook-signature': signature },
       body,
     });
-    console.log(`${response.status} ${response.statusText}`);
-    console.log(JSON.stringify(await response.json(), null, 2));
+    console.log(safe`${response.status} ${response.statusText}`);
+    // The answer may quote what was sent (a validation problem names the field and value).
+    console.log(terminalSafeJson(await response.json()));
     if (!response.ok) process.exitCode = 1;
   });
 
@@ -213,7 +237,6 @@ registerBatchCommands(program);
 registerRetryCommand(program);
 
 program.parseAsync().catch((err: unknown) => {
-  // Config problems name the bad path; everything else gets its first line.
-  console.error(err instanceof ConfigError ? err.message : `jml: ${(err as Error).message}`);
+  console.error(describeError(err));
   process.exit(1);
 });

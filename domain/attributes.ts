@@ -49,7 +49,8 @@ export const textSchema = (max: number = ATTRIBUTE_LIMITS.text) =>
 
 /**
  * What is wrong with an attribute we do not know, or null. Any JSON is kept, bounded in size
- * and depth, with every string in it (keys too) under the text rule. Walked with a stack, not
+ * and depth, with every string in it (keys too) under the text rule and its cap, as a known
+ * attribute's (a `displayName` or `city` is no longer than a `title`). Walked with a stack, not
  * recursion, so no input can exhaust the call stack.
  */
 export function unknownValueProblem(value: unknown): string | null {
@@ -63,7 +64,7 @@ export function unknownValueProblem(value: unknown): string | null {
       if (!Number.isFinite(current)) return 'must be JSON';
       size += 24;
     } else if (typeof current === 'string') {
-      const problem = textProblem(current, ATTRIBUTE_LIMITS.unknownJson);
+      const problem = textProblem(current);
       if (problem) return problem;
       size += current.length + 2;
     } else if (Array.isArray(current)) {

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Client } from 'ldapts';
 import type { LdapServerInfo } from '../test/support/env.js';
+import { makePrivate, PRIVATE_DIR, PRIVATE_FILE } from '../services/setup.js';
 
 const SLAPD = '/usr/sbin/slapd';
 const SLAPADD = '/usr/sbin/slapadd';
@@ -199,16 +200,20 @@ export async function startSlapd(opts: StartSlapdOptions): Promise<SlapdServer> 
   }
   if (!reuse) {
     // Start from nothing: a stale cn=config would make slapadd fail on duplicates.
+    // The folder is the owner's only (0700, files 0600): config.ldif holds the root
+    // password's hash and the database the people's entries.
     rmSync(dir, { recursive: true, force: true });
-    mkdirSync(join(dir, 'slapd.d'), { recursive: true });
-    mkdirSync(join(dir, 'data'), { recursive: true });
-    writeFileSync(join(dir, 'config.ldif'), configLdif(dir, suffix, bindDN, sshaHash(bindPassword), memberOf));
-    writeFileSync(join(dir, 'data.ldif'), dataLdif(suffix));
+    mkdirSync(join(dir, 'slapd.d'), { recursive: true, mode: PRIVATE_DIR });
+    mkdirSync(join(dir, 'data'), { recursive: true, mode: PRIVATE_DIR });
+    writeFileSync(join(dir, 'config.ldif'), configLdif(dir, suffix, bindDN, sshaHash(bindPassword), memberOf), { mode: PRIVATE_FILE });
+    writeFileSync(join(dir, 'data.ldif'), dataLdif(suffix), { mode: PRIVATE_FILE });
     slapadd(['-n0', '-F', join(dir, 'slapd.d')], join(dir, 'config.ldif'));
     slapadd(['-n1', '-F', join(dir, 'slapd.d')], join(dir, 'data.ldif'));
     // Written last, so a half-built directory is never taken for a finished one.
-    writeFileSync(fingerprintFile, fingerprint);
+    writeFileSync(fingerprintFile, fingerprint, { mode: PRIVATE_FILE });
   }
+  // slapadd makes its folders 0750; a kept folder may come from before this rule.
+  makePrivate(dir);
 
   const url = `ldap://127.0.0.1:${port}`;
   // `-d 0` keeps slapd in the foreground (no daemon fork), so the pid we hold is the server
@@ -228,6 +233,8 @@ export async function startSlapd(opts: StartSlapdOptions): Promise<SlapdServer> 
     await stop();
     throw new Error(`${(err as Error).message}\n${stderr.join('').trim()}`);
   }
+  // slapd writes its pid and args files under the process umask: private too.
+  makePrivate(dir);
   log(`slapd ${suffix} listening on ${url} (pid ${child.pid})`);
   return {
     url,
@@ -245,6 +252,7 @@ export async function startSlapd(opts: StartSlapdOptions): Promise<SlapdServer> 
 
 // `npx tsx scripts/slapd.ts [port]`: a slapd in ./data/slapd for manual testing; Ctrl-C stops it.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.umask(0o077); // whatever slapd creates in ./data/slapd is the owner's only
   const port = process.argv[2] ? Number(process.argv[2]) : 3890;
   const server = await startSlapd({ dir: join('data', 'slapd'), port, keep: true });
   console.log(`${server.url}  bind: ${server.bindDN} / ${server.bindPassword}  base: ${server.baseDN}`);

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { makePrivate, PRIVATE_DIR } from '../services/setup.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ownChild } from './child-process.js';
 import { freePort } from './free-port.js';
@@ -50,8 +51,16 @@ export async function startTemporalDevServer(opts: StartTemporalDevServerOptions
     extraArgs.push('--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF');
   }
   // The CLI does not create the folder of its SQLite file (e.g. ./data on a fresh clone).
-  if (opts.dbFilename) mkdirSync(dirname(opts.dbFilename), { recursive: true });
+  // The file holds names and e-mail addresses: owner only, in an owner-only folder.
+  if (opts.dbFilename) mkdirSync(dirname(opts.dbFilename), { recursive: true, mode: PRIVATE_DIR });
+  const server = await startServer(opts, extraArgs, log);
+  // The server creates the file (and its journal) under the process umask, which `jml start`
+  // sets to 0077; a file from an earlier run, or another umask, is tightened here.
+  if (opts.dbFilename) for (const suffix of ['', '-journal', '-wal', '-shm']) makePrivate(`${opts.dbFilename}${suffix}`);
+  return server;
+}
 
+async function startServer(opts: StartTemporalDevServerOptions, extraArgs: string[], log: (line: string) => void): Promise<TemporalDevServer> {
   const cli = await findTemporalCli({ log });
   if (!cli) {
     log('Temporal CLI not found locally; using the download built into @temporalio/testing');

@@ -7,6 +7,7 @@ import { desc, eq } from 'drizzle-orm';
 import { InvalidArgumentError, type Command } from 'commander';
 import { BatchStateError, discardBatch, releaseBatch } from '../../services/feeds.js';
 import { hrBatches } from '../../db/schema.js';
+import { safe } from '../../domain/terminal-safe.js';
 import { withContext } from './context.js';
 
 const STATUSES = ['accepted', 'held', 'released', 'discarded'];
@@ -41,10 +42,10 @@ export function registerBatchCommands(program: Command): void {
         if (rows.length === 0) console.log('no batches');
         for (const b of rows) {
           console.log(
-            `${b.id}  ${b.createdAt.toISOString()}  ${b.source.padEnd(7)}  ${b.status.padEnd(9)}  events ${b.events}, terminations ${b.terminations} of ${b.activeIdentities} active` +
-              (b.decidedBy ? `  (${b.status} by ${b.decidedBy})` : ''),
+            safe`${b.id}  ${b.createdAt.toISOString()}  ${b.source.padEnd(7)}  ${b.status.padEnd(9)}  events ${b.events}, terminations ${b.terminations} of ${b.activeIdentities} active` +
+              (b.decidedBy ? safe`  (${b.status} by ${b.decidedBy})` : ''),
           );
-          if (b.status === 'held' && b.reason) console.log(`    ${b.reason}`);
+          if (b.status === 'held' && b.reason) console.log(safe`    ${b.reason}`);
         }
       });
     });
@@ -55,7 +56,7 @@ export function registerBatchCommands(program: Command): void {
     .action(async (batch: string) => {
       await withContext(async (context) => {
         const { released } = await releaseBatch(context, uuid(batch), context.actor).catch(explain);
-        console.log(`batch ${batch} released: ${released} terminations go on`);
+        console.log(safe`batch ${batch} released: ${released} terminations go on`);
       });
     });
 
@@ -66,7 +67,7 @@ export function registerBatchCommands(program: Command): void {
     .action(async (batch: string, options: { reason: string }) => {
       await withContext(async (context) => {
         const { discarded } = await discardBatch(context.db, uuid(batch), context.actor, options.reason).catch(explain);
-        console.log(`batch ${batch} discarded: ${discarded} terminations rejected`);
+        console.log(safe`batch ${batch} discarded: ${discarded} terminations rejected`);
       });
     });
 }

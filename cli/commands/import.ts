@@ -6,6 +6,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import type { BirthrightGrant } from '../../domain/birthright.js';
+import { safe, terminalSafeJson } from '../../domain/terminal-safe.js';
 import { HR_EVENT_TYPES } from '../../domain/types.js';
 import { importCsv, type CsvImportResult, type PersonOutcome } from '../../services/csv-import.js';
 import { withContext } from './context.js';
@@ -25,21 +26,24 @@ function progressReporter(totalBytes: number) {
   };
 }
 
-const entitlementLine = (sign: string, g: BirthrightGrant) => `    ${sign} ${g.entitlementId}  (rule${g.rules.length > 1 ? 's' : ''} ${g.rules.join(', ')})`;
+// Everything below that comes from the file or the database (ids, values, messages quoting
+// them) is printed through `safe`: a cell's escape sequences never reach the terminal.
+const entitlementLine = (sign: string, g: BirthrightGrant) => safe`    ${sign} ${g.entitlementId}  (rule${g.rules.length > 1 ? 's' : ''} ${g.rules.join(', ')})`;
 
 function describeEvent(event: PersonOutcome['events'][number]): string {
   if (event.type === 'update') {
-    const changes = Object.entries(event.attributes).map(([k, v]) => `${k}=${v === null ? '(cleared)' : String(v)}`);
+    const changes = Object.entries(event.attributes).map(([k, v]) => (v === null ? safe`${k}=(cleared)` : safe`${k}=${String(v)}`));
     return `update ${changes.join(', ')}`;
   }
-  if (event.type === 'hire' || event.type === 'rehire') return `${event.type} effective ${event.effectiveAt.slice(0, 10)}`;
-  return event.type;
+  if (event.type === 'hire' || event.type === 'rehire') return safe`${event.type} effective ${event.effectiveAt.slice(0, 10)}`;
+  return safe`${event.type}`;
 }
 
 function printPlan(plan: PersonOutcome[]): void {
   for (const person of plan) {
     const where = person.line === null ? 'absent from the file' : `line ${person.line}`;
-    console.log(`${person.employeeId}  (${where}, ${person.statusBefore ?? 'new'}): ${person.events.map(describeEvent).join('; ')}`);
+    // The events are safe already (describeEvent); safe again changes nothing.
+    console.log(safe`${person.employeeId}  (${where}, ${person.statusBefore ?? 'new'}): ${person.events.map(describeEvent).join('; ')}`);
     for (const g of person.grant) console.log(entitlementLine('+', g));
     for (const g of person.revoke) console.log(entitlementLine('-', g));
   }
@@ -51,13 +55,13 @@ function printSummary(result: CsvImportResult): void {
   console.log(`${result.dryRun ? 'would emit' : 'emitted'}: ${kinds.length ? kinds.map((t) => `${t} ${result.counts[t]}`).join(', ') : 'nothing'}`);
   console.log(`rows ${result.rows}, unchanged ${result.unchanged}, inactive and unknown (skipped) ${result.skippedInactive}, refused ${result.errors.length}`);
   if (!result.dryRun) console.log(`new in the inbox: ${result.stored} (events already there from an earlier import change nothing)`);
-  for (const warning of result.warnings) console.log(`warning: ${warning}`);
-  for (const error of result.errors.slice(0, MAX_ERRORS_SHOWN)) console.log(`  line ${error.line}: ${error.message}`);
+  for (const warning of result.warnings) console.log(safe`warning: ${warning}`);
+  for (const error of result.errors.slice(0, MAX_ERRORS_SHOWN)) console.log(safe`  line ${error.line}: ${error.message}`);
   if (result.errors.length > MAX_ERRORS_SHOWN) console.log(`  ... and ${result.errors.length - MAX_ERRORS_SHOWN} more refused rows (--json lists them all)`);
   if (result.brake?.wouldHold) {
     console.log(`the mass-leaver brake would hold this feed: ${result.brake.terminations} terminations of ${result.brake.activeIdentities} active identities`);
   }
-  if (result.batchId) console.log(`batch ${result.batchId}: ${result.batchStatus}`);
+  if (result.batchId) console.log(safe`batch ${result.batchId}: ${result.batchStatus}`);
   if (result.batchStatus === 'held') {
     console.log(
       `\nHELD by the mass-leaver brake: its ${result.counts.terminate} terminations wait; everything else went through.\n` +
@@ -90,7 +94,7 @@ export function registerImportCommand(program: Command): void {
           progress.stop();
         }
         if (options.json) {
-          console.log(JSON.stringify(result, null, 2));
+          console.log(terminalSafeJson(result));
           return;
         }
         if (result.plan) printPlan(result.plan);

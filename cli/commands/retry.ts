@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { readEnv, temporalAddressOf } from '../../services/env.js';
 import { retryHrEvent, RetryRefused } from '../../services/dispatch.js';
 import { getHrEvent } from '../../db/inbox.js';
+import { safe, terminalSafeJson } from '../../domain/terminal-safe.js';
 import { withContext } from './context.js';
 
 export function registerRetryCommand(program: Command): void {
@@ -26,8 +27,8 @@ export function registerRetryCommand(program: Command): void {
           await connection.close();
         }
         const row = await getHrEvent(db, eventId);
-        if (options.json) console.log(JSON.stringify({ id: eventId, status: row?.status, reason: row?.reason }, null, 2));
-        else console.log(`${eventId}: ${row?.status} (${row?.reason ?? ''})`);
+        if (options.json) console.log(terminalSafeJson({ id: eventId, status: row?.status, reason: row?.reason }));
+        else console.log(safe`${eventId}: ${row?.status} (${row?.reason ?? ''})`);
       });
     });
 }
