@@ -35,13 +35,6 @@ const MAX_EVENT_ID = 256;
 
 // --- the event schema -----------------------------------------------------------------
 
-/**
- * The attributes of an HR event: the one schema of every input (domain/attributes.ts).
- * Kept under this name only because api/routes/scim.ts still imports it; new code should
- * import identityAttributesSchema itself.
- */
-export const hrEventAttributesSchema = identityAttributesSchema;
-
 export const hrEventBodySchema = z
   .object({
     type: z.enum(HR_EVENT_TYPES, `must be one of ${HR_EVENT_TYPES.join(', ')}`),
