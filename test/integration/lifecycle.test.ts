@@ -165,10 +165,13 @@ describe('mover', () => {
     const employeeId = await hired();
     await applied(await engine.submit({ type: 'update', employeeId, attributes: { department: 'Sales' } }));
     await applied(await engine.submit({ type: 'update', employeeId, attributes: { department: 'Engineering' } }));
-    await new Promise((resolve) => setTimeout(resolve, 4_500)); // both grace periods over
+    // Sales goes when the second move's grace period ends, which is after the first move's
+    // (when engineering would have gone): once sales is revoked, both have been decided.
+    await eventually(async () => (await grantRows(employeeId)).find((g) => g.entitlementId === 'sales')?.status === 'revoked', 30_000);
     const groups = (await account(employeeId))?.groups;
     expect(groups).toContain(group('engineering'));
     expect(groups).not.toContain(group('sales'));
+    expect((await grantRows(employeeId)).find((g) => g.entitlementId === 'engineering')).toMatchObject({ status: 'active' });
   });
 });
 
