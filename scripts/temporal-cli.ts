@@ -101,7 +101,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   if (path) {
     console.log(path);
   } else {
-    console.error('Temporal CLI not found: install Go (https://go.dev/dl) or the Temporal CLI, or set TEMPORAL_CLI_PATH');
+    console.error('Temporal CLI not found: install Go or the Temporal CLI, or set TEMPORAL_CLI_PATH');
     process.exit(1);
   }
 }
