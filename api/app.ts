@@ -1,4 +1,5 @@
-// The Fastify app. Small plugins, zod at each route, RFC 9457 problem details for every
+// The Fastify app. Small plugins, zod schemas declared on each route (validation and the
+// OpenAPI document at /api/openapi.json from one source, api/openapi.ts), RFC 9457 problem details for every
 // error (those Node's HTTP parser and Fastify's router raise included), 1 MiB body limit,
 // every JSON body parsed strictly (api/json-body.ts), rate limits before any body is read
 // (api/rate-limit.ts), `Cache-Control: no-store` and `nosniff` on every response, and logs
@@ -7,8 +8,11 @@
 import type { Client } from '@temporalio/client';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { serializerCompiler } from 'fastify-type-provider-zod';
 import type { pino } from 'pino';
 import type { Registry } from 'prom-client';
+import { closeConnectors, createConnectors, targetUrl } from '../activities/connectors/index.js';
+import { TargetUnavailableError } from '../activities/connectors/types.js';
 import type { JmlConfig } from '../domain/config.js';
 import type { Db } from '../db/client.js';
 import type { HrEventJob } from '../services/hr-event-queue.js';
@@ -16,7 +20,8 @@ import { LOG_REDACT_PATHS } from '../services/logger.js';
 import { TokenAuthenticator } from './auth.js';
 import { jsonBodyParser } from './json-body.js';
 import { apiMetrics, createMetricsRegistry, type ApiMetrics } from './metrics.js';
-import { clientErrorHandler, errorHandler, frameworkErrorHandler, notFoundHandler, problems, safeErrorInfo, SECURITY_HEADERS } from './problem.js';
+import { registerDocs, registerOpenApi } from './openapi.js';
+import { clientErrorHandler, errorHandler, frameworkErrorHandler, notFoundHandler, problems, safeErrorInfo, SECURITY_HEADERS, zodValidatorCompiler } from './problem.js';
 import { registerRateLimits } from './rate-limit.js';
 import { HEALTH_PATH, healthRoutes, METRICS_PATH, type HealthChecks } from './routes/health.js';
 import { hrEventRoutes, type StoreHrEvent } from './routes/hr-events.js';
@@ -61,6 +66,11 @@ export interface ApiDeps {
   metrics?: Registry;
   /** How long the webhook waits for Redis before answering 202 anyway (default 1000 ms). */
   enqueueTimeoutMs?: number;
+  /**
+   * The URL to probe a target at instead of its configured `url`, by target id: the same
+   * overrides the workers' connectors get (worker/runtime.ts), e.g. the embedded slapd.
+   */
+  targetUrls?: Record<string, string>;
   /** Timeout of each health check (default 2000 ms). */
   healthTimeoutMs?: number;
   /** How long /api/health answers from its last round of checks (default 1000 ms). */
@@ -127,6 +137,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   app.decorateRequest('principal', null);
 
   app.setErrorHandler(errorHandler);
+  // Route schemas are zod: a bad request is the problem parseOrThrow throws, and answers are
+  // checked against their declared schema on the way out.
+  app.setValidatorCompiler(zodValidatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
 
   // Root hooks, added before any route: they run for every route and for the 404 handler.
   app.addHook('onSend', async (_request, reply, payload) => {
@@ -163,7 +177,22 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     app.log.warn({ err: safeErrorInfo(err) }, 'hr event queue: redis connection error');
   });
 
-  await app.register(healthRoutes, { db: deps.db, health: deps.health, registry, timeoutMs: deps.healthTimeoutMs, cacheMs: deps.healthCacheMs });
+  // Before any route: it collects them as they are registered.
+  await registerOpenApi(app);
+  // The health probes' own connectors, counted on the shared registry: the API may run
+  // without the workers (`jml api`), so it cannot rely on theirs. A target with no URL to
+  // reach it at is reported unreachable rather than refused here (startRuntime always
+  // gives one; a bench or test config may not).
+  const withUrl = deps.config.targets.filter((target) => targetUrl(target, deps.targetUrls));
+  const probes = createConnectors(withUrl, deps.targetUrls, { metrics: registry });
+  app.addHook('onClose', () => closeConnectors(probes));
+  const targets = deps.config.targets.map((target) => {
+    const url = targetUrl(target, deps.targetUrls);
+    const connector = probes.get(target.id);
+    if (!url || !connector) return { id: target.id, host: null, probe: () => Promise.reject(new TargetUnavailableError(`target ${target.id} has no url`, 'NO_URL')) };
+    return { id: target.id, host: new URL(url).host, probe: () => connector.ping() };
+  });
+  await app.register(healthRoutes, { db: deps.db, health: deps.health, registry, targets, timeoutMs: deps.healthTimeoutMs, cacheMs: deps.healthCacheMs });
   await app.register(hrEventRoutes, {
     db: deps.db,
     queue: deps.hrEventQueue,
@@ -186,6 +215,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(batchRoutes, { db: deps.db, queue: deps.hrEventQueue });
   await app.register(importRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl });
   await app.register(scimRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl, metrics });
+  await registerDocs(app);
 
   return app;
 }

@@ -4,7 +4,7 @@
 // and never echoes internal messages (a drizzle error message carries the query params,
 // i.e. personal data) into the answer or the log.
 import type { Socket } from 'node:net';
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import type { z } from 'zod';
 import { formatPath } from '../domain/config.js';
 
@@ -107,6 +107,32 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, data: unknown, pref
   if (!result.success) throw problems.validation(zodFieldErrors(result.error, prefix));
   return result.data;
 }
+
+/** Route schemas whose bad fields are named with a prefix (`params.id`), as parseOrThrow's `prefix`. */
+const FIELD_PREFIXES = new WeakMap<z.ZodType, readonly PropertyKey[]>();
+
+/** Marks a route schema so that Fastify's validation names its bad fields with `prefix`. */
+export function withFieldPrefix<S extends z.ZodType>(schema: S, prefix: readonly PropertyKey[]): S {
+  FIELD_PREFIXES.set(schema, prefix);
+  return schema;
+}
+
+/**
+ * Fastify's validator compiler for the zod schemas routes declare (params, querystring,
+ * body): the route's input is parsed by parseOrThrow, so a bad request is the same 400
+ * problem naming each field, with the same field paths (`items[0].id`), as a handler's own
+ * parse. (fastify-type-provider-zod's compiler reports JSON-pointer paths, which lose the
+ * difference between an index and a key.)
+ */
+export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema }) => (data) => {
+  try {
+    return { value: parseOrThrow(schema, data, FIELD_PREFIXES.get(schema)) };
+  } catch (err) {
+    // Anything else (a refinement that threw) is a bug: Fastify answers it as a 500.
+    if (err instanceof ProblemError) return { error: err };
+    throw err;
+  }
+};
 
 export function sendProblem(reply: FastifyReply, init: ProblemInit): FastifyReply {
   const request = reply.request;

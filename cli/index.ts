@@ -8,7 +8,6 @@ import { Webhook } from 'standardwebhooks';
 import { createApiToken, revokeApiToken } from '../api/auth.js';
 import { createDb, ensureDatabase, runMigrations } from '../db/client.js';
 import { ConfigError } from '../domain/config.js';
-import { EMPLOYEE_ID_RULE, parseEmployeeId } from '../domain/employee-id.js';
 import { safe, terminalSafe, terminalSafeJson } from '../domain/terminal-safe.js';
 import { SCOPES, type Scope } from '../domain/types.js';
 import { loadConfig } from '../services/config.js';
@@ -16,23 +15,19 @@ import { readEnv, temporalAddressOf } from '../services/env.js';
 import { explainIdentity } from '../services/explain.js';
 import { createLogger, databaseErrorSummary } from '../services/logger.js';
 import { prepareLocalSetup, webhookSecrets } from '../services/setup.js';
-import { startRuntime, startSupervisor, type EngineReady, type RuntimeRoles } from '../worker/runtime.js';
+import { installTemporalRuntime, startRuntime, startSupervisor, type EngineReady, type RuntimeRoles } from '../worker/runtime.js';
 import { registerBatchCommands } from './commands/batches.js';
 import { registerImportCommand } from './commands/import.js';
 import { registerRetryCommand } from './commands/retry.js';
+import { registerAuditCommands } from './commands/audit.js';
+import { registerGrantsCommand } from './commands/grants.js';
+import { employeeIdArgument, planStepLines, registerStatusCommand } from './commands/status.js';
 
 const program = new Command('jml')
   .description('jml-engine: joiner / mover / leaver engine')
   .showHelpAfterError()
   // Commander's own errors quote the argument as typed (perhaps pasted from HR data).
   .configureOutput({ outputError: (text, write) => write(text.split('\n').map(terminalSafe).join('\n')) });
-
-/** An employee id in any spelling, as its canonical one; the rule of every other input. */
-function parseEmployeeIdArgument(value: string): string {
-  const id = parseEmployeeId(value);
-  if (!id) throw new InvalidArgumentError(`an employee id ${EMPLOYEE_ID_RULE}`);
-  return id;
-}
 
 function parseScopes(value: string): Scope[] {
   const scopes = value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -87,6 +82,7 @@ function stopOnSignals(logger: Logger, stop: () => Promise<void>): (reason: stri
 async function run(roles: RuntimeRoles, options: { supervised?: boolean } = {}): Promise<void> {
   const env = readEnv();
   const logger = createLogger(env.logLevel);
+  if (roles.worker) installTemporalRuntime(logger);
   const runtime = await startRuntime(env, roles, logger);
   const shutdown = stopOnSignals(logger, () => runtime.stop());
   if (options.supervised && process.send) {
@@ -180,7 +176,7 @@ token
 
 program
   .command('explain')
-  .argument('<employeeId>', 'the HR employee id, in any case', parseEmployeeIdArgument)
+  .argument('<employeeId>', 'the HR employee id, in any case', employeeIdArgument)
   .description("show the person's pending events and scheduled steps, when each is due, and what each will grant or revoke")
   .option('--json', 'print JSON')
   .action(async (employeeId: string, options: { json?: boolean }) => {
@@ -194,11 +190,7 @@ program
       if (options.json) return console.log(terminalSafeJson(plan));
       console.log(safe`${plan.employeeId}: ${plan.status}` + (plan.workflow ? '' : ' (no lifecycle workflow: nothing pending)'));
       if (plan.workflow && plan.steps.length === 0) console.log('  nothing pending');
-      for (const step of plan.steps) {
-        console.log(safe`  ${step.dueAt}  ${step.step}` + (step.eventId ? safe` (${step.eventId})` : '') + safe`: ${step.effect}`);
-        for (const g of step.grants) console.log(safe`      + ${g.entitlementId}   (rule ${g.rules.join(', ')})`);
-        for (const r of step.revokes) console.log(safe`      - ${r.entitlementId}   (${r.why})`);
-      }
+      for (const line of planStepLines(plan.steps)) console.log(line);
     } finally {
       await connection.close();
       await close();
@@ -235,6 +227,9 @@ program
 registerImportCommand(program);
 registerBatchCommands(program);
 registerRetryCommand(program);
+registerStatusCommand(program);
+registerGrantsCommand(program);
+registerAuditCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(describeError(err));

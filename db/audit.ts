@@ -1,7 +1,7 @@
 // The append-only audit log. Each row carries the hash of the previous one, so removing or
 // editing a row breaks the chain, and verifyAuditChain finds where.
 import { createHash } from 'node:crypto';
-import { asc, sql } from 'drizzle-orm';
+import { and, asc, desc, gt, lte, sql } from 'drizzle-orm';
 import { canonicalJson } from '../domain/canonical-json.js';
 import type { DbOrTx, Tx } from './client.js';
 import { auditLog } from './schema.js';
@@ -61,14 +61,59 @@ export async function writeAuditBatch(tx: Tx, entries: readonly AuditEntry[]): P
   await tx.execute(sql`select audit_append(${JSON.stringify(rows)}::jsonb)`);
 }
 
+export interface AuditChainReport {
+  ok: boolean;
+  /** Rows checked: all up to the head when intact, up to and including the broken one otherwise. */
+  rows: number;
+  /** The newest row when the walk began (null: the log is empty). Rows appended later are the next walk's. */
+  head: { seq: number; hash: string } | null;
+  /** The first row whose link or content is wrong, and what is wrong with it. */
+  broken: { seq: number; problem: string } | null;
+}
+
+type AuditRow = typeof auditLog.$inferSelect;
+
+/** What is wrong with `row` following `prev` (null: it is the first row), or null. */
+function linkProblem(prev: { seq: number; hash: string } | null, row: AuditRow): string | null {
+  if (!prev && row.prevHash !== GENESIS_HASH) return 'it is the first row but its prev_hash is not the genesis hash: rows before it were removed';
+  if (prev && row.prevHash !== prev.hash) {
+    const absent = row.seq - prev.seq > 1 ? ` (seq ${prev.seq + 1}${row.seq - prev.seq > 2 ? `..${row.seq - 1}` : ''} absent)` : '';
+    return `its prev_hash is not the hash of the row before it, seq ${prev.seq}: a row between them was removed${absent}, or that row was rewritten with a new hash`;
+  }
+  if (row.hash !== rowHash(row.prevHash, row)) return 'its content does not match its hash: the row was changed after it was written';
+  return null;
+}
+
+/**
+ * Walks the chain from the first row to the head, `batchSize` rows at a time by seq (a long
+ * log is never in memory at once), and stops at the first broken link. Seqs are drawn under
+ * the chain lock, so no row below the head can appear later: the walk sees a fixed chain.
+ */
+export async function walkAuditChain(db: DbOrTx, options: { batchSize?: number } = {}): Promise<AuditChainReport> {
+  const batchSize = options.batchSize ?? 1000;
+  const [head = null] = await db.select({ seq: auditLog.seq, hash: auditLog.hash }).from(auditLog).orderBy(desc(auditLog.seq)).limit(1);
+  if (!head) return { ok: true, rows: 0, head: null, broken: null };
+  let prev: { seq: number; hash: string } | null = null;
+  let rows = 0;
+  for (;;) {
+    const batch: AuditRow[] = await db
+      .select()
+      .from(auditLog)
+      .where(and(gt(auditLog.seq, prev?.seq ?? 0), lte(auditLog.seq, head.seq)))
+      .orderBy(asc(auditLog.seq))
+      .limit(batchSize);
+    for (const row of batch) {
+      rows += 1;
+      const problem = linkProblem(prev, row);
+      if (problem) return { ok: false, rows, head, broken: { seq: row.seq, problem } };
+      prev = { seq: row.seq, hash: row.hash };
+    }
+    if (batch.length < batchSize) return { ok: true, rows, head, broken: null };
+  }
+}
+
 /** Walks the chain; returns the seq of the first broken row, or null when intact. */
 export async function verifyAuditChain(db: DbOrTx): Promise<{ ok: boolean; rows: number; brokenAt: number | null }> {
-  const rows = await db.select().from(auditLog).orderBy(asc(auditLog.seq));
-  let prevHash = GENESIS_HASH;
-  for (const row of rows) {
-    const expected = rowHash(prevHash, row);
-    if (row.prevHash !== prevHash || row.hash !== expected) return { ok: false, rows: rows.length, brokenAt: row.seq };
-    prevHash = row.hash;
-  }
-  return { ok: true, rows: rows.length, brokenAt: null };
+  const report = await walkAuditChain(db);
+  return { ok: report.ok, rows: report.rows, brokenAt: report.broken?.seq ?? null };
 }

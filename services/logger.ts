@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import { safeErrorInfo } from '../api/problem.js';
 
 /** The causes of an error, outermost first (bounded: a cause chain can be a cycle). */
@@ -79,20 +80,32 @@ function serializeError(value: unknown): unknown {
   return value instanceof Error ? pino.stdSerializers.err(value) : value;
 }
 
-/** What every logger redacts (a child with redact options of its own must repeat these: pino replaces them). */
-export const LOG_REDACT_PATHS = ['*.authorization', '*.token', '*.password', '*.bindPassword', '*.attributes'] as const;
+/** What every logger redacts, at the top level and one level down (a child with redact options of its own must repeat these: pino replaces them). */
+export const LOG_REDACT_PATHS = ['authorization', 'token', 'password', 'bindPassword', 'attributes', '*.authorization', '*.token', '*.password', '*.bindPassword', '*.attributes'] as const;
+
+/**
+ * Where the log goes: a person at a terminal reads lines (pino-pretty, in this process);
+ * anything else (a pipe, a file, CI, systemd) gets one JSON object a line. Both write
+ * synchronously, so log lines and console output (the banner) keep their order, and the
+ * last lines before process.exit are not lost.
+ */
+function stdoutDestination(): DestinationStream {
+  if (!process.stdout.isTTY) return pino.destination({ dest: 1, sync: true });
+  return pretty({ destination: 1, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service', singleLine: true });
+}
 
 /**
  * One pino logger per process. Never log bodies, tokens or personal attributes; errors go
- * through serializeError, so a failed query's parameters never reach the log.
+ * through serializeError, so a failed query's parameters never reach the log. Redaction and
+ * serializers run before the destination, so the terminal's lines have them too.
  * `destination` is for tests.
  */
-export function createLogger(level = process.env.LOG_LEVEL ?? 'info', destination?: DestinationStream): Logger {
+export function createLogger(level = process.env.LOG_LEVEL ?? 'info', destination: DestinationStream = stdoutDestination()): Logger {
   const options = {
     level,
     base: { service: 'jml' },
     redact: [...LOG_REDACT_PATHS],
     serializers: { err: serializeError, error: serializeError },
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, destination);
 }

@@ -27,6 +27,9 @@ import { createIngestWorker, startDispatcher } from './ingest-worker.js';
 import { redisConnection } from '../services/redis.js';
 import { createTemporalWorker } from './temporal-worker.js';
 
+// For the processes that run a worker (the CLI), before startRuntime.
+export { installTemporalRuntime } from './temporal-worker.js';
+
 export interface RuntimeRoles {
   api: boolean;
   worker: boolean;
@@ -101,6 +104,8 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
         taskQueue: env.taskQueue,
         publicUrl: env.publicUrl,
         metrics,
+        // The health probes reach each target where the workers do.
+        targetUrls: ldapUrls,
         logger,
         health: {
           redis: async () => {
@@ -122,12 +127,16 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
     }
 
     if (roles.worker) {
-      const connectors = createConnectors(config.targets, ldapUrls);
+      // Counted on the registry the API serves: /metrics shows the workers' calls when both run here (`jml start`).
+      const connectors = createConnectors(config.targets, ldapUrls, { metrics });
       stops.push(() => closeConnectors(connectors));
       const ingest: BullWorker = createIngestWorker({ db: database.db, temporal, taskQueue: env.taskQueue, logger, connection: redisConnection(env.redisUrl, 'worker'), prefix: env.redisPrefix });
       stops.push(() => ingest.close());
-      const worker = await startTemporalWorkerWhenReachable({ address: temporalAddress, namespace: env.temporalNamespace, taskQueue: env.taskQueue, deps: { db: database.db, config, connectors, logger }, logger });
+      const worker = startTemporalWorkerWhenReachable({ address: temporalAddress, namespace: env.temporalNamespace, taskQueue: env.taskQueue, deps: { db: database.db, config, connectors, logger }, logger });
       stops.push(() => worker.stop());
+      // Ready (and so the banner) once the worker runs or has said why it cannot yet: its
+      // start-up, bundling the workflows, then logs nothing after the banner.
+      await worker.firstAttempt;
     }
     return { endpoints, warnings, stop };
   } catch (err) {
@@ -136,15 +145,20 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
   }
 }
 
-/** Connects and runs the Temporal worker, retrying in the background while Temporal is down. */
+/**
+ * Connects and runs the Temporal worker, retrying in the background while Temporal is down.
+ * `firstAttempt` settles once the worker runs, or the first attempt has failed (and said why).
+ */
 function startTemporalWorkerWhenReachable(options: {
   address: string;
   namespace: string;
   taskQueue: string;
   deps: Parameters<typeof createTemporalWorker>[0]['deps'];
   logger: Logger;
-}): { stop(): Promise<void> } {
+}): { firstAttempt: Promise<void>; stop(): Promise<void> } {
   let stopped = false;
+  let firstAttemptOver: () => void = () => {};
+  const firstAttempt = new Promise<void>((resolve) => (firstAttemptOver = resolve));
   let worker: Worker | undefined;
   let connection: NativeConnection | undefined;
   let running: Promise<void> = Promise.resolve();
@@ -155,18 +169,21 @@ function startTemporalWorkerWhenReachable(options: {
         worker = await createTemporalWorker({ connection, namespace: options.namespace, taskQueue: options.taskQueue, deps: options.deps });
         if (stopped) return;
         options.logger.info({ taskQueue: options.taskQueue }, 'temporal worker running');
+        firstAttemptOver();
         await worker.run();
         return;
       } catch (err) {
         if (attempt === 0 || attempt % 30 === 0) options.logger.warn({ err: (err as Error).message }, 'temporal worker cannot start yet; retrying every 10s');
+        firstAttemptOver();
         await connection?.close().catch(() => undefined);
         connection = undefined;
         await new Promise((resolve) => setTimeout(resolve, 10_000));
       }
     }
   };
-  running = loop();
+  running = loop().finally(firstAttemptOver);
   return {
+    firstAttempt,
     async stop() {
       stopped = true;
       if (worker && worker.getState() === 'RUNNING') worker.shutdown();

@@ -1,6 +1,7 @@
 // The Temporal worker: runs lifecycle workflows and their activities.
 import { createRequire } from 'node:module';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
+import type { Logger } from 'pino';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { SanitizingActivityInterceptor } from '../activities/sanitize.js';
 
@@ -27,5 +28,29 @@ export async function createTemporalWorker(options: TemporalWorkerOptions): Prom
     interceptors: { activity: [() => ({ inbound: new SanitizingActivityInterceptor() })] },
     // 2-core machines: modest concurrency keeps LDAP and Postgres from being flooded.
     maxConcurrentActivityTaskExecutions: 50,
+  });
+}
+
+const PINO_LEVELS = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const satisfies Record<LogLevel, string>;
+/** Components whose messages are our own code's (workflow `log`, activity `Context.log`); the SDK never uses them. */
+const OWN_COMPONENTS = new Set(['workflow', 'activity', 'nexus']);
+
+/**
+ * The Temporal runtime of a process that runs a worker; once, before the first NativeConnection.
+ * It sends the SDK's logs, the native core's included, to the process logger (JSON or pretty
+ * like every other line, redacted, errors through its serializer) rather than to stderr in the
+ * SDK's own format: the SDK's own messages (worker state, the webpack report of the workflow
+ * bundle, core) from warn up only; what our workflows log, at the process level.
+ */
+export function installTemporalRuntime(logger: Logger): void {
+  Runtime.install({
+    logger: new DefaultLogger('TRACE', ({ level, message, meta }) => {
+      if (!OWN_COMPONENTS.has(String(meta?.sdkComponent)) && level !== 'WARN' && level !== 'ERROR') return;
+      logger[PINO_LEVELS[level]]({ ...meta }, message);
+    }),
+    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
+    // The CLI's own handlers stop the worker with everything else; the SDK's would take
+    // SIGTERM from a process still starting up and keep it running.
+    shutdownSignals: [],
   });
 }

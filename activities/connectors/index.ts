@@ -1,26 +1,37 @@
 // Builds one Connector per configured target.
+import type { Registry } from 'prom-client';
 import type { TargetConfig } from '../../domain/config.js';
+import { instrumentConnector } from './instrumented.js';
 import { createLdapConnector } from './ldap.js';
 import type { Connector } from './types.js';
 
 export type { AccountSpec, AccountState, Connector } from './types.js';
 export { ConnectorError } from './types.js';
 export { createLdapConnector } from './ldap.js';
+export { instrumentConnector } from './instrumented.js';
+
+/** The URL a target is reached at: its override if there is one, else its configured `url` (if any). */
+export function targetUrl(target: TargetConfig, overrides: Record<string, string> = {}): string | undefined {
+  return overrides[target.id] ?? target.url;
+}
 
 /**
  * One connector per target, keyed by target id. `overrides` maps a target id to the URL to
  * use instead of the configured one (e.g. the local slapd `npm start` runs for a target
- * whose `url` is empty). A target with neither is a configuration error.
+ * whose `url` is empty). A target with neither is a configuration error. With a `metrics`
+ * registry, each connector's calls are counted and timed on it (./instrumented.ts).
  */
-export function createConnectors(targets: TargetConfig[], overrides: Record<string, string> = {}): Map<string, Connector> {
+export function createConnectors(targets: TargetConfig[], overrides: Record<string, string> = {}, options: { metrics?: Registry } = {}): Map<string, Connector> {
   const connectors = new Map<string, Connector>();
+  const { metrics } = options;
   for (const target of targets) {
     if (connectors.has(target.id)) throw new Error(`duplicate target id "${target.id}"`);
     switch (target.type) {
       case 'ldap': {
-        const url = overrides[target.id] ?? target.url;
+        const url = targetUrl(target, overrides);
         if (!url) throw new Error(`target "${target.id}" has no url (and no override was given)`);
-        connectors.set(target.id, createLdapConnector({ ...target, url }));
+        const connector = createLdapConnector({ ...target, url });
+        connectors.set(target.id, metrics ? instrumentConnector(connector, metrics) : connector);
         break;
       }
       default: {

@@ -8,7 +8,8 @@
 // Releasing or discarding a batch that is not held is a 409.
 import type { Queue } from 'bullmq';
 import { and, count, desc, eq, sql, type SQL } from 'drizzle-orm';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HR_EVENT_SOURCES } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
@@ -16,7 +17,8 @@ import { BatchStateError, discardBatch, releaseBatch, type HrBatchRow } from '..
 import { hrBatches, hrEvents } from '../../db/schema.js';
 import type { HrEventJob } from '../../services/hr-event-queue.js';
 import { requireScope } from '../auth.js';
-import { parseOrThrow, ProblemError, problems } from '../problem.js';
+import { bearer } from '../openapi.js';
+import { ProblemError, problems } from '../problem.js';
 import { cursorInt8, decodeCursor, encodeCursor } from '../cursor.js';
 
 export const BATCHES_PATH = '/api/v1/hr/batches';
@@ -36,14 +38,32 @@ const listQuery = z.object({
   status: z.enum(BATCH_STATUSES, `must be one of ${BATCH_STATUSES.join(', ')}`).optional(),
   source: z.enum(HR_EVENT_SOURCES, `must be one of ${HR_EVENT_SOURCES.join(', ')}`).optional(),
 });
-const discardBody = z.object({ reason: z.string('is required').trim().min(1, 'is required').max(1_000, 'must be at most 1000 characters') });
+const discardBody = z.preprocess(
+  // No body at all reads as an empty one: the answer names `reason`.
+  (body) => body ?? {},
+  z.object({ reason: z.string('is required').trim().min(1, 'is required').max(1_000, 'must be at most 1000 characters') }),
+);
 
+const batchSchema = z.object({
+  id: z.guid(),
+  source: z.enum(HR_EVENT_SOURCES),
+  status: z.enum(BATCH_STATUSES),
+  events: z.number().int(),
+  terminations: z.number().int(),
+  activeIdentities: z.number().int().describe('Active identities when the brake looked: the base of the share.'),
+  reason: z.string().nullable(),
+  createdAt: z.date(),
+  decidedAt: z.date().nullable(),
+  decidedBy: z.string().nullable(),
+});
+type BatchAnswer = z.output<typeof batchSchema>;
 
-export function batchView(row: HrBatchRow) {
+export function batchView(row: HrBatchRow): BatchAnswer {
   return {
     id: row.id,
-    source: row.source,
-    status: row.status,
+    // Text columns whose check constraints allow these values only.
+    source: row.source as BatchAnswer['source'],
+    status: row.status as BatchAnswer['status'],
     events: row.events,
     terminations: row.terminations,
     activeIdentities: row.activeIdentities,
@@ -71,12 +91,21 @@ function stateProblem(err: unknown): never {
   throw err;
 }
 
-export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, { db, queue }) => {
-  const read = { preHandler: requireScope('admin', 'events:write') };
-  const decide = { preHandler: requireScope('admin') };
+export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (app, { db, queue }) => {
+  // preValidation: the token is checked before the route's schemas look at the input.
+  const read = { preValidation: requireScope('admin', 'events:write') };
+  const readDoc = { tags: ['Batches'], security: bearer('admin', 'events:write') };
+  const decide = { preValidation: requireScope('admin') };
+  const decideDoc = { tags: ['Batches'], security: bearer('admin'), params: idParams };
 
-  app.get(BATCHES_PATH, read, async (request) => {
-    const query = parseOrThrow(listQuery, request.query);
+  const listSchema = {
+    ...readDoc,
+    summary: 'List feeds of HR events, newest first',
+    querystring: listQuery,
+    response: { 200: z.object({ items: z.array(batchSchema), nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page.') }) },
+  };
+  app.get(BATCHES_PATH, { ...read, schema: listSchema }, async (request) => {
+    const query = request.query;
     const atUs = sql<string>`(extract(epoch from ${hrBatches.createdAt}) * 1000000)::bigint`;
     const conditions: SQL[] = [];
     if (query.status) conditions.push(eq(hrBatches.status, query.status));
@@ -99,8 +128,14 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, {
     };
   });
 
-  app.get(`${BATCHES_PATH}/:id`, read, async (request) => {
-    const { id } = parseOrThrow(idParams, request.params);
+  const oneSchema = {
+    ...readDoc,
+    summary: 'One feed, its events counted by type and status',
+    params: idParams,
+    response: { 200: batchSchema.extend({ eventsByType: z.record(z.string(), z.record(z.string(), z.number().int())).describe('Event type -> status -> count.') }) },
+  };
+  app.get(`${BATCHES_PATH}/:id`, { ...read, schema: oneSchema }, async (request) => {
+    const { id } = request.params;
     const [batch] = await db.select().from(hrBatches).where(eq(hrBatches.id, id));
     if (!batch) throw problems.notFound(`No batch with id ${id}.`);
     const tally = await db
@@ -113,15 +148,26 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, {
     return { ...batchView(batch), eventsByType: byType };
   });
 
-  app.post(`${BATCHES_PATH}/:id/release`, decide, async (request) => {
-    const { id } = parseOrThrow(idParams, request.params);
+  const releaseSchema = {
+    ...decideDoc,
+    summary: 'Release a held batch: its terminations go on',
+    response: { 200: batchSchema.extend({ released: z.number().int() }) },
+  };
+  app.post(`${BATCHES_PATH}/:id/release`, { ...decide, schema: releaseSchema }, async (request) => {
+    const { id } = request.params;
     const { batch, released } = await releaseBatch({ db, queue }, id, actorOf(request)).catch(stateProblem);
     return { ...batchView(batch), released };
   });
 
-  app.post(`${BATCHES_PATH}/:id/discard`, decide, async (request) => {
-    const { id } = parseOrThrow(idParams, request.params);
-    const { reason } = parseOrThrow(discardBody, request.body ?? {});
+  const discardSchema = {
+    ...decideDoc,
+    summary: 'Discard a held batch: its terminations are rejected',
+    body: discardBody,
+    response: { 200: batchSchema.extend({ discarded: z.number().int() }) },
+  };
+  app.post(`${BATCHES_PATH}/:id/discard`, { ...decide, schema: discardSchema }, async (request) => {
+    const { id } = request.params;
+    const { reason } = request.body;
     const { batch, discarded } = await discardBatch(db, id, actorOf(request), reason).catch(stateProblem);
     return { ...batchView(batch), discarded };
   });

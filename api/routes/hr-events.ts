@@ -13,9 +13,9 @@
 // GET /api/v1/hr/events/:id: where the event is in its processing.
 import { createHash } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { HR_EVENT_TYPES } from '../../domain/types.js';
+import { HR_EVENT_SOURCES, HR_EVENT_STATUSES, HR_EVENT_TYPES } from '../../domain/types.js';
 import { identityAttributesSchema } from '../../domain/attributes.js';
 import { employeeIdSchema } from '../../domain/employee-id.js';
 import type { JmlConfig } from '../../domain/config.js';
@@ -27,6 +27,7 @@ import { enqueueHrEvent, type HrEventJob } from '../../services/hr-event-queue.j
 import { requireScope } from '../auth.js';
 import { parseJsonBody } from '../json-body.js';
 import type { ApiMetrics } from '../metrics.js';
+import { bearer } from '../openapi.js';
 import { parseOrThrow, PROBLEM_TYPES, ProblemError, problems, safeErrorInfo } from '../problem.js';
 import type { WebhookVerifier } from '../webhook-verify.js';
 
@@ -61,6 +62,33 @@ export const hrEventBodySchema = z
 export type HrEventBody = z.output<typeof hrEventBodySchema>;
 
 
+/** The Standard Webhooks headers, for the document: the handler reads them itself, signature first. */
+const webhookHeaders = z.object({
+  'webhook-id': z.string().max(MAX_EVENT_ID).describe('The event id and idempotency key: a repeat with the same body answers the first result; with another body, 409.'),
+  'webhook-timestamp': z.string().describe('When the event was signed, in Unix seconds; one too far from now is refused.'),
+  'webhook-signature': z.string().describe('Space-separated `v1,<base64 HMAC-SHA256>` of `id.timestamp.body` over the raw body bytes, with a shared `whsec_` secret.'),
+});
+
+const acceptedSchema = z.object({
+  id: z.string(),
+  status: z.enum(HR_EVENT_STATUSES),
+  statusUrl: z.string().describe('Where to follow the event (also the Location header).'),
+});
+
+const eventSchema = z.object({
+  id: z.string(),
+  type: z.enum(HR_EVENT_TYPES),
+  employeeId: z.string(),
+  effectiveAt: z.date(),
+  source: z.enum(HR_EVENT_SOURCES),
+  status: z.enum(HR_EVENT_STATUSES),
+  reason: z.string().nullable(),
+  receivedAt: z.date(),
+  dispatchedAt: z.date().nullable(),
+  appliedAt: z.date().nullable(),
+});
+type EventAnswer = z.output<typeof eventSchema>;
+
 export function payloadHash(payload: unknown): string {
   return createHash('sha256').update(canonicalJson(payload)).digest('hex');
 }
@@ -83,14 +111,15 @@ export interface HrEventRoutesOptions {
 
 export type StoreHrEvent = (db: Db, event: NewHrEvent, actor: string) => Promise<{ row: HrEventRow; created: boolean }>;
 
-function eventView(row: HrEventRow) {
+function eventView(row: HrEventRow): EventAnswer {
   return {
     id: row.id,
-    type: row.type,
+    // Text columns whose check constraints allow these values only.
+    type: row.type as EventAnswer['type'],
     employeeId: row.employeeId,
     effectiveAt: row.effectiveAt,
-    source: row.source,
-    status: row.status,
+    source: row.source as EventAnswer['source'],
+    status: row.status as EventAnswer['status'],
     reason: row.reason,
     receivedAt: row.receivedAt,
     dispatchedAt: row.dispatchedAt,
@@ -98,7 +127,7 @@ function eventView(row: HrEventRow) {
   };
 }
 
-export const hrEventRoutes: FastifyPluginAsync<HrEventRoutesOptions> = async (app: FastifyInstance, opts) => {
+export const hrEventRoutes: FastifyPluginAsyncZod<HrEventRoutesOptions> = async (app, opts) => {
   const { db, queue, verifier, metrics } = opts;
   // Group commit: concurrent webhooks share one transaction and one turn at the audit lock.
   const store = opts.storeHrEvent ?? createInboxWriter(db).store;
@@ -125,7 +154,17 @@ export const hrEventRoutes: FastifyPluginAsync<HrEventRoutesOptions> = async (ap
     }
   }
 
-  app.post(HR_EVENTS_PATH, async (request, reply) => {
+  const postSchema = {
+    tags: ['HR input'],
+    summary: 'Receive an HR event (signed webhook)',
+    description:
+      'Signed as Standard Webhooks specifies, with a shared secret, no bearer token: the signature is checked over the raw body bytes (401) before the body is read as JSON (400 naming each bad field). ' +
+      'Accepted events are stored durably (503 with Retry-After when they cannot be) and answered 202.',
+    // Read by the handler itself, in that order: the signature first, then the body.
+    documented: { headers: webhookHeaders, body: hrEventBodySchema },
+    response: { 202: acceptedSchema },
+  };
+  app.post(HR_EVENTS_PATH, { schema: postSchema }, async (request, reply) => {
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const verified = verifier.verify(raw, request.headers);
     if (!verified.ok) {
@@ -185,13 +224,21 @@ export const hrEventRoutes: FastifyPluginAsync<HrEventRoutesOptions> = async (ap
     if (row.status === 'received') await nudge(row.id);
 
     const location = statusUrl(row.id);
-    return reply.code(202).header('location', location).send({ id: row.id, status: row.status, statusUrl: location });
+    return reply.code(202).header('location', location).send({ id: row.id, status: row.status as EventAnswer['status'], statusUrl: location });
   });
 
   const idParams = z.object({ id: z.string().min(1).max(MAX_EVENT_ID, `must be at most ${MAX_EVENT_ID} characters`) });
 
-  app.get(`${HR_EVENTS_PATH}/:id`, { preHandler: requireScope('events:write', 'identities:read') }, async (request) => {
-    const { id } = parseOrThrow(idParams, request.params);
+  const getSchema = {
+    tags: ['HR input'],
+    summary: 'Where an HR event is in its processing',
+    security: bearer('events:write', 'identities:read'),
+    params: idParams,
+    response: { 200: eventSchema },
+  };
+  // preValidation: the token is checked before the route's schemas look at the input.
+  app.get(`${HR_EVENTS_PATH}/:id`, { preValidation: requireScope('events:write', 'identities:read'), schema: getSchema }, async (request) => {
+    const { id } = request.params;
     const row = await getHrEvent(db, id);
     if (!row) throw problems.notFound(`No HR event with id ${JSON.stringify(id)}.`);
     return eventView(row);

@@ -6,14 +6,16 @@
 //   GET /api/v1/identities/:id/timeline    the person's HR events and audit rows, in time order
 // Cursors are opaque base64url JSON; a cursor that does not decode is a 400 naming `cursor`.
 import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { IDENTITY_STATUSES } from '../../domain/types.js';
+import { ENTITLEMENT_KINDS, GRANT_STATUSES, IDENTITY_STATUSES, REQUEST_KINDS, REQUEST_STATUSES, type IdentityStatus } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
-import { accessRequests, entitlements, grants, identities } from '../../db/schema.js';
+import { identityGrants } from '../../db/operator-views.js';
+import { identities } from '../../db/schema.js';
 import { requireScope } from '../auth.js';
 import { cursorInt8, cursorText, decodeCursor, encodeCursor } from '../cursor.js';
-import { parseOrThrow, problems } from '../problem.js';
+import { bearer } from '../openapi.js';
+import { problems } from '../problem.js';
 import { employeeIdSchema } from '../../domain/employee-id.js';
 
 export interface IdentityRoutesOptions {
@@ -41,11 +43,73 @@ const pageQuery = z.object({ limit, cursor });
 /** Timeline position: event time in microseconds (as text), kind, tie-breaking key. */
 const timelineCursor = z.tuple([cursorInt8, z.enum(['audit', 'hr_event']), cursorText(300)]);
 
+// --- answer shapes (Dates are sent as ISO 8601 text) ------------------------------------
+
+const identitySchema = z.object({
+  id: z.guid(),
+  employeeId: z.string(),
+  status: z.enum(IDENTITY_STATUSES),
+  attributes: z.record(z.string(), z.unknown()),
+  hireDate: z.date().nullable(),
+  terminationDate: z.date().nullable(),
+  lastEffectiveAt: z.date().nullable(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+});
+const nextCursor = z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page.');
+
+const grantSchema = z.object({
+  id: z.guid(),
+  entitlementId: z.string(),
+  entitlementName: z.string().nullable(),
+  kind: z.enum(ENTITLEMENT_KINDS),
+  target: z.string(),
+  requestId: z.guid(),
+  requestKind: z.enum(REQUEST_KINDS),
+  requestStatus: z.enum(REQUEST_STATUSES).describe('Did the right person say yes?'),
+  grantStatus: z.enum(GRANT_STATUSES).describe('Did the target system really do it (proven by read-back)?'),
+  attempts: z.number().int(),
+  lastError: z.string().nullable(),
+  verifiedAt: z.date().nullable(),
+  expiresAt: z.date().nullable(),
+  revokedAt: z.date().nullable(),
+  revokeReason: z.string().nullable(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+});
+type GrantAnswer = z.output<typeof grantSchema>;
+
+const timelineItemSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('hr_event'),
+    at: z.iso.datetime(),
+    eventId: z.string().nullable(),
+    type: z.string().nullable(),
+    effectiveAt: z.iso.datetime().nullable(),
+    source: z.string().nullable(),
+    status: z.string().nullable(),
+    reason: z.string().nullable(),
+  }),
+  z.object({
+    kind: z.literal('audit'),
+    at: z.iso.datetime(),
+    seq: z.number().int(),
+    actor: z.string().nullable(),
+    action: z.string().nullable(),
+    subjectType: z.string().nullable(),
+    subjectId: z.string().nullable(),
+    before: z.unknown(),
+    after: z.unknown(),
+    correlationId: z.string().nullable(),
+  }),
+]);
+
 function identityView(row: typeof identities.$inferSelect) {
   return {
     id: row.id,
     employeeId: row.employeeId,
-    status: row.status,
+    // The column's check constraint allows these statuses only.
+    status: row.status as IdentityStatus,
     attributes: row.attributes,
     hireDate: row.hireDate,
     terminationDate: row.terminationDate,
@@ -82,7 +146,7 @@ function timelineItem(row: TimelineRow) {
   if (row.kind === 'hr_event') {
     return {
       kind: 'hr_event' as const,
-      at: iso(row.at),
+      at: new Date(row.at).toISOString(),
       eventId: row.event_id,
       type: row.event_type,
       effectiveAt: iso(row.effective_at),
@@ -93,7 +157,7 @@ function timelineItem(row: TimelineRow) {
   }
   return {
     kind: 'audit' as const,
-    at: iso(row.at),
+    at: new Date(row.at).toISOString(),
     seq: Number(row.seq),
     actor: row.actor,
     action: row.action,
@@ -105,18 +169,20 @@ function timelineItem(row: TimelineRow) {
   };
 }
 
-export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (app, { db }) => {
-  app.addHook('preHandler', requireScope('identities:read'));
+export const identityRoutes: FastifyPluginAsyncZod<IdentityRoutesOptions> = async (app, { db }) => {
+  // preValidation: the token is checked before the route's schemas look at the input.
+  app.addHook('preValidation', requireScope('identities:read'));
+  const doc = { tags: ['Identities'], security: bearer('identities:read') };
 
-  async function findIdentity(params: unknown) {
-    const { id } = parseOrThrow(idParams, params);
+  async function findIdentity(id: string) {
     const [row] = await db.select().from(identities).where(eq(identities.id, id));
     if (!row) throw problems.notFound(`No identity with id ${id}.`);
     return row;
   }
 
-  app.get(IDENTITIES_PATH, async (request) => {
-    const query = parseOrThrow(listQuery, request.query);
+  const listSchema = { ...doc, summary: 'List identities, by employee id', querystring: listQuery, response: { 200: z.object({ items: z.array(identitySchema), nextCursor }) } };
+  app.get(IDENTITIES_PATH, { schema: listSchema }, async (request) => {
+    const query = request.query;
     const conditions: SQL[] = [];
     // lower(employee_id) is the expression of the unique index: one indexed row at most.
     if (query.employeeId) conditions.push(sql`lower(${identities.employeeId}) = lower(${query.employeeId})`);
@@ -133,41 +199,27 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
     return { items: page.map(identityView), nextCursor: rows.length > query.limit && last ? encodeCursor({ e: last.employeeId }) : null };
   });
 
-  app.get(`${IDENTITIES_PATH}/:id`, async (request) => identityView(await findIdentity(request.params)));
+  const oneSchema = { ...doc, summary: 'One identity', params: idParams, response: { 200: identitySchema } };
+  app.get(`${IDENTITIES_PATH}/:id`, { schema: oneSchema }, async (request) => identityView(await findIdentity(request.params.id)));
 
-  app.get(`${IDENTITIES_PATH}/:id/grants`, async (request) => {
-    const identity = await findIdentity(request.params);
-    const rows = await db
-      .select({
-        id: grants.id,
-        entitlementId: grants.entitlementId,
-        entitlementName: entitlements.name,
-        kind: entitlements.kind,
-        target: entitlements.target,
-        requestId: grants.requestId,
-        requestKind: accessRequests.kind,
-        requestStatus: accessRequests.status,
-        grantStatus: grants.status,
-        attempts: grants.attempts,
-        lastError: grants.lastError,
-        verifiedAt: grants.verifiedAt,
-        expiresAt: grants.expiresAt,
-        revokedAt: grants.revokedAt,
-        revokeReason: grants.revokeReason,
-        createdAt: grants.createdAt,
-        updatedAt: grants.updatedAt,
-      })
-      .from(grants)
-      .innerJoin(accessRequests, eq(accessRequests.id, grants.requestId))
-      .innerJoin(entitlements, eq(entitlements.id, grants.entitlementId))
-      .where(eq(grants.identityId, identity.id))
-      .orderBy(asc(grants.createdAt), asc(grants.id));
-    return { items: rows };
+  const grantsSchema = { ...doc, summary: "An identity's grants: request status and grant status side by side", params: idParams, response: { 200: z.object({ items: z.array(grantSchema) }) } };
+  app.get(`${IDENTITIES_PATH}/:id/grants`, { schema: grantsSchema }, async (request) => {
+    const identity = await findIdentity(request.params.id);
+    const rows = await identityGrants(db, identity.id);
+    // Kinds and statuses are text columns whose check constraints allow the enums only.
+    return { items: rows as GrantAnswer[] };
   });
 
-  app.get(`${IDENTITIES_PATH}/:id/timeline`, async (request) => {
-    const identity = await findIdentity(request.params);
-    const query = parseOrThrow(pageQuery, request.query);
+  const timelineSchema = {
+    ...doc,
+    summary: "An identity's HR events and audit rows, in time order",
+    params: idParams,
+    querystring: pageQuery,
+    response: { 200: z.object({ items: z.array(timelineItemSchema), nextCursor }) },
+  };
+  app.get(`${IDENTITIES_PATH}/:id/timeline`, { schema: timelineSchema }, async (request) => {
+    const identity = await findIdentity(request.params.id);
+    const query = request.query;
     const after = query.cursor ? decodeCursor(query.cursor, timelineCursor) : null;
     // Audit rows belong to the person when their subject is the identity, one of its
     // requests or grants, or when they carry one of its HR events as correlation id.

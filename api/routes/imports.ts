@@ -10,12 +10,15 @@
 // whose every row is refused is a 422 naming each (`line <n>.<column>`), and stores nothing.
 import { Readable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { FastifyError, FastifyPluginAsync } from 'fastify';
+import type { FastifyError } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { CSV_LIMITS, csvLimitProblems, CsvFormatError } from '../../domain/csv-import.js';
+import { HR_EVENT_TYPES, IDENTITY_STATUSES } from '../../domain/types.js';
 import { importCsv, type CsvImportDeps } from '../../services/csv-import.js';
 import { requireScope } from '../auth.js';
-import { errorHandler, parseOrThrow, PROBLEM_TYPES, ProblemError, problems, sendProblem } from '../problem.js';
+import { bearer } from '../openapi.js';
+import { errorHandler, PROBLEM_TYPES, ProblemError, problems, sendProblem, withFieldPrefix } from '../problem.js';
 import { BATCHES_PATH } from './batches.js';
 
 export const IMPORTS_PATH = '/api/v1/hr/imports';
@@ -27,9 +30,63 @@ export interface ImportRoutesOptions extends CsvImportDeps {
 }
 
 const flag = z.stringbool({ error: 'must be true or false' }).default(false);
-const importQuery = z.object({ dryRun: flag, fullSnapshot: flag });
+const importQuery = withFieldPrefix(
+  z.object({
+    dryRun: flag.describe('true: plan and change nothing (200 with the plan per person).'),
+    fullSnapshot: flag.describe('true: the file is everyone; known people absent from it are terminated, behind the mass-leaver brake.'),
+  }),
+  ['query'],
+);
 
-export const importRoutes: FastifyPluginAsync<ImportRoutesOptions> = async (app, opts) => {
+/** services/csv-import.ts CsvImportResult as sent, with the batch's URL. Streamed: documentation only. */
+const birthrightGrant = z.object({ entitlementId: z.string(), rules: z.array(z.string()) });
+const importResultSchema = z.object({
+  dryRun: z.boolean(),
+  fullSnapshot: z.boolean(),
+  rows: z.number().int(),
+  counts: z.record(z.enum(HR_EVENT_TYPES), z.number().int()).describe('Planned events by type.'),
+  stored: z.number().int().describe('Of those, how many were new to the inbox (a re-import of the same file stores none).'),
+  skippedInactive: z.number().int(),
+  unchanged: z.number().int(),
+  errors: z.array(z.object({ line: z.number().int(), employeeId: z.string().optional(), message: z.string(), columns: z.array(z.string()).optional() })).describe('Refused rows, each with its line.'),
+  warnings: z.array(z.string()),
+  batchId: z.guid().nullable(),
+  batchStatus: z.enum(['accepted', 'held']).nullable(),
+  batchUrl: z.string().nullable(),
+  plan: z
+    .array(
+      z.object({
+        employeeId: z.string(),
+        line: z.number().int().nullable(),
+        statusBefore: z.enum(IDENTITY_STATUSES).nullable(),
+        events: z.array(z.object({ type: z.enum(HR_EVENT_TYPES), effectiveAt: z.string(), attributes: z.record(z.string(), z.unknown()) })),
+        grant: z.array(birthrightGrant),
+        revoke: z.array(birthrightGrant),
+      }),
+    )
+    .optional()
+    .describe('Per person, for a dry run only.'),
+  brake: z.object({ terminations: z.number().int(), activeIdentities: z.number().int(), wouldHold: z.boolean() }).optional().describe('For a dry run: whether the mass-leaver brake would hold the terminations.'),
+});
+
+const schema = {
+  tags: ['HR input'],
+  summary: 'Import a full HR extract (CSV)',
+  description:
+    'Imported like `jml import`. A file that cannot be imported at all is a 400 naming what is wrong; a bad cell is a refused row; a file whose every row is refused is a 422. ' +
+    `At most ${IMPORT_BODY_LIMIT / 1024 / 1024} MiB (413).`,
+  security: bearer('events:write'),
+  querystring: importQuery,
+  consumes: ['text/csv', 'application/csv'],
+  documented: {
+    // Bytes the import reads itself (strict UTF-8, then CSV).
+    body: z.string().describe('The extract: a header row naming the columns (see `csv` in the configuration), then one row per person.'),
+    // Streamed as JSON text in pieces (jsonInPieces), so not through a serializer.
+    response: { 200: importResultSchema.describe('Dry run: the plan.'), 202: importResultSchema.describe('Imported.') },
+  },
+};
+
+export const importRoutes: FastifyPluginAsyncZod<ImportRoutesOptions> = async (app, opts) => {
   const publicUrl = opts.publicUrl.replace(/\/+$/, '');
 
   // Encapsulated: only this plugin reads CSV bodies, and only here are they this large.
@@ -52,8 +109,8 @@ export const importRoutes: FastifyPluginAsync<ImportRoutesOptions> = async (app,
   });
 
   // The token is checked in onRequest, before a byte of the (up to 20 MiB) body is read.
-  app.post(IMPORTS_PATH, { onRequest: requireScope('events:write'), bodyLimit: IMPORT_BODY_LIMIT }, async (request, reply) => {
-    const query = parseOrThrow(importQuery, request.query, ['query']);
+  app.post(IMPORTS_PATH, { onRequest: requireScope('events:write'), bodyLimit: IMPORT_BODY_LIMIT, schema }, async (request, reply) => {
+    const query = request.query;
     if (!Buffer.isBuffer(request.body)) {
       return sendProblem(reply, { status: 415, title: 'Unsupported media type', type: PROBLEM_TYPES.unsupportedMediaType, detail: 'Send the extract as text/csv.' });
     }

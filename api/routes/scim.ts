@@ -13,7 +13,9 @@
 import { createHash } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { inArray, sql } from 'drizzle-orm';
-import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { JmlConfig } from '../../domain/config.js';
 import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import {
@@ -26,6 +28,7 @@ import {
   SCIM_MAX_OPERATIONS,
   SCIM_MAX_PAYLOAD_BYTES,
   SCIM_SCHEMAS,
+  scimBulkRequestSchema,
   scimEffectiveAt,
   scimErrorBody,
   scimBulkIdResolver,
@@ -46,6 +49,7 @@ import type { HrEventJob } from '../../services/hr-event-queue.js';
 import { requireScope } from '../auth.js';
 import { jsonBodyParser } from '../json-body.js';
 import type { ApiMetrics } from '../metrics.js';
+import { anyBearer, bearer } from '../openapi.js';
 import { isDatabaseUnavailable, PROBLEM_TYPES, ProblemError, safeErrorInfo } from '../problem.js';
 
 export const SCIM_PATH = '/api/v1/scim/v2';
@@ -201,6 +205,38 @@ const ENTERPRISE_SCHEMA_ATTRIBUTES = [
 
 export const SCIM_BULK_PATH = '/Bulk';
 
+// --- documents, as the OpenAPI document shows them ---------------------------------------
+
+const scimErrorSchema = z.object({ schemas: z.array(z.string()), status: z.string(), scimType: z.string().optional(), detail: z.string() });
+/** Every SCIM endpoint's error answer (scimErrorHandler): a SCIM Error, never a problem. */
+const scimErrors = { default: scimErrorSchema.describe('A SCIM Error (RFC 7644 section 3.12).') };
+/** A SCIM resource (RFC 7643): its `schemas` say what it is; the rest is as that schema describes. */
+const scimResource = z.looseObject({ schemas: z.array(z.string()) });
+const scimListResponse = z.looseObject({
+  schemas: z.array(z.literal(SCIM_SCHEMAS.listResponse)),
+  totalResults: z.number().int(),
+  itemsPerPage: z.number().int(),
+  startIndex: z.number().int(),
+  Resources: z.array(scimResource),
+});
+const bulkResponseSchema = z.object({
+  schemas: z.array(z.literal(SCIM_SCHEMAS.bulkResponse)),
+  Operations: z.array(
+    z.object({
+      method: z.string(),
+      bulkId: z.string().optional(),
+      location: z.string().optional(),
+      status: z.string().describe('The HTTP status of the operation, as a string: 201 a hire, 200 another change or none, 4xx refused.'),
+      response: scimErrorSchema.optional().describe('Why the operation was refused.'),
+      [JML_SCIM_EXTENSION]: z.record(z.string(), z.unknown()).optional().describe('The HR event the operation became (eventId, eventType, created, eventStatus, batchId), or why none.'),
+    }),
+  ),
+  [JML_SCIM_EXTENSION]: z
+    .object({ batchId: z.guid().nullable(), batchStatus: z.enum(['accepted', 'held']).nullable(), events: z.number().int(), errors: z.number().int() })
+    .describe('The feed (batch) the request went in as, behind the mass-leaver brake.'),
+});
+const idParams = z.object({ id: z.string() });
+
 // --- the plugin -----------------------------------------------------------------------
 
 /** What we remember about a person while walking one request's operations in order. */
@@ -225,7 +261,7 @@ interface OperationResponse {
   [JML_SCIM_EXTENSION]?: Record<string, unknown>;
 }
 
-const scimApi: FastifyPluginAsync<ScimRoutesOptions> = async (app: FastifyInstance, opts) => {
+const scimApi: FastifyPluginAsyncZod<ScimRoutesOptions> = async (app, opts) => {
   const { db, queue, config } = opts;
   const scimConfig = config.scim;
   // A bad attributeMap stops start-up here, naming the path, rather than failing per user.
@@ -309,14 +345,22 @@ const scimApi: FastifyPluginAsync<ScimRoutesOptions> = async (app: FastifyInstan
     },
   ];
 
-  app.get('/ServiceProviderConfig', { onRequest: anyToken }, async () => serviceProviderConfig);
-  app.get('/ResourceTypes', { onRequest: anyToken }, async () => listResponse([userResourceType]));
-  app.get<{ Params: { id: string } }>('/ResourceTypes/:id', { onRequest: anyToken }, async (request) => {
+  const discovery = (summary: string, response: z.ZodType) => ({
+    tags: ['SCIM'],
+    summary,
+    security: anyBearer,
+    produces: [SCIM_CONTENT_TYPE],
+    response: { 200: response },
+    documented: { response: scimErrors },
+  });
+  app.get('/ServiceProviderConfig', { onRequest: anyToken, schema: discovery('SCIM service provider configuration', scimResource) }, async () => serviceProviderConfig);
+  app.get('/ResourceTypes', { onRequest: anyToken, schema: discovery('SCIM resource types', scimListResponse) }, async () => listResponse([userResourceType]));
+  app.get('/ResourceTypes/:id', { onRequest: anyToken, schema: { ...discovery('One SCIM resource type', scimResource), params: idParams } }, async (request) => {
     if (request.params.id !== 'User') throw new ScimError({ status: 404, detail: `No resource type ${JSON.stringify(request.params.id)}.` });
     return userResourceType;
   });
-  app.get('/Schemas', { onRequest: anyToken }, async () => listResponse(schemas));
-  app.get<{ Params: { id: string } }>('/Schemas/:id', { onRequest: anyToken }, async (request) => {
+  app.get('/Schemas', { onRequest: anyToken, schema: discovery('SCIM schemas: the attributes this service reads', scimListResponse) }, async () => listResponse(schemas));
+  app.get('/Schemas/:id', { onRequest: anyToken, schema: { ...discovery('One SCIM schema', scimResource), params: idParams } }, async (request) => {
     const schema = schemas.find((s) => s.id === request.params.id);
     if (!schema) throw new ScimError({ status: 404, detail: `No schema ${JSON.stringify(request.params.id)}.` });
     return schema;
@@ -324,7 +368,20 @@ const scimApi: FastifyPluginAsync<ScimRoutesOptions> = async (app: FastifyInstan
 
   // --- bulk -----------------------------------------------------------------------------
 
-  app.post(SCIM_BULK_PATH, { onRequest: requireScope('events:write'), bodyLimit: SCIM_MAX_PAYLOAD_BYTES }, async (request, reply) => {
+  const bulkSchema = {
+    tags: ['SCIM'],
+    summary: 'SCIM 2.0 bulk: POST /Users operations become HR events',
+    description:
+      `At most ${SCIM_MAX_OPERATIONS} operations (413) and ${SCIM_MAX_PAYLOAD_BYTES} bytes. Each operation gets a status of its own; ` +
+      'the events of one request are one feed behind the mass-leaver brake. Errors are SCIM Error bodies.',
+    security: bearer('events:write'),
+    consumes: [SCIM_CONTENT_TYPE, 'application/json'],
+    produces: [SCIM_CONTENT_TYPE],
+    // Read by the handler (domain/scim.ts parseScimBulkRequest): its errors are SCIM errors, the operation count is checked first.
+    documented: { body: scimBulkRequestSchema, response: scimErrors },
+    response: { 200: bulkResponseSchema },
+  };
+  app.post(SCIM_BULK_PATH, { onRequest: requireScope('events:write'), bodyLimit: SCIM_MAX_PAYLOAD_BYTES, schema: bulkSchema }, async (request, reply) => {
     const parsed = parseScimBulkRequest(request.body);
     if (!parsed.ok) throw new ScimError(parsed.error);
     const { Operations: operations, failOnErrors } = parsed.request;

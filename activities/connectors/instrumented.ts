@@ -1,0 +1,44 @@
+// Wraps any Connector so that each call to its target is counted, timed and, when it
+// succeeds, remembered as the target's last successful call (api/metrics.ts,
+// connectorMetrics). The wrapper changes nothing else: what the connector returns or throws
+// passes through as it is.
+import type { Registry } from 'prom-client';
+import { connectorMetrics } from '../../api/metrics.js';
+import type { Connector } from './types.js';
+
+export function instrumentConnector(connector: Connector, registry: Registry): Connector {
+  const metrics = connectorMetrics(registry);
+  const target = connector.targetId;
+  const measured =
+    <A extends unknown[], R>(operation: keyof Connector, call: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const labels = { target, operation };
+      metrics.calls.inc(labels);
+      const stopTimer = metrics.duration.startTimer(labels);
+      try {
+        const result = await call(...args);
+        metrics.lastSuccess.set({ target }, Date.now() / 1000);
+        return result;
+      } catch (err) {
+        metrics.errors.inc(labels);
+        throw err;
+      } finally {
+        stopTimer();
+      }
+    };
+  // Every method named, so that a method added to Connector fails to compile here rather
+  // than go unmeasured.
+  return {
+    targetId: target,
+    ensureAccount: measured('ensureAccount', (spec) => connector.ensureAccount(spec)),
+    readAccount: measured('readAccount', (employeeId) => connector.readAccount(employeeId)),
+    setAccountEnabled: measured('setAccountEnabled', (employeeId, enabled) => connector.setAccountEnabled(employeeId, enabled)),
+    deleteAccount: measured('deleteAccount', (employeeId) => connector.deleteAccount(employeeId)),
+    addToGroup: measured('addToGroup', (employeeId, groupRef) => connector.addToGroup(employeeId, groupRef)),
+    removeFromGroup: measured('removeFromGroup', (employeeId, groupRef) => connector.removeFromGroup(employeeId, groupRef)),
+    isGroupMember: measured('isGroupMember', (employeeId, groupRef) => connector.isGroupMember(employeeId, groupRef)),
+    listGroupMembers: measured('listGroupMembers', (groupRef) => connector.listGroupMembers(groupRef)),
+    ping: measured('ping', () => connector.ping()),
+    close: () => connector.close(),
+  };
+}
