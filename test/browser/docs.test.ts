@@ -5,42 +5,23 @@
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
-import { createMetricsRegistry } from '../../api/metrics.js';
 import { DOCS_PATH } from '../../api/openapi.js';
-import { createDb, type DbHandle } from '../../db/client.js';
-import { createHrEventQueue, type HrEventJob } from '../../services/hr-event-queue.js';
-import { redisConnection } from '../../services/redis.js';
-import { testConfig } from '../support/config.js';
-import { testEnv, uniqueName } from '../support/env.js';
+import { buildAppWithoutEngine } from '../support/api.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../.artifacts/', import.meta.url));
 const SCREENSHOT = `${ARTIFACTS}api-docs.png`;
 
-let handle: DbHandle;
-let queue: Queue<HrEventJob>;
+let stop: () => Promise<void>;
 let app: FastifyInstance;
 let origin: string;
 let browser: Browser;
 
 beforeAll(async () => {
-  handle = createDb(testEnv.databaseUrl, { max: 3 });
-  queue = createHrEventQueue(redisConnection(testEnv.redisUrl, 'producer'), `${testEnv.redisPrefix}:${uniqueName('docs')}`);
-  app = await buildApp({
-    db: handle.db,
-    hrEventQueue: queue,
-    webhookSecrets: [],
-    config: testConfig(testEnv.ldap),
-    publicUrl: 'https://jml.test',
-    health: { redis: async () => {}, temporal: async () => {} },
-    logger: false,
-    metrics: createMetricsRegistry({ defaultMetrics: false }),
-  });
+  ({ app, stop } = await buildAppWithoutEngine('docs'));
   await app.listen({ host: '127.0.0.1', port: 0 });
   origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-background-networking'] });
@@ -48,9 +29,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await app?.close();
-  await queue?.close();
-  await handle?.close();
+  await stop?.();
 });
 
 describe('the API reference page', () => {

@@ -4,50 +4,32 @@
 // not a 413, so nobody learns anything about the route or spends its memory without a token.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
 import { createApiToken } from '../../api/auth.js';
-import { createMetricsRegistry } from '../../api/metrics.js';
 import { IMPORT_BODY_LIMIT, IMPORTS_PATH } from '../../api/routes/imports.js';
-import { createDb, type DbHandle } from '../../db/client.js';
-import { createHrEventQueue, type HrEventJob } from '../../services/hr-event-queue.js';
-import { redisConnection } from '../../services/redis.js';
-import { testConfig } from '../support/config.js';
-import { testEnv, uniqueName } from '../support/env.js';
+import type { DbHandle } from '../../db/client.js';
+import { buildAppWithoutEngine } from '../support/api.js';
+import { uniqueName } from '../support/env.js';
 
 /** Long enough for any answer on a busy machine; a route that waits for the body never answers. */
 const ANSWER_DEADLINE_MS = 15_000;
 
-let handle: DbHandle;
-let queue: Queue<HrEventJob>;
+let db: DbHandle['db'];
+let stop: () => Promise<void>;
 let app: FastifyInstance;
 let port: number;
 let readerToken: string;
 
 beforeAll(async () => {
-  handle = createDb(testEnv.databaseUrl, { max: 3 });
-  queue = createHrEventQueue(redisConnection(testEnv.redisUrl, 'producer'), `${testEnv.redisPrefix}:${uniqueName('imports-auth')}`);
-  app = await buildApp({
-    db: handle.db,
-    hrEventQueue: queue,
-    webhookSecrets: [],
-    config: testConfig(testEnv.ldap),
-    publicUrl: 'https://jml.test',
-    health: { redis: async () => {}, temporal: async () => {} },
-    logger: false,
-    metrics: createMetricsRegistry({ defaultMetrics: false }),
-  });
+  ({ app, db, stop } = await buildAppWithoutEngine('imports-auth'));
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as AddressInfo).port;
-  ({ token: readerToken } = await createApiToken(handle.db, { name: uniqueName('reader'), scopes: ['identities:read'] }));
+  ({ token: readerToken } = await createApiToken(db, { name: uniqueName('reader'), scopes: ['identities:read'] }));
 });
 
 afterAll(async () => {
-  await app?.close();
-  await queue?.close();
-  await handle?.close();
+  await stop?.();
 });
 
 interface Answer {

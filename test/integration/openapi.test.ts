@@ -4,19 +4,14 @@
 // document comes from the schemas the routes validate with, so what it says is enforced:
 // checked here for a query limit, a path parameter and a body.
 import { Validator } from '@seriousme/openapi-schema-validator';
-import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
 import { createApiToken } from '../../api/auth.js';
-import { createMetricsRegistry } from '../../api/metrics.js';
 import { DOCS_PATH, OPENAPI_PATH } from '../../api/openapi.js';
 import { PROBLEM_TYPES } from '../../api/problem.js';
-import { createDb, type DbHandle } from '../../db/client.js';
-import { createHrEventQueue, type HrEventJob } from '../../services/hr-event-queue.js';
-import { redisConnection } from '../../services/redis.js';
-import { testConfig } from '../support/config.js';
-import { testEnv, uniqueName } from '../support/env.js';
+import type { DbHandle } from '../../db/client.js';
+import { buildAppWithoutEngine } from '../support/api.js';
+import { uniqueName } from '../support/env.js';
 
 interface Operation {
   security?: Array<Record<string, string[]>>;
@@ -29,8 +24,8 @@ interface OpenApiDocument {
   paths: Record<string, Record<string, Operation>>;
 }
 
-let handle: DbHandle;
-let queue: Queue<HrEventJob>;
+let db: DbHandle['db'];
+let stop: () => Promise<void>;
 let app: FastifyInstance;
 let doc: OpenApiDocument;
 
@@ -52,18 +47,7 @@ function routesOf(app: FastifyInstance): Array<{ method: string; url: string }> 
 }
 
 beforeAll(async () => {
-  handle = createDb(testEnv.databaseUrl, { max: 3 });
-  queue = createHrEventQueue(redisConnection(testEnv.redisUrl, 'producer'), `${testEnv.redisPrefix}:${uniqueName('openapi')}`);
-  app = await buildApp({
-    db: handle.db,
-    hrEventQueue: queue,
-    webhookSecrets: [],
-    config: testConfig(testEnv.ldap),
-    publicUrl: 'https://jml.test',
-    health: { redis: async () => {}, temporal: async () => {} },
-    logger: false,
-    metrics: createMetricsRegistry({ defaultMetrics: false }),
-  });
+  ({ app, db, stop } = await buildAppWithoutEngine('openapi'));
   const response = await app.inject({ method: 'GET', url: OPENAPI_PATH });
   expect(response.statusCode).toBe(200);
   expect(response.headers['content-type']).toMatch(/^application\/json/);
@@ -71,9 +55,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await app?.close();
-  await queue?.close();
-  await handle?.close();
+  await stop?.();
 });
 
 describe('the OpenAPI document', () => {
@@ -138,7 +120,7 @@ describe('the OpenAPI document', () => {
 describe('what the document says is what the API enforces', () => {
   let token: string;
   beforeAll(async () => {
-    ({ token } = await createApiToken(handle.db, { name: uniqueName('openapi-admin'), scopes: ['admin'] }));
+    ({ token } = await createApiToken(db, { name: uniqueName('openapi-admin'), scopes: ['admin'] }));
   });
   const call = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
     app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, ...(payload === undefined ? {} : { payload: payload as object }) });

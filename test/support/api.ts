@@ -5,7 +5,12 @@ import type { FastifyInstance } from 'fastify';
 import { Webhook } from 'standardwebhooks';
 import { buildApp, type ApiDeps } from '../../api/app.js';
 import { createMetricsRegistry } from '../../api/metrics.js';
+import { createDb, type DbHandle } from '../../db/client.js';
+import { createHrEventQueue } from '../../services/hr-event-queue.js';
+import { redisConnection } from '../../services/redis.js';
+import { testConfig } from './config.js';
 import type { TestEngine } from './engine.js';
+import { testEnv, uniqueName } from './env.js';
 
 export function newWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString('base64')}`;
@@ -52,4 +57,33 @@ export async function postHrEvent(app: FastifyInstance, secret: string, body: un
   const request = signedWebhook(secret, body, options);
   const response = await app.inject({ method: 'POST', url: '/api/v1/hr/events', payload: request.payload, headers: request.headers });
   return { id: request.id, response };
+}
+
+/**
+ * The app over the run's database and Redis (a key prefix of its own), with no engine and no
+ * webhook secret: for tests of the HTTP surface alone. `stop` closes the app, queue and pool.
+ */
+export async function buildAppWithoutEngine(name: string): Promise<{ app: FastifyInstance; db: DbHandle['db']; stop(): Promise<void> }> {
+  const handle = createDb(testEnv.databaseUrl, { max: 3 });
+  const queue = createHrEventQueue(redisConnection(testEnv.redisUrl, 'producer'), `${testEnv.redisPrefix}:${uniqueName(name)}`);
+  const app = await buildApp({
+    db: handle.db,
+    hrEventQueue: queue,
+    webhookSecrets: [],
+    config: testConfig(testEnv.ldap),
+    publicUrl: 'https://jml.test',
+    // Test double: the health probes are not what these tests look at.
+    health: { redis: async () => {}, temporal: async () => {} },
+    logger: false,
+    metrics: createMetricsRegistry({ defaultMetrics: false }),
+  });
+  return {
+    app,
+    db: handle.db,
+    async stop() {
+      await app.close();
+      await queue.close();
+      await handle.close();
+    },
+  };
 }
