@@ -11,6 +11,3 @@ export interface ActivityDeps {
   connectors: Map<string, Connector>;
   logger: Logger;
 }
-
-/** The actor recorded in the audit log for changes the engine makes on its own. */
-export const ENGINE_ACTOR = 'engine';

@@ -5,9 +5,9 @@ import { and, desc, eq, inArray } from 'drizzle-orm';
 import { hrEventSignalOf, setHrEventStatus } from '../db/inbox.js';
 import { hrEvents, identities } from '../db/schema.js';
 import { compareEvents, initialState, type KnownEvent, type LifecycleState } from '../domain/lifecycle.js';
-import type { HrEventStatus, IdentityAttributes, IdentityStatus } from '../domain/types.js';
+import { ENGINE_ACTOR, type HrEventStatus, type IdentityAttributes, type IdentityStatus } from '../domain/types.js';
 import { raiseAlert, resolveAlerts } from '../services/alerts.js';
-import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
+import type { ActivityDeps } from './deps.js';
 
 /** Events handed to a workflow before, newest first; enough to rebuild any real person. */
 const REBUILD_EVENTS = 400;

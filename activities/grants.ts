@@ -8,11 +8,11 @@ import type { Tx } from '../db/client.js';
 import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
 import { canMoveGrant } from '../domain/grant-status.js';
 import type { RevokeReason } from '../domain/lifecycle.js';
-import type { EntitlementKind, GrantStatus, IdentityAttributes } from '../domain/types.js';
+import { ENGINE_ACTOR, type EntitlementKind, type GrantStatus, type IdentityAttributes } from '../domain/types.js';
 import { raiseAlert, resolveAlerts } from '../services/alerts.js';
 import { ConnectorError, TargetUnavailableError, type Connector } from './connectors/types.js';
 import { TARGET_UNAVAILABLE } from '../workflows/target-recovery.js';
-import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
+import type { ActivityDeps } from './deps.js';
 
 export interface BirthrightRequestInput {
   identityId: string;

@@ -1,8 +1,8 @@
 import { eq } from 'drizzle-orm';
 import { writeAudit } from '../db/audit.js';
 import { identities } from '../db/schema.js';
-import type { IdentityAttributes, IdentityStatus } from '../domain/types.js';
-import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
+import { ENGINE_ACTOR, type IdentityAttributes, type IdentityStatus } from '../domain/types.js';
+import type { ActivityDeps } from './deps.js';
 
 export interface UpsertIdentityInput {
   employeeId: string;

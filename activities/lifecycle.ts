@@ -5,9 +5,9 @@ import { and, eq, ne } from 'drizzle-orm';
 import { writeAudit } from '../db/audit.js';
 import { loadHoldings } from '../db/holdings.js';
 import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
-import type { IdentityAttributes } from '../domain/types.js';
+import { ENGINE_ACTOR, type IdentityAttributes } from '../domain/types.js';
 import { raiseAlert } from '../services/alerts.js';
-import { ENGINE_ACTOR, type ActivityDeps } from './deps.js';
+import type { ActivityDeps } from './deps.js';
 import { grantHelpers, NOT_VERIFIED, toActivityFailure } from './grants.js';
 
 export type { Holding } from '../db/holdings.js';

@@ -66,3 +66,6 @@ export interface HrEventSignal {
   effectiveAt: string;
   attributes: IdentityAttributes;
 }
+
+/** The actor recorded in the audit log for changes the engine makes on its own. */
+export const ENGINE_ACTOR = 'engine';

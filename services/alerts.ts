@@ -3,7 +3,7 @@ import type { Tx } from '../db/client.js';
 import { writeAudit } from '../db/audit.js';
 import { alerts } from '../db/schema.js';
 import type { AlertSeverity } from '../domain/types.js';
-import { ENGINE_ACTOR } from '../activities/deps.js';
+import { ENGINE_ACTOR } from '../domain/types.js';
 
 export interface NewAlert {
   kind: string;

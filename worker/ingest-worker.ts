@@ -23,8 +23,8 @@ export function createIngestWorker(deps: IngestDeps & { connection: ConnectionOp
     stalledInterval: STALLED_INTERVAL_MS,
   });
   worker.on('stalled', (jobId) => deps.logger.info({ jobId }, 'hr event dispatch was left unfinished by a stopped worker; dispatching it again'));
-  worker.on('failed', (job, err) => deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: err.message }, 'hr event dispatch failed; will retry'));
-  worker.on('error', (err) => deps.logger.warn({ err: err.message }, 'ingest worker error'));
+  worker.on('failed', (job, err) => deps.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err }, 'hr event dispatch failed; will retry'));
+  worker.on('error', (err) => deps.logger.warn({ err }, 'ingest worker error'));
   return worker;
 }
 
@@ -37,7 +37,7 @@ export function startDispatcher(db: Db, queue: Queue<HrEventJob>, logger: Logger
     busy = true;
     running = redispatchStranded(db, queue, { graceMs })
       .then(({ enqueued, retried }) => (enqueued || retried) && logger.info({ enqueued, retried }, 'handed stranded hr events back to the queue'))
-      .catch((err: Error) => logger.warn({ err: err.message }, 'dispatcher pass failed; will retry'))
+      .catch((err: Error) => logger.warn({ err }, 'dispatcher pass failed; will retry'))
       .finally(() => (busy = false));
   }, intervalMs);
   timer.unref();
