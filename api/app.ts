@@ -27,6 +27,7 @@ import { HEALTH_PATH, healthRoutes, METRICS_PATH, type HealthChecks } from './ro
 import { hrEventRoutes, type StoreHrEvent } from './routes/hr-events.js';
 import { identityRoutes } from './routes/identities.js';
 import { planRoutes } from './routes/plan.js';
+import { entitlementRoutes } from './routes/entitlements.js';
 import { retryRoutes } from './routes/retry.js';
 import { batchRoutes } from './routes/batches.js';
 import { importRoutes } from './routes/imports.js';
@@ -211,6 +212,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, jsonBodyParser);
   await app.register(identityRoutes, { db: deps.db });
   await app.register(planRoutes, { db: deps.db, config: deps.config, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
+  await app.register(entitlementRoutes, { config: deps.config });
   await app.register(retryRoutes, { db: deps.db, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(batchRoutes, { db: deps.db, queue: deps.hrEventQueue });
   await app.register(importRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl });

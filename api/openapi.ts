@@ -108,6 +108,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'SCIM', description: 'SCIM 2.0 bulk input, as Microsoft Entra API-driven inbound provisioning sends it.' },
         { name: 'Identities', description: 'The people the engine manages, their grants, timeline and plan.' },
         { name: 'Batches', description: 'Feeds of HR events and the mass-leaver brake.' },
+        { name: 'Access', description: 'The entitlement catalogue: what can be requested and what a request needs.' },
         { name: 'Operations', description: 'Health, metrics and this documentation.' },
       ],
     },

@@ -63,14 +63,14 @@ export async function postHrEvent(app: FastifyInstance, secret: string, body: un
  * The app over the run's database and Redis (a key prefix of its own), with no engine and no
  * webhook secret: for tests of the HTTP surface alone. `stop` closes the app, queue and pool.
  */
-export async function buildAppWithoutEngine(name: string): Promise<{ app: FastifyInstance; db: DbHandle['db']; stop(): Promise<void> }> {
+export async function buildAppWithoutEngine(name: string, config = testConfig(testEnv.ldap)): Promise<{ app: FastifyInstance; db: DbHandle['db']; stop(): Promise<void> }> {
   const handle = createDb(testEnv.databaseUrl, { max: 3 });
   const queue = createHrEventQueue(redisConnection(testEnv.redisUrl, 'producer'), `${testEnv.redisPrefix}:${uniqueName(name)}`);
   const app = await buildApp({
     db: handle.db,
     hrEventQueue: queue,
     webhookSecrets: [],
-    config: testConfig(testEnv.ldap),
+    config,
     publicUrl: 'https://jml.test',
     // Test double: the health probes are not what these tests look at.
     health: { redis: async () => {}, temporal: async () => {} },
