@@ -3,7 +3,6 @@
 // `script`), the engine child's lines included. The webpack report of the workflow bundle and
 // the Temporal SDK's info lines are not shown, and start-up has logged all it will before the
 // banner.
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareJmlStart, runJmlStart, type JmlStartProcess, type JmlStartSetup } from '../support/jml-start.js';
@@ -11,15 +10,6 @@ import { prepareJmlStart, runJmlStart, type JmlStartProcess, type JmlStartSetup 
 const BANNER = /^jml-engine is running/;
 /** What the workflow bundle's webpack report and the SDK's own default logger print. */
 const SDK_NOISE = /asset workflow-bundle|modules by path|webpack|Workflow bundle created|Worker state changed|\[INFO\]/;
-
-const hasScript = (() => {
-  try {
-    execFileSync('script', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 let setup: JmlStartSetup;
 beforeAll(async () => {
@@ -80,7 +70,8 @@ describe('jml start output', () => {
     expect(logs.filter((l) => l.sdkComponent && l.level < 40)).toEqual([]);
   }, 200_000);
 
-  it.skipIf(!hasScript)('is readable lines, the banner after them, at a terminal', async () => {
+  // `script` (util-linux, essential on Debian) gives jml start a pseudo-terminal.
+  it('is readable lines, the banner after them, at a terminal', async () => {
     // `exec`: the shell becomes jml start, so script's child is the supervisor to signal.
     const jml = runJmlStart(setup.env, ['script', '-qfc', `exec ${process.execPath} --import tsx cli/index.ts start`, '/dev/null']);
     const supervisor = () => Number(readFileSync(`/proc/${jml.child.pid}/task/${jml.child.pid}/children`, 'utf8').trim().split(' ')[0]);
