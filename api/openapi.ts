@@ -16,7 +16,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { identityAttributesSchema } from '../domain/attributes.js';
+import { identityAttributesSchema, identityAttributesShape } from '../domain/attributes.js';
 import type { Scope } from '../domain/types.js';
 import { PROBLEM_CONTENT_TYPE } from './problem.js';
 
@@ -33,10 +33,10 @@ declare module 'fastify' {
   }
 }
 
-// domain/attributes.ts checks attribute names as sent (z.unknown().superRefine) before it
-// pipes the object into its shape, and zod describes a pipe's input by its first half: any
-// JSON. The document shows the shape the attributes are piped into instead.
-const { $schema: _attributesDialect, ...attributesShape } = z.toJSONSchema(identityAttributesSchema.out, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' });
+// domain/attributes.ts reads the attributes as sent (z.unknown(), so that names are checked
+// before zod rebuilds the object), which zod would describe as any JSON. The document shows
+// the shape they are parsed into instead.
+const { $schema: _attributesDialect, ...attributesShape } = z.toJSONSchema(identityAttributesShape, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' });
 z.globalRegistry.add(identityAttributesSchema, {
   ...attributesShape,
   description: 'Every attribute optional (an update sends what changed); names are 1..64 characters (a letter or _, then letters, digits, _ . -); unknown ones are kept as sent.',

@@ -122,23 +122,31 @@ const attributesObject = z
  * changed); unknown ones kept as sent under the rules above. Issues are reported at the
  * attribute's own path, so each door can name the field as its sender knows it.
  */
-export const identityAttributesSchema = z
-  .unknown()
+export const identityAttributesSchema = z.unknown().transform((input, ctx): z.output<typeof attributesObject> => {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    ctx.addIssue({ code: 'custom', message: 'must be an object' });
+    return z.NEVER;
+  }
   // The names as sent, before zod rebuilds the object (which would drop a `__proto__` silently).
-  .superRefine((attributes, ctx) => {
-    if (typeof attributes !== 'object' || attributes === null || Array.isArray(attributes)) {
-      ctx.addIssue({ code: 'custom', message: 'must be an object', fatal: true });
-      return;
-    }
-    const keys = Object.keys(attributes);
-    if (keys.length > ATTRIBUTE_LIMITS.attributes) ctx.addIssue({ code: 'custom', path: [], message: `must have at most ${ATTRIBUTE_LIMITS.attributes} attributes` });
-    for (const key of keys) {
-      if (!ATTRIBUTE_KEY_PATTERN.test(key) || UNSAFE_KEYS.has(key)) {
-        ctx.addIssue({ code: 'custom', path: [key], message: `attribute names must be 1..${ATTRIBUTE_LIMITS.key} characters: a letter or _, then letters, digits, _ . -` });
-      }
-    }
-  })
-  .pipe(attributesObject);
+  const keys = Object.keys(input);
+  let badNames = keys.length > ATTRIBUTE_LIMITS.attributes;
+  if (badNames) ctx.addIssue({ code: 'custom', message: `must have at most ${ATTRIBUTE_LIMITS.attributes} attributes` });
+  for (const key of keys) {
+    if (ATTRIBUTE_KEY_PATTERN.test(key) && !UNSAFE_KEYS.has(key)) continue;
+    badNames = true;
+    ctx.addIssue({ code: 'custom', path: [key], message: `attribute names must be 1..${ATTRIBUTE_LIMITS.key} characters: a letter or _, then letters, digits, _ . -` });
+  }
+  // The values whatever the names, so one answer lists every bad field.
+  const values = attributesObject.safeParse(input);
+  if (!values.success) for (const issue of values.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  if (values.success && !badNames) return values.data;
+  // Refused either way (issues were added); the input as sent is what refinements further out
+  // that still run (the webhook's "a hire needs a name") get to look at.
+  return input as z.output<typeof attributesObject>;
+});
+
+/** The shape the attributes are parsed into, for documentation (the OpenAPI document). */
+export const identityAttributesShape = attributesObject;
 
 export type ParsedAttributes = z.output<typeof identityAttributesSchema>;
 
