@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
+import { HeartbeatingActivityInterceptor } from '../activities/heartbeat.js';
 import { SanitizingActivityInterceptor } from '../activities/sanitize.js';
 
 const require = createRequire(import.meta.url);
@@ -25,7 +26,9 @@ export async function createTemporalWorker(options: TemporalWorkerOptions): Prom
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(options.deps),
     // No SQL parameters (personal data) in worker logs or workflow histories.
-    interceptors: { activity: [() => ({ inbound: new SanitizingActivityInterceptor() })] },
+    // Heartbeats while an activity runs (a dead worker's activities are retried within the
+    // heartbeat timeout); no SQL parameters (personal data) in worker logs or histories.
+    interceptors: { activity: [(context) => ({ inbound: new HeartbeatingActivityInterceptor(context) }), () => ({ inbound: new SanitizingActivityInterceptor() })] },
     // 2-core machines: modest concurrency keeps LDAP and Postgres from being flooded.
     maxConcurrentActivityTaskExecutions: 50,
   });

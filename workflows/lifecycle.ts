@@ -58,10 +58,21 @@ export interface LifecycleInput {
 const HISTORY_LIMIT = 5_000;
 
 // Bookkeeping activities: quick database writes that retry until Postgres answers.
-const db = proxyActivities<Activities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', maximumInterval: '1m', backoffCoefficient: 2 },
-});
+const DB_RETRY = { initialInterval: '1s', maximumInterval: '1m', backoffCoefficient: 2 };
+/**
+ * How soon an activity whose worker died is retried: every activity heartbeats while it runs
+ * (activities/heartbeat.ts), so a silence this long means its worker is gone.
+ */
+const HEARTBEAT_TIMEOUT = '20s';
+const dbWithoutHeartbeat = proxyActivities<Activities>({ startToCloseTimeout: '30s', retry: DB_RETRY });
+const dbWithHeartbeat = proxyActivities<Activities>({ startToCloseTimeout: '30s', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: DB_RETRY });
+/**
+ * v4: activities carry a heartbeat timeout, so after an engine crash they are retried within
+ * it rather than after the whole start-to-close timeout. Histories recorded before replay
+ * without it.
+ */
+const heartbeats = () => patched('activity-heartbeats');
+const db = () => (heartbeats() ? dbWithHeartbeat : dbWithoutHeartbeat);
 
 // Reads the workflow decides with (the policy, what the person holds, the person rebuilt):
 // local activities, so a decision costs no extra round trips through the server.
@@ -86,7 +97,11 @@ function failureMessage(err: unknown): string {
 /** Connector activities retry as the config says; exhausted retries end in `failed`. */
 function connectorActivities(policy: PolicySnapshot) {
   const { initialInterval, maximumInterval, maximumAttempts } = policy.retries;
-  return proxyActivities<Activities>({ startToCloseTimeout: '1m', retry: { initialInterval, maximumInterval, maximumAttempts, backoffCoefficient: 2 } });
+  return proxyActivities<Activities>({
+    startToCloseTimeout: '1m',
+    ...(heartbeats() ? { heartbeatTimeout: HEARTBEAT_TIMEOUT } : {}),
+    retry: { initialInterval, maximumInterval, maximumAttempts, backoffCoefficient: 2 },
+  });
 }
 
 /** Thrown inside the executor when grants failed: they carry their own alerts already. */
@@ -149,7 +164,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
       if (patched('target-recovery')) {
         const waitFor = failedEffects > 0 ? [...unreachable] : [];
         scheduleRetry(person, Date.now(), policy, failedEffects > 0, { targets: waitFor.map(([target]) => target), only: !failedOtherwise });
-        for (const [target, revoking] of waitFor) await db.awaitTargetRecovery({ target, workflowId: workflowInfo().workflowId, revoking });
+        for (const [target, revoking] of waitFor) await db().awaitTargetRecovery({ target, workflowId: workflowInfo().workflowId, revoking });
         // After waiting again (when still failing), so the recovery sees that before the answer.
         for (const recoveryId of person.releasedBy?.splice(0) ?? []) {
           await getExternalWorkflowHandle(recoveryId)
@@ -187,7 +202,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
       log.warn('lifecycle step failed', { kind: effect.kind, eventId: effect.eventId });
       recordFailure(person, effect.eventId, `${effect.kind} failed: ${message}`);
       // Grant failures have their own alert (grant_failed / revoke_failed); the rest get one here.
-      await db.markEventFailed({ eventId: effect.eventId, employeeId, error: `${effect.kind} failed: ${message}`, alert: !(err instanceof GrantsFailed) });
+      await db().markEventFailed({ eventId: effect.eventId, employeeId, error: `${effect.kind} failed: ${message}`, alert: !(err instanceof GrantsFailed) });
     }
   }
 
@@ -207,7 +222,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
     const connector = connectorActivities(policy);
     switch (effect.kind) {
       case 'saveIdentity': {
-        const snapshot = await db.upsertIdentity({
+        const snapshot = await db().upsertIdentity({
           employeeId,
           status: effect.status,
           attributes: effect.attributes,
@@ -219,7 +234,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
         return { identityId: snapshot.id };
       }
       case 'provision': {
-        const planned = await db.createBirthrightRequests({ identityId: person.applied.identityId as string, eventId: effect.eventId, items: effect.items });
+        const planned = await db().createBirthrightRequests({ identityId: person.applied.identityId as string, eventId: effect.eventId, items: effect.items });
         const failed = await provisionAll(planned, connector, { employeeId, enabled: effect.enabled, reenable: effect.reenable, noteFailure: (err) => noteFailure(err, 'grant') });
         // A grant that had failed before and fails again while this event passes by is not
         // this event's failure: the grant stays failed with its own alert.
@@ -240,13 +255,13 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
         await connector.deleteAccounts(employeeId, effect.reason);
         return undefined;
       case 'cancelRequests':
-        await db.cancelPendingRequests(employeeId, effect.reason);
+        await db().cancelPendingRequests(employeeId, effect.reason);
         return undefined;
       case 'moverReview':
-        await db.recordMoverReview(employeeId, effect.entitlementIds, effect.eventId);
+        await db().recordMoverReview(employeeId, effect.entitlementIds, effect.eventId);
         return undefined;
       case 'eventOutcome':
-        await db.setEventStatus(effect.eventId, effect.status, effect.reason);
+        await db().setEventStatus(effect.eventId, effect.status, effect.reason);
         return undefined;
     }
   }
@@ -278,7 +293,7 @@ async function provisionAll(planned: PlannedGrant[], connector: ConnectorActivit
       if (!accountOk) {
         failed.push(...accounts.map((g) => g.entitlementId));
         for (const g of rest) {
-          await db.markGrantFailed(g.grantId, `the ${target} account could not be provisioned`);
+          await db().markGrantFailed(g.grantId, `the ${target} account could not be provisioned`);
           failed.push(g.entitlementId);
         }
         return;
@@ -303,7 +318,7 @@ async function provisionGrant(grant: PlannedGrant, connector: ConnectorActivitie
     if (!(err instanceof ActivityFailure)) throw err;
     log.warn('grant failed', { grantId: grant.grantId });
     options.noteFailure(err);
-    await db.markGrantFailed(grant.grantId, failureMessage(err));
+    await db().markGrantFailed(grant.grantId, failureMessage(err));
     return false;
   }
 }
@@ -327,7 +342,7 @@ async function revokeGrant(holding: Holding, reason: Parameters<Activities['revo
     if (!(err instanceof ActivityFailure)) throw err;
     log.warn('revoke failed', { grantId: holding.grantId });
     noteFailure(err);
-    await db.markGrantFailed(holding.grantId, failureMessage(err), 'revoke');
+    await db().markGrantFailed(holding.grantId, failureMessage(err), 'revoke');
     return false;
   }
 }
