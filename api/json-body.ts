@@ -1,7 +1,8 @@
 // Every JSON body the API reads goes through here: strict UTF-8 (a body that is not valid
-// UTF-8 is refused, never decoded lossily into U+FFFD), a nesting depth checked by a plain
-// scan before JSON.parse (deep nesting would otherwise throw RangeError from recursive code
-// further on), then JSON.parse. Each failure is a 400 problem.
+// UTF-8 is refused, never decoded lossily into U+FFFD), then one plain scan before JSON.parse
+// for the nesting depth (deep nesting would otherwise throw RangeError from recursive code
+// further on) and for keys named twice in one object (which JSON.parse would resolve
+// silently, last one wins), then JSON.parse. Each failure is a 400 problem.
 import { PROBLEM_TYPES, ProblemError } from './problem.js';
 
 /** Deeper than any HR or SCIM payload needs; far below what recursion could choke on. */
@@ -18,30 +19,62 @@ export function decodeUtf8(bytes: Uint8Array): string | null {
   }
 }
 
+/** What one pass over JSON text finds: how deep it nests, and the first key an object names twice. */
+export interface JsonShape {
+  depth: number;
+  duplicateKey?: string;
+}
+
+interface Frame {
+  /** An object's keys so far; null for an array. */
+  keys: Set<string> | null;
+  /** In an object: the next string is a key (after `{` or `,`), not a value (after `:`). */
+  expectKey: boolean;
+}
+
 /**
- * The deepest nesting of arrays and objects in JSON text, counted with one pass and no
- * recursion; brackets inside strings do not count. Stops counting past `limit`.
+ * The deepest nesting of arrays and objects in JSON text, and the first key that an object
+ * names twice (JSON.parse would keep the last one silently: the JSON form of a CSV header
+ * named twice). One pass with an explicit stack, no recursion; brackets inside strings do
+ * not count. Stops past `depthLimit`. Malformed text is JSON.parse's to refuse.
  */
-export function jsonDepth(text: string, limit = Number.POSITIVE_INFINITY): number {
-  let depth = 0;
+export function jsonShape(text: string, depthLimit = Number.POSITIVE_INFINITY): JsonShape {
+  const stack: Frame[] = [];
   let deepest = 0;
-  let inString = false;
+  let stringStart = -1;
   for (let i = 0; i < text.length; i += 1) {
     const c = text.charCodeAt(i);
-    if (inString) {
+    if (stringStart >= 0) {
       if (c === 0x5c) i += 1; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
+      else if (c === 0x22) {
+        const top = stack.at(-1);
+        if (top?.keys && top.expectKey) {
+          let key: string;
+          try {
+            key = JSON.parse(text.slice(stringStart, i + 1)) as string;
+          } catch {
+            return { depth: deepest }; // a malformed key: JSON.parse says so
+          }
+          if (top.keys.has(key)) return { depth: deepest, duplicateKey: key };
+          top.keys.add(key);
+          top.expectKey = false;
+        }
+        stringStart = -1;
+      }
     } else if (c === 0x22) {
-      inString = true;
-    } else if (c === 0x5b || c === 0x7b) {
-      depth += 1;
-      if (depth > deepest) deepest = depth;
-      if (deepest > limit) return deepest;
-    } else if (c === 0x5d || c === 0x7d) {
-      depth -= 1;
+      stringStart = i;
+    } else if (c === 0x7b || c === 0x5b) {
+      stack.push({ keys: c === 0x7b ? new Set() : null, expectKey: c === 0x7b });
+      if (stack.length > deepest) deepest = stack.length;
+      if (deepest > depthLimit) return { depth: deepest };
+    } else if (c === 0x7d || c === 0x5d) {
+      stack.pop();
+    } else if (c === 0x2c) {
+      const top = stack.at(-1);
+      if (top?.keys) top.expectKey = true;
     }
   }
-  return deepest;
+  return { depth: deepest };
 }
 
 const malformed = (detail: string) => new ProblemError({ status: 400, title: 'Malformed JSON', type: PROBLEM_TYPES.malformedJson, detail });
@@ -51,7 +84,9 @@ export function parseJsonBody(body: Uint8Array | string): unknown {
   const text = typeof body === 'string' ? body : decodeUtf8(body);
   if (text === null) throw malformed('The body is not valid UTF-8.');
   if (text.trim() === '') throw malformed('The body is empty.');
-  if (jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw malformed(`The body is nested deeper than ${MAX_JSON_DEPTH} levels.`);
+  const shape = jsonShape(text, MAX_JSON_DEPTH);
+  if (shape.depth > MAX_JSON_DEPTH) throw malformed(`The body is nested deeper than ${MAX_JSON_DEPTH} levels.`);
+  if (shape.duplicateKey !== undefined) throw malformed(`An object in the body names the key ${JSON.stringify(shape.duplicateKey.slice(0, 64))} twice.`);
   try {
     return JSON.parse(text);
   } catch {

@@ -66,6 +66,8 @@ const CASES: BadCase[] = [
   { name: 'an array for a string', field: 'title', value: ['Boss', 'Janitor'], doors: JSON_DOORS },
   { name: 'a number for a string', field: 'familyName', value: 42, doors: JSON_DOORS },
   { name: 'nesting 10,000 deep', field: 'costCenter', value: deep(10_000), doors: JSON_DOORS, says: /nested deeper than/ },
+  // JSON's form of a CSV header named twice: JSON.parse would keep the last one silently.
+  { name: 'an object naming a key twice', field: 'costCenter', value: new RawJson('{"code":"A","code":"B"}'), doors: JSON_DOORS, says: /names the key \\"code\\" twice/ },
   { name: 'a padded id', field: 'employeeId', value: ' E9001 ', doors: ALL },
   { name: 'an id in full-width letters', field: 'employeeId', value: '\uFF25\uFF19\uFF10\uFF10\uFF12', doors: ALL },
   { name: 'an id with a Kelvin sign (lower-cases to k)', field: 'employeeId', value: 'E\u212A9003', doors: ALL },
