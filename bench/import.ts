@@ -18,20 +18,18 @@
 // has 1000 rows but only ~170 usable active workers: many WorkerIDs name several people).
 // Everything it started is stopped and dropped at the end.
 import { dropDatabase } from '../db/client.js';
-import { benchResources, cleanupStep } from './support.js';
+import { benchResources, cleanupStep, sleep, waitForWorker, writeBenchConfig } from './support.js';
 import { freePort } from '../scripts/free-port.js';
 import { deleteKeysWithPrefix } from '../services/redis.js';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime as TemporalRuntime } from '@temporalio/worker';
 import { and, count, eq, inArray, sql } from 'drizzle-orm';
-import YAML from 'yaml';
 import { createApiToken } from '../api/auth.js';
 import { createDb, type DbHandle } from '../db/client.js';
 import { grants, hrEvents } from '../db/schema.js';
@@ -67,7 +65,6 @@ const waitMs = Number(args.wait) * 1000;
 const synthetic = args.synthetic === undefined ? undefined : Number(args.synthetic);
 if (synthetic !== undefined && !(synthetic > 0)) throw new Error('--synthetic must be a positive number');
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 let temporal: TemporalDevServer | undefined;
@@ -86,25 +83,6 @@ async function cleanup(): Promise<void> {
     await deleteKeysWithPrefix(redisUrl, `${redisPrefix}:`);
   });
   if (tmp) rmSync(tmp, { recursive: true, force: true });
-}
-
-/** The runtime's Temporal worker bundles workflow code first: wait until it polls our task queue. */
-async function waitForWorker(address: string, timeoutMs = 180_000): Promise<void> {
-  const connection = await Connection.connect({ address });
-  try {
-    for (const deadline = Date.now() + timeoutMs; ; await sleep(250)) {
-      const pollers = await Promise.all(
-        [1, 2].map(async (taskQueueType) => {
-          const res = await connection.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: taskQueue, kind: 1 }, taskQueueType });
-          return res.pollers?.length ?? 0;
-        }),
-      );
-      if (pollers.every((n) => n > 0)) return;
-      if (Date.now() > deadline) throw new Error(`the Temporal worker did not poll ${taskQueue} within ${timeoutMs / 1000} s`);
-    }
-  } finally {
-    await connection.close();
-  }
 }
 
 /** N distinct people from the sample's rows: ids renumbered, the rest of each row kept. */
@@ -253,15 +231,13 @@ async function main(): Promise<void> {
 
   const startup = Date.now();
   [temporal, slapd] = await Promise.all([startTemporalDevServer({ forTests: true }), startSlapd({ dir: path.join(tmp, 'slapd') })]);
-  const config = YAML.parse(readFileSync(new URL('../jml.config.example.yaml', import.meta.url), 'utf8')) as Record<string, unknown> & { targets: Array<Record<string, unknown>> };
-  Object.assign(config.targets[0]!, { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, usersDN: slapd.usersDN, groupsDN: slapd.groupsDN });
-  config.lifecycle = { ...(config.lifecycle as object), preProvisionLead: '0s' };
-  // The config file names ${JML_WEBHOOK_SECRET}; this bench sends no webhooks, any secret does.
-  config.webhook = { secrets: `whsec_${randomBytes(32).toString('base64')}` };
-  // The health prober calls back to back: the rate limits are not what this bench measures.
-  config.api = { rateLimit: { max: 100_000_000 } };
   const configFile = path.join(tmp, 'jml.config.yaml');
-  writeFileSync(configFile, YAML.stringify(config), { mode: 0o600 });
+  writeBenchConfig(configFile, slapd, {
+    // The config file names ${JML_WEBHOOK_SECRET}; this bench sends no webhooks, any secret does.
+    webhook: { secrets: `whsec_${randomBytes(32).toString('base64')}` },
+    // The health prober calls back to back: the rate limits are not what this bench measures.
+    api: { rateLimit: { max: 100_000_000 } },
+  });
 
   const port = await freePort();
   const env = readEnv({
@@ -278,7 +254,7 @@ async function main(): Promise<void> {
     PUBLIC_URL: `http://127.0.0.1:${port}`,
   });
   runtime = await startRuntime(env, { api: true, worker: true, embedded: false }, createLogger('warn'));
-  await waitForWorker(temporal.address);
+  await waitForWorker(temporal.address, taskQueue, 180_000);
   measure = createDb(databaseUrl, { max: 2 });
   const { token } = await createApiToken(measure.db, { name: 'bench-import', scopes: ['events:write'] });
   console.log(`bench: engine up in ${seconds(Date.now() - startup)} (database ${databaseName})`);

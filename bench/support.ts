@@ -32,8 +32,9 @@ export function benchResources(kind: string, servers: { postgresUrl?: string; re
 /**
  * A config like jml.config.example.yaml, aimed at `server`, with bench timings: no
  * pre-provisioning lead or mover grace, fast first retries, and the mass-leaver brake off.
+ * `overrides` replace whole top-level sections last (a bench's own needs).
  */
-export function writeBenchConfig(file: string, server: SlapdServer): void {
+export function writeBenchConfig(file: string, server: SlapdServer, overrides: Record<string, unknown> = {}): void {
   const config = YAML.parse(readFileSync(new URL('../jml.config.example.yaml', import.meta.url), 'utf8')) as Record<string, unknown> & {
     targets: Array<Record<string, unknown>>;
   };
@@ -52,7 +53,7 @@ export function writeBenchConfig(file: string, server: SlapdServer): void {
   // The brake would (rightly) hold a burst of webhook terminations; the benches measure the
   // revocation path, so both of its tests are off (0 disables each).
   config.brake = { ...((config.brake as object | undefined) ?? {}), maxTerminations: 0, maxShare: 0 };
-  writeFileSync(file, YAML.stringify(config), { mode: 0o600 });
+  writeFileSync(file, YAML.stringify({ ...config, ...overrides }), { mode: 0o600 });
 }
 
 /** Polls Temporal until a worker polls `taskQueue` for workflows and activities; returns the ms it took. */
