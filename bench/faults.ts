@@ -45,7 +45,7 @@ import { startSlapd, type SlapdServer } from '../scripts/slapd.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/temporal-server.js';
 import { startPostgresCluster, type PostgresCluster } from '../scripts/postgres-cluster.js';
 import { logTail, startEngineProcess, startOwnRedis, type EngineProcess, type OwnRedis, type Restartable } from './faults-servers.js';
-import { benchResources, cleanupStep, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
+import { benchResources, cleanupStep, guardBench, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
 
 const FAULTS = ['engine', 'postgres', 'redis', 'slapd', 'temporal'] as const;
 type FaultName = (typeof FAULTS)[number];
@@ -111,18 +111,7 @@ function cleanup(): Promise<void> {
 // Start-up (Postgres, Temporal, worker bundling), then per fault: the stream, the outage,
 // the restart, resends and the wait. Past that, clean up what we can and leave.
 const budgetMs = (240 + faultsToRun.length * (BEFORE_FAULT_MS / 1000 + faultSeconds + 120 + AFTER_RESTART_MS / 1000 + RESEND_WINDOW_MS / 1000 + waitSeconds)) * 1000;
-const watchdog = setTimeout(() => {
-  console.error(`bench: over its time budget of ${budgetMs / 1000} s; cleaning up and exiting`);
-  setTimeout(() => process.exit(3), 45_000).unref();
-  void cleanup().finally(() => process.exit(2));
-}, budgetMs);
-watchdog.unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`bench: ${signal}; cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+guardBench(budgetMs, cleanup);
 
 // ---- the engine, kept running ----------------------------------------------------------
 

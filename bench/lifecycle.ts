@@ -17,7 +17,7 @@
 // must be 0. Everything it started is stopped and dropped at the end, and a watchdog
 // bounds the whole run.
 import { dropDatabase } from '../db/client.js';
-import { benchResources, cleanupStep, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
+import { benchResources, cleanupStep, guardBench, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
 import { freePort } from '../scripts/free-port.js';
 import { deleteKeysWithPrefix } from '../services/redis.js';
 import { randomBytes } from 'node:crypto';
@@ -93,19 +93,7 @@ function cleanup(): Promise<void> {
 // The whole run is bounded: start-up (Temporal, worker bundling), two send phases, two
 // waits, checks and shutdown. Past that, clean up what we can and leave.
 const budgetMs = (2 * duration + 2 * waitSeconds + 300) * 1000;
-const watchdog = setTimeout(() => {
-  console.error(`bench: over its time budget of ${budgetMs / 1000} s; cleaning up and exiting`);
-  const forced = setTimeout(() => process.exit(3), 45_000);
-  forced.unref();
-  void cleanup().finally(() => process.exit(2));
-}, budgetMs);
-watchdog.unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`bench: ${signal}; cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+guardBench(budgetMs, cleanup);
 
 // ---- helpers ---------------------------------------------------------------------------
 

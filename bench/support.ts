@@ -132,3 +132,22 @@ export async function cleanupStep(what: string, fn: () => Promise<unknown>): Pro
     console.error(`cleanup: ${what} failed: ${(err as Error).message}`);
   }
 }
+
+/**
+ * A bench that runs over `budgetMs`, or gets SIGINT/SIGTERM, cleans up what it started and
+ * exits (2 over budget, 130 on a signal; 3 if the clean-up itself hangs for 45 s).
+ */
+export function guardBench(budgetMs: number, cleanup: () => Promise<unknown>): void {
+  const watchdog = setTimeout(() => {
+    console.error(`bench: over its time budget of ${budgetMs / 1000} s; cleaning up and exiting`);
+    setTimeout(() => process.exit(3), 45_000).unref();
+    void cleanup().finally(() => process.exit(2));
+  }, budgetMs);
+  watchdog.unref();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`bench: ${signal}; cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+}
