@@ -169,7 +169,8 @@ const CONNECTION_ERROR_CODES = new Set([
   'DATABASE_UNAVAILABLE',
 ]);
 
-function errorChain(err: unknown): unknown[] {
+/** An error and its causes, outermost first (at most 5: a cause chain can be a cycle). */
+export function errorChain(err: unknown): unknown[] {
   const chain: unknown[] = [];
   let current: unknown = err;
   while (current && chain.length < 5) {

@@ -1,17 +1,9 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
-import { safeErrorInfo } from '../api/problem.js';
+import { errorChain, safeErrorInfo } from '../api/problem.js';
 
-/** The causes of an error, outermost first (bounded: a cause chain can be a cycle). */
-function errorChain(err: unknown): object[] {
-  const chain: object[] = [];
-  let current: unknown = err;
-  while (current !== null && typeof current === 'object' && chain.length < 5) {
-    chain.push(current);
-    current = (current as { cause?: unknown }).cause;
-  }
-  return chain;
-}
+/** The error and its causes that are objects (api/problem.ts errorChain). */
+const objectChain = (err: unknown): object[] => errorChain(err).filter((e): e is object => e !== null && typeof e === 'object');
 
 /** The error's class: drizzle's DrizzleQueryError keeps the name `Error`, its constructor says which. */
 function className(e: object): string {
@@ -27,7 +19,7 @@ function className(e: object): string {
  * which are names and e-mail addresses: only the class and codes may be shown or logged.
  */
 export function isDatabaseError(err: unknown): boolean {
-  return errorChain(err).some(
+  return objectChain(err).some(
     (e) => ['DrizzleQueryError', 'PostgresError'].includes(className(e)) || 'query' in e || 'params' in e || 'parameters' in e,
   );
 }
@@ -59,7 +51,7 @@ export function databaseErrorSummary(err: unknown): string | undefined {
   const sqlstate = code && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
   const reason = sqlstate ? (SQLSTATE_CLASSES[sqlstate.slice(0, 2)] ?? 'the database refused the query') : code ? `the database cannot be reached (${code})` : 'a database query failed';
   // Class names (DrizzleQueryError, PostgresError), kept to word characters.
-  const names = errorChain(err)
+  const names = objectChain(err)
     .map((e) => className(e).replace(/[^\w.]/g, ''))
     .join(' <- ');
   const codes = [sqlstate && `SQLSTATE ${sqlstate}`, routine && `in ${routine.replace(/[^\w.]/g, '')}`].filter(Boolean).join(', ');
