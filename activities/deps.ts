@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
 import type { JmlConfig } from '../domain/config.js';
+import type { Mailer } from '../services/mailer.js';
 import type { Connector } from './connectors/types.js';
 
 /** Everything activities touch, built once per worker process (see worker/temporal-worker.ts). */
@@ -10,4 +11,8 @@ export interface ActivityDeps {
   /** Connectors by target id. */
   connectors: Map<string, Connector>;
   logger: Logger;
+  /** Approval requests and notices; sending throws when it fails, so the activity retries. */
+  mailer: Mailer;
+  /** Base of the links in emails (PUBLIC_URL). */
+  publicUrl: string;
 }

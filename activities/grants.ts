@@ -2,7 +2,7 @@
 // approved; a grant says what the target really holds, proven by reading it back. Granting,
 // revoking and both read-backs live here, so there is one idea of what "proven" means.
 import { ApplicationFailure } from '@temporalio/activity';
-import { and, eq, ne } from 'drizzle-orm';
+import { and, eq, isNull, ne, or } from 'drizzle-orm';
 import { writeAudit, writeAuditBatch, type AuditEntry } from '../db/audit.js';
 import type { Tx } from '../db/client.js';
 import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
@@ -105,6 +105,18 @@ export function grantHelpers({ db, connectors }: ActivityDeps) {
   }
 
   return { loadGrant, connectorFor, moveGrant };
+}
+
+/**
+ * The revocation status of the requested access a grant carries, whoever revoked it (its
+ * expiry, a withdrawal, a leaver): it follows what the read-back proved. Birthright requests
+ * have none; a request whose access stays for another reason keeps `retained`.
+ */
+async function setRevocationStatus(tx: Tx, requestId: string, status: 'revoked' | 'failed'): Promise<void> {
+  await tx
+    .update(accessRequests)
+    .set({ revocationStatus: status, updatedAt: new Date() })
+    .where(and(eq(accessRequests.id, requestId), ne(accessRequests.kind, 'birthright'), or(isNull(accessRequests.revocationStatus), ne(accessRequests.revocationStatus, 'retained'))));
 }
 
 export function createGrantActivities(deps: ActivityDeps) {
@@ -284,6 +296,7 @@ export function createGrantActivities(deps: ActivityDeps) {
       await db.transaction(async (tx) => {
         await moveGrant(tx, grantId, 'revoked', { revokedAt: new Date(), lastError: null }, 'grant.revoked');
         await resolveAlerts(tx, [`revoke_failed:${grantId}`, `grant_failed:${grantId}`], 'grant revoked, verified by read-back', grantId);
+        await setRevocationStatus(tx, grant.requestId, 'revoked');
       });
     },
 
@@ -318,6 +331,7 @@ export function createGrantActivities(deps: ActivityDeps) {
             correlationId: grant.requestId,
           });
         }
+        if (phase === 'revoke') await setRevocationStatus(tx, grant.requestId, 'failed');
         // A revocation that did not happen is access someone should no longer have: critical.
         const critical = !recorded || phase === 'revoke' || entitlement.risk === 'critical' || entitlement.kind === 'account';
         const what = `${phase === 'grant' ? 'Granting' : 'Revoking'} ${entitlement.id} ${phase === 'grant' ? 'to' : 'from'} ${identity.employeeId} failed`;

@@ -6,6 +6,7 @@ import { createEventActivities } from './events.js';
 import { createGrantActivities } from './grants.js';
 import { createIdentityActivities } from './identities.js';
 import { createLifecycleActivities } from './lifecycle.js';
+import { createRequestActivities } from './requests.js';
 import { createTargetActivities } from './targets.js';
 
 export function createActivities(deps: ActivityDeps) {
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createGrantActivities(deps),
     ...createLifecycleActivities(deps),
     ...createTargetActivities(deps),
+    ...createRequestActivities(deps),
     async getPolicy(): Promise<PolicySnapshot> {
       return policySnapshot(deps.config);
     },

@@ -28,10 +28,13 @@ import { hrEventRoutes, type StoreHrEvent } from './routes/hr-events.js';
 import { identityRoutes } from './routes/identities.js';
 import { planRoutes } from './routes/plan.js';
 import { entitlementRoutes } from './routes/entitlements.js';
+import { accessRequestRoutes } from './routes/access-requests.js';
 import { retryRoutes } from './routes/retry.js';
 import { batchRoutes } from './routes/batches.js';
 import { importRoutes } from './routes/imports.js';
 import { scimRoutes } from './routes/scim.js';
+import { approvalPageRoutes } from './routes/approval-page.js';
+import { mailboxRoutes } from './routes/mailbox.js';
 import { WebhookVerifier } from './webhook-verify.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -81,6 +84,12 @@ export interface ApiDeps {
    * to measure what the audit hash chain costs; production code leaves it alone.
    */
   storeHrEvent?: StoreHrEvent;
+  /**
+   * The embedded mail catcher's directory (JML_MAIL_CATCHER_DIR, set by `jml start` when
+   * SMTP_URL is not): the caught mail is then shown at /dev/mail, to loopback only
+   * (api/routes/mailbox.ts). Absent: no such route exists.
+   */
+  mailCatcherDir?: string;
 }
 
 declare module 'fastify' {
@@ -100,8 +109,9 @@ const SAFE_LOG_OPTIONS = {
     censor: '[redacted]',
   },
   serializers: {
-    // Method, path and id only: no headers, no query string (it can carry employee ids).
-    req: (req: { method?: string; url?: string; id?: string }) => ({ method: req.method, url: req.url?.split('?')[0], id: req.id }),
+    // Method, path and id only: no headers, no query string (it can carry employee ids), and
+    // no approval link's token (whoever holds it can decide).
+    req: (req: { method?: string; url?: string; id?: string }) => ({ method: req.method, url: req.url?.split('?')[0]?.replace(/^\/approvals\/[^/]*/, '/approvals/[token]'), id: req.id }),
   },
 };
 
@@ -213,10 +223,15 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(identityRoutes, { db: deps.db });
   await app.register(planRoutes, { db: deps.db, config: deps.config, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(entitlementRoutes, { config: deps.config });
+  await app.register(accessRequestRoutes, { db: deps.db, config: deps.config, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(retryRoutes, { db: deps.db, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(batchRoutes, { db: deps.db, queue: deps.hrEventQueue });
   await app.register(importRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl });
   await app.register(scimRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl, metrics });
+  // The HTML page the approval email links to (its cookie, form and CSRF plugins stay in its own scope).
+  await app.register(approvalPageRoutes, { db: deps.db, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
+  // Only while `jml start` catches mail: these pages show approval links, and answer loopback only.
+  if (deps.mailCatcherDir) await app.register(mailboxRoutes, { dir: deps.mailCatcherDir, publicUrl: deps.publicUrl });
   await registerDocs(app);
 
   return app;

@@ -1,13 +1,15 @@
 // Bearer tokens with scopes. A token is `jml_<base64url of 32 random bytes>`; only its
 // SHA-256 (hex) is stored, and a request's token is found by that hash, so there is no
 // string comparison of secrets to time. `admin` implies every scope.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import { EMPLOYEE_ID_RULE, parseEmployeeId } from '../domain/employee-id.js';
 import type { Scope } from '../domain/types.js';
 import { writeAudit } from '../db/audit.js';
 import type { Db } from '../db/client.js';
 import { apiTokens } from '../db/schema.js';
+import { hashToken } from '../db/token-hash.js';
 import { problems, safeErrorInfo } from './problem.js';
 
 export const TOKEN_PREFIX = 'jml_';
@@ -19,6 +21,8 @@ export interface Principal {
   tokenId: string;
   name: string;
   scopes: readonly string[];
+  /** The person the token acts as (canonical employee id): it requests for them and decides as them. null: nobody. */
+  employeeId: string | null;
 }
 
 declare module 'fastify' {
@@ -31,30 +35,33 @@ declare module 'fastify' {
   }
 }
 
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
+export { hashToken };
 
 export function generateToken(): string {
   return `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
 }
 
-/** Creates a token and returns it once; only its hash is kept. Audited. */
+/**
+ * Creates a token and returns it once; only its hash is kept. Audited. `employeeId` binds it
+ * to a person (stored canonical): it then requests for that person and decides as them.
+ */
 export async function createApiToken(
   db: Db,
-  input: { name: string; scopes: readonly Scope[]; actor?: string },
+  input: { name: string; scopes: readonly Scope[]; actor?: string; employeeId?: string | null },
 ): Promise<{ id: string; token: string }> {
   const token = generateToken();
   const scopes = [...new Set(input.scopes)];
+  const employeeId = input.employeeId ? parseEmployeeId(input.employeeId) : null;
+  if (input.employeeId && !employeeId) throw new Error(`the token's employee id ${EMPLOYEE_ID_RULE}`);
   return db.transaction(async (tx) => {
-    const [row] = await tx.insert(apiTokens).values({ name: input.name, scopes, tokenHash: hashToken(token) }).returning({ id: apiTokens.id });
+    const [row] = await tx.insert(apiTokens).values({ name: input.name, scopes, employeeId, tokenHash: hashToken(token) }).returning({ id: apiTokens.id });
     if (!row) throw new Error('api token insert returned nothing');
     await writeAudit(tx, {
       actor: input.actor ?? 'system',
       action: 'api_token.created',
       subjectType: 'api_token',
       subjectId: row.id,
-      after: { name: input.name, scopes },
+      after: { name: input.name, scopes, employeeId },
     });
     return { id: row.id, token };
   });
@@ -90,12 +97,12 @@ export class TokenAuthenticator {
   async authenticate(token: string): Promise<Principal | null> {
     if (!TOKEN_PATTERN.test(token)) return null;
     const [row] = await this.db
-      .select({ id: apiTokens.id, name: apiTokens.name, scopes: apiTokens.scopes, revokedAt: apiTokens.revokedAt })
+      .select({ id: apiTokens.id, name: apiTokens.name, scopes: apiTokens.scopes, employeeId: apiTokens.employeeId, revokedAt: apiTokens.revokedAt })
       .from(apiTokens)
       .where(eq(apiTokens.tokenHash, hashToken(token)));
     if (!row || row.revokedAt) return null;
     this.touch(row.id);
-    return { tokenId: row.id, name: row.name, scopes: row.scopes };
+    return { tokenId: row.id, name: row.name, scopes: row.scopes, employeeId: row.employeeId };
   }
 
   /** Bookkeeping, not a state change: no audit row, at most once a minute, never awaited. */

@@ -21,6 +21,7 @@ import { registerImportCommand } from './commands/import.js';
 import { registerRetryCommand } from './commands/retry.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerGrantsCommand } from './commands/grants.js';
+import { registerRequestCommands } from './commands/requests.js';
 import { employeeIdArgument, planStepLines, registerStatusCommand } from './commands/status.js';
 
 const program = new Command('jml')
@@ -151,13 +152,15 @@ token
   .command('create')
   .requiredOption('--name <name>', 'who or what uses the token')
   .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes)
-  .action(async (options: { name: string; scopes: Scope[] }) => {
+  .option('--employee <id>', 'bind the token to this person: it requests for them and decides as them', employeeIdArgument)
+  .action(async (options: { name: string; scopes: Scope[]; employee?: string }) => {
     const env = readEnv();
     await runMigrations(env.databaseUrl);
     const { db, close } = createDb(env.databaseUrl, { max: 1 });
     try {
-      const created = await createApiToken(db, { name: options.name, scopes: options.scopes, actor: 'cli' });
-      console.error(safe`token ${created.id} for "${options.name}" with ${options.scopes.join(', ')} (shown once; only its hash is stored):`);
+      const created = await createApiToken(db, { name: options.name, scopes: options.scopes, actor: 'cli', employeeId: options.employee ?? null });
+      const boundTo = options.employee ? safe`, bound to ${options.employee}` : '';
+      console.error(safe`token ${created.id} for "${options.name}" with ${options.scopes.join(', ')}` + boundTo + ' (shown once; only its hash is stored):');
       console.log(created.token);
     } finally {
       await close();
@@ -230,6 +233,7 @@ registerRetryCommand(program);
 registerStatusCommand(program);
 registerGrantsCommand(program);
 registerAuditCommands(program);
+registerRequestCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(describeError(err));

@@ -1,6 +1,6 @@
 // What a person holds: every grant that is not revoked, with the kind of request behind it,
 // and the entitlements approved requests keep due whatever the HR attributes say.
-import { and, eq, inArray, ne } from 'drizzle-orm';
+import { and, eq, inArray, isNull, ne } from 'drizzle-orm';
 import type { Holdings } from '../domain/lifecycle.js';
 import type { EntitlementKind, GrantStatus, RequestKind } from '../domain/types.js';
 import type { DbOrTx } from './client.js';
@@ -18,7 +18,8 @@ export async function loadHoldings(db: DbOrTx, identityId: string): Promise<Hold
   const requested = await db
     .select({ entitlementId: accessRequests.entitlementId })
     .from(accessRequests)
-    .where(and(eq(accessRequests.identityId, identityId), ne(accessRequests.kind, 'birthright'), inArray(accessRequests.status, ['approved', 'auto_approved'])));
+    // Removed (or being removed) requested access keeps nothing due.
+    .where(and(eq(accessRequests.identityId, identityId), ne(accessRequests.kind, 'birthright'), inArray(accessRequests.status, ['approved', 'auto_approved']), isNull(accessRequests.revocationStatus)));
   return {
     holdings: rows.map(({ grant, entitlement, request }) => ({
       grantId: grant.id,

@@ -8,7 +8,8 @@ import { accessRequests, entitlements, grants, hrEvents, identities } from './sc
 
 /**
  * A grant with its request and entitlement. The request status (did the right person say
- * yes?) and the grant status (did the target really do it?) are two columns, never merged.
+ * yes?), the grant status (did the target really do it?) and the revocation status of the
+ * request's access (has it really gone?) are columns of their own, never merged.
  */
 const grantColumns = {
   id: grants.id,
@@ -20,6 +21,7 @@ const grantColumns = {
   requestKind: accessRequests.kind,
   requestStatus: accessRequests.status,
   grantStatus: grants.status,
+  revocationStatus: accessRequests.revocationStatus,
   attempts: grants.attempts,
   lastError: grants.lastError,
   verifiedAt: grants.verifiedAt,

@@ -2,6 +2,7 @@
 // so the database itself refuses a value the domain does not know.
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   bigserial,
   boolean,
   check,
@@ -126,16 +127,34 @@ export const accessRequests = pgTable(
   'access_requests',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    /** Set by the workflow that creates it, so a retried activity finds its own row. */
+    /** Birthright: event + entitlement. Requested: the caller's Idempotency-Key (or a fresh one), per requester. */
     idempotencyKey: text('idempotency_key').notNull().unique(),
     identityId: uuid('identity_id').notNull().references(() => identities.id),
     entitlementId: text('entitlement_id').notNull().references(() => entitlements.id),
     kind: text('kind').notNull(),
+    /** The request status: did the right person say yes? */
     status: text('status').notNull(),
+    /** The requester's employee id, `api:<token name>` for a token bound to nobody, or the engine. */
     requestedBy: text('requested_by').notNull(),
+    /** Why the status is what it is (the birthright rule, the cancellation, the refusal). */
     reason: text('reason'),
+    /** What the requester said the access is for. */
+    justification: text('justification'),
+    /** How long the grant lasts once made; null: until removed. */
+    durationMs: bigint('duration_ms', { mode: 'number' }),
+    /** When the grant ends: set once it is verified (verified_at + duration). */
+    expiresAt: tz('expires_at'),
+    /**
+     * The revocation status, apart from the grant's: null until removal is asked (expiry,
+     * withdrawal, review), then pending -> revoked | failed, or retained when the access
+     * stays because something else still makes it due (retained_by says what).
+     */
+    revocationStatus: text('revocation_status'),
+    retainedBy: jsonb('retained_by').$type<string[]>(),
     rules: jsonb('rules').$type<string[]>(),
     hrEventId: text('hr_event_id'),
+    /** When its accessRequest workflow was started; null: not yet (a sweep starts it). */
+    workflowStartedAt: tz('workflow_started_at'),
     createdAt: createdAt(),
     decidedAt: tz('decided_at'),
     updatedAt: tz('updated_at').notNull().defaultNow(),
@@ -143,7 +162,10 @@ export const accessRequests = pgTable(
   (t) => [
     check('access_requests_kind_check', inList('kind', ['birthright', 'requested', 'jit'])),
     check('access_requests_status_check', inList('status', ['pending_approval', 'approved', 'auto_approved', 'denied', 'expired', 'cancelled'])),
+    check('access_requests_revocation_status_check', sql`revocation_status is null or revocation_status in ('pending', 'revoked', 'failed', 'retained')`),
     index('access_requests_identity_idx').on(t.identityId),
+    index('access_requests_status_idx').on(t.status, t.createdAt),
+    index('access_requests_unstarted_idx').on(t.createdAt).where(sql`workflow_started_at is null and kind <> 'birthright'`),
   ],
 );
 
@@ -173,26 +195,58 @@ export const grants = pgTable(
   ],
 );
 
+/**
+ * One approver's part in one stage of a request: stage 1, 2... (manager, then owner), or a
+ * mover's review by the new manager. An escalation adds a row for the approver's manager
+ * (escalated_from names the row it escalates); either may decide while the stage is open.
+ */
 export const approvals = pgTable(
   'approvals',
   {
     id: uuid('id').primaryKey().defaultRandom(),
     requestId: uuid('request_id').notNull().references(() => accessRequests.id),
+    stage: integer('stage').notNull(),
+    role: text('role').notNull(),
+    /** Canonical employee id of who decides. */
     approver: text('approver').notNull(),
-    /** SHA-256 of the single-use token in the emailed link; the token itself is never stored. */
-    tokenHash: text('token_hash').notNull().unique(),
+    /** Why the stage went to the fallback approver; null when its own approver decides. */
+    fallbackReason: text('fallback_reason'),
+    escalatedFrom: uuid('escalated_from'),
     dueAt: tz('due_at').notNull(),
     remindersSent: integer('reminders_sent').notNull().default(0),
     escalatedTo: text('escalated_to'),
     escalatedAt: tz('escalated_at'),
+    /** Why escalation found nobody, when it did not happen. */
+    escalationNote: text('escalation_note'),
     decision: text('decision'),
     decidedBy: text('decided_by'),
     decidedAt: tz('decided_at'),
-    tokenUsedAt: tz('token_used_at'),
+    /** How the decision came: the emailed page, the API, the CLI, or the deadline. */
+    decidedVia: text('decided_via'),
+    comment: text('comment'),
     createdAt: createdAt(),
   },
-  () => [check('approvals_decision_check', sql`decision is null or decision in ('approved', 'denied', 'expired')`)],
+  (t) => [
+    check('approvals_decision_check', sql`decision is null or decision in ('approved', 'denied', 'expired', 'cancelled')`),
+    check('approvals_role_check', inList('role', ['manager', 'owner', 'escalation', 'mover_review'])),
+    uniqueIndex('approvals_stage_approver_idx').on(t.requestId, t.stage, t.approver),
+    index('approvals_approver_idx').on(t.approver).where(sql`decision is null`),
+  ],
 );
+
+/**
+ * The links emailed to approvers: 256 random bits each, kept only as SHA-256. Every message
+ * (the request, a reminder, an escalation) carries its own; any of a stage's links works until
+ * the stage is decided, and the decision uses them all up.
+ */
+export const approvalTokens = pgTable('approval_tokens', {
+  tokenHash: text('token_hash').primaryKey(),
+  approvalId: uuid('approval_id').notNull().references(() => approvals.id),
+  purpose: text('purpose').notNull(),
+  createdAt: createdAt(),
+  expiresAt: tz('expires_at').notNull(),
+  usedAt: tz('used_at'),
+});
 
 export const alerts = pgTable(
   'alerts',
@@ -233,7 +287,12 @@ export const auditLog = pgTable(
     prevHash: text('prev_hash').notNull(),
     hash: text('hash').notNull(),
   },
-  (t) => [index('audit_log_subject_idx').on(t.subjectType, t.subjectId), uniqueIndex('audit_log_prev_hash_idx').on(t.prevHash)],
+  (t) => [
+    index('audit_log_subject_idx').on(t.subjectType, t.subjectId),
+    uniqueIndex('audit_log_prev_hash_idx').on(t.prevHash),
+    // A request's timeline is every row correlated with it (its approvals, its grant).
+    index('audit_log_correlation_idx').on(t.correlationId),
+  ],
 );
 
 export const apiTokens = pgTable('api_tokens', {
@@ -241,6 +300,8 @@ export const apiTokens = pgTable('api_tokens', {
   name: text('name').notNull(),
   tokenHash: text('token_hash').notNull().unique(),
   scopes: text('scopes').array().notNull(),
+  /** The person the token acts as (canonical employee id): it requests for them and decides as them. */
+  employeeId: text('employee_id'),
   createdAt: createdAt(),
   lastUsedAt: tz('last_used_at'),
   revokedAt: tz('revoked_at'),

@@ -47,8 +47,13 @@ const entitlement = z.object({
   /** The object in the target: a group DN for LDAP groups; unused for accounts. */
   ref: z.string().optional(),
   risk: z.enum(['low', 'medium', 'high', 'critical']).default('low'),
+  /** The resource owner's employee id: approves requests routed to `owner`. */
   owner: z.string().optional(),
   requestable: z.boolean().default(false),
+  /** Who approves a request for it; absent: `approval.approver`. */
+  approver: z.enum(['manager', 'owner', 'manager_then_owner']).optional(),
+  /** The longest a requested grant may last (a request must then give a duration); absent: no limit. */
+  maxDuration: duration.optional(),
   jit: z
     .object({ eligible: z.boolean().default(false), maxDuration: duration.default(4 * 3_600_000), requiresApproval: z.boolean().default(true) })
     .optional(),
@@ -62,14 +67,38 @@ const birthrightRule = z.object({
   grant: z.array(z.string()).min(1),
 });
 
+/**
+ * How requests are approved. Each stage's approver is reminded once at `reminderAfter`, the
+ * stage escalates once to the approver's manager at `escalateAfter`, and ends `expired` at
+ * `timeout` (each from the stage's start). A stage whose approver is missing, not active or
+ * the subject goes to `fallbackApprover`, or the request is refused. A mover's requested
+ * access goes to the new manager to keep or remove; without an answer within
+ * `moverReview.timeout`, `moverReview.default` applies (remove: the safe side).
+ */
 const approvalPolicy = z
   .object({
-    approver: z.enum(['manager', 'owner']).default('manager'),
+    approver: z.enum(['manager', 'owner', 'manager_then_owner']).default('manager'),
+    fallbackApprover: z.string().min(1).optional(),
     timeout: duration.default(3 * 86_400_000),
     reminderAfter: duration.default(86_400_000),
     escalateAfter: duration.default(2 * 86_400_000),
+    moverReview: z
+      .object({ timeout: duration.default(7 * 86_400_000), default: z.enum(['remove', 'keep']).default('remove') })
+      .strict()
+      .default({ timeout: 7 * 86_400_000, default: 'remove' }),
   })
-  .default({ approver: 'manager', timeout: 3 * 86_400_000, reminderAfter: 86_400_000, escalateAfter: 2 * 86_400_000 });
+  .strict()
+  .superRefine((a, ctx) => {
+    if (!(a.reminderAfter < a.timeout)) ctx.addIssue({ code: 'custom', path: ['reminderAfter'], message: 'must be shorter than timeout' });
+    if (!(a.escalateAfter < a.timeout)) ctx.addIssue({ code: 'custom', path: ['escalateAfter'], message: 'must be shorter than timeout' });
+  })
+  .default({ approver: 'manager', timeout: 3 * 86_400_000, reminderAfter: 86_400_000, escalateAfter: 2 * 86_400_000, moverReview: { timeout: 7 * 86_400_000, default: 'remove' } });
+
+/** Outgoing mail (SMTP_URL says where to): the sender of approval requests and notices. */
+const mail = z
+  .object({ from: z.string().min(3).default('jml-engine <jml@localhost>') })
+  .strict()
+  .default({ from: 'jml-engine <jml@localhost>' });
 
 const lifecycle = z
   .object({
@@ -180,6 +209,7 @@ export const configSchema = z
     entitlements: z.array(entitlement).min(1),
     birthright: z.array(birthrightRule).default([]),
     approval: approvalPolicy,
+    mail,
     sod: z.array(z.object({ name: z.string(), conflicting: z.array(z.string()).min(2) })).default([]),
     lifecycle,
     retries,
@@ -207,6 +237,16 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['entitlements', i, 'ref'], message: `must be a DN under the target's groupsDN (${target.groupsDN}), e.g. cn=${e.ref.includes('=') ? 'name' : e.ref},${target.groupsDN}` });
       }
     });
+    config.entitlements.forEach((e, i) => {
+      if (e.requestable && (e.approver ?? config.approval.approver) !== 'manager' && !e.owner && !config.approval.fallbackApprover) {
+        ctx.addIssue({ code: 'custom', path: ['entitlements', i, 'owner'], message: `requests for it are approved by the owner: name one (or set approval.fallbackApprover)` });
+      }
+    });
+    config.sod.forEach((rule, i) =>
+      rule.conflicting.forEach((id, j) => {
+        if (!entitlementIds.has(id)) ctx.addIssue({ code: 'custom', path: ['sod', i, 'conflicting', j], message: `unknown entitlement "${id}"` });
+      }),
+    );
     config.birthright.forEach((rule, i) =>
       rule.grant.forEach((id, j) => {
         if (!entitlementIds.has(id)) ctx.addIssue({ code: 'custom', path: ['birthright', i, 'grant', j], message: `unknown entitlement "${id}"` });

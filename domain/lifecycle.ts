@@ -132,7 +132,7 @@ export interface Holdings {
   requestedEntitlements: string[];
 }
 
-export type RevokeReason = 'leaver' | 'mover' | 'rescinded' | 'expired' | 'manual';
+export type RevokeReason = 'leaver' | 'mover' | 'rescinded' | 'expired' | 'manual' | 'withdrawn' | 'review';
 
 export type Effect =
   | { kind: 'saveIdentity'; status: IdentityStatus; attributes: IdentityAttributes; hireDate: string | null; terminationDate: string | null; effectiveAt: string; eventId: string }

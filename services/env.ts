@@ -13,9 +13,16 @@ export interface Env {
   temporalPort: number;
   temporalUiPort: number;
   slapdPort: number;
+  /** Port of the mail catcher `jml start` embeds when SMTP_URL is not set (JML_MAIL_CATCHER_PORT, 2525). */
+  mailCatcherPort: number;
   temporalNamespace: string;
   taskQueue: string;
   smtpUrl: string | undefined;
+  /**
+   * Where the embedded mail catcher keeps caught mail (JML_MAIL_CATCHER_DIR): set by `jml start`
+   * for its engine process only; when set, the API serves the local mailbox at /dev/mail.
+   */
+  mailCatcherDir: string | undefined;
   publicUrl: string;
   configPath: string;
   webhookSecrets: string[];
@@ -47,9 +54,11 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     temporalPort: portFrom(source, 'JML_TEMPORAL_PORT', 7233),
     temporalUiPort: portFrom(source, 'JML_TEMPORAL_UI_PORT', 8233),
     slapdPort: portFrom(source, 'JML_SLAPD_PORT', 3389),
+    mailCatcherPort: portFrom(source, 'JML_MAIL_CATCHER_PORT', 2525),
     temporalNamespace: source.TEMPORAL_NAMESPACE ?? 'default',
     taskQueue: source.JML_TASK_QUEUE ?? 'jml',
     smtpUrl: source.SMTP_URL || undefined,
+    mailCatcherDir: source.JML_MAIL_CATCHER_DIR || undefined,
     publicUrl: source.PUBLIC_URL ?? `http://localhost:${port}`,
     configPath: path.resolve(source.JML_CONFIG ?? './jml.config.yaml'),
     webhookSecrets: (source.JML_WEBHOOK_SECRET ?? '').split(',').map((s) => s.trim()).filter(Boolean),

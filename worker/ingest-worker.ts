@@ -2,6 +2,7 @@
 // timer that re-enqueues rows that never got one (services/dispatch.ts does the work).
 import { Worker as BullWorker, type ConnectionOptions, type Queue } from 'bullmq';
 import type { Logger } from 'pino';
+import { runPeriodically } from '../services/periodic.js';
 import type { Db } from '../db/client.js';
 import { dispatchHrEvent, redispatchStranded, type IngestDeps } from '../services/dispatch.js';
 import { HR_EVENTS_QUEUE, type HrEventJob } from '../services/hr-event-queue.js';
@@ -30,21 +31,12 @@ export function createIngestWorker(deps: IngestDeps & { connection: ConnectionOp
 
 /** Runs redispatchStranded every `intervalMs` until stopped; errors (Redis still down) are logged and retried. Logs only what it did. */
 export function startDispatcher(db: Db, queue: Queue<HrEventJob>, logger: Logger, intervalMs = 5_000, graceMs = 5_000): { stop(): Promise<void> } {
-  let running: Promise<unknown> = Promise.resolve();
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return; // one pass at a time
-    busy = true;
-    running = redispatchStranded(db, queue, { graceMs })
-      .then(({ enqueued, retried }) => (enqueued || retried) && logger.info({ enqueued, retried }, 'handed stranded hr events back to the queue'))
-      .catch((err: Error) => logger.warn({ err }, 'dispatcher pass failed; will retry'))
-      .finally(() => (busy = false));
-  }, intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
+  return runPeriodically(
+    async () => {
+      const { enqueued, retried } = await redispatchStranded(db, queue, { graceMs });
+      if (enqueued || retried) logger.info({ enqueued, retried }, 'handed stranded hr events back to the queue');
     },
-  };
+    intervalMs,
+    (err) => logger.warn({ err }, 'dispatcher pass failed; will retry'),
+  );
 }

@@ -20,9 +20,13 @@ import { freePort } from '../scripts/free-port.js';
 import { startSlapd, slapdAvailable } from '../scripts/slapd.js';
 import { startTemporalDevServer, TemporalUnavailable } from '../scripts/temporal-server.js';
 import { loadConfig } from '../services/config.js';
+import { startMailCatcher } from '../services/mail-catcher.js';
+import { MAILBOX_PATH } from '../api/routes/mailbox.js';
 import { webhookSecrets } from '../services/setup.js';
 import { temporalAddressOf, type Env } from '../services/env.js';
 import { createHrEventQueue } from '../services/hr-event-queue.js';
+import { createMailer } from '../services/mailer.js';
+import { startRequestSweeper } from '../services/access-requests.js';
 import { createIngestWorker, startDispatcher } from './ingest-worker.js';
 import { redisConnection } from '../services/redis.js';
 import { createTemporalWorker } from './temporal-worker.js';
@@ -103,6 +107,7 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
         temporal,
         taskQueue: env.taskQueue,
         publicUrl: env.publicUrl,
+        mailCatcherDir: env.mailCatcherDir,
         metrics,
         // The health probes reach each target where the workers do.
         targetUrls: ldapUrls,
@@ -124,6 +129,9 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
       endpoints.metrics = `${env.publicUrl}/metrics`;
       const dispatcher = startDispatcher(database.db, queue, logger);
       stops.push(() => dispatcher.stop());
+      // Access requests the API recorded but could not hand to Temporal (it was down).
+      const requestSweeper = startRequestSweeper(database.db, temporal, env.taskQueue, logger);
+      stops.push(() => requestSweeper.stop());
     }
 
     if (roles.worker) {
@@ -132,7 +140,17 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
       stops.push(() => closeConnectors(connectors));
       const ingest: BullWorker = createIngestWorker({ db: database.db, temporal, taskQueue: env.taskQueue, logger, connection: redisConnection(env.redisUrl, 'worker'), prefix: env.redisPrefix });
       stops.push(() => ingest.close());
-      const worker = startTemporalWorkerWhenReachable({ address: temporalAddress, namespace: env.temporalNamespace, taskQueue: env.taskQueue, deps: { db: database.db, config, connectors, logger }, logger });
+      // Without SMTP_URL (and outside `jml start`, whose catcher sets it) mail waits, retrying, until one is set.
+      if (!env.smtpUrl) warnings.push('SMTP_URL is not set: approval requests and notices wait (retrying) until it is');
+      const mailer = createMailer({ smtpUrl: env.smtpUrl, from: config.mail.from });
+      stops.push(() => mailer.close());
+      const worker = startTemporalWorkerWhenReachable({
+        address: temporalAddress,
+        namespace: env.temporalNamespace,
+        taskQueue: env.taskQueue,
+        deps: { db: database.db, config, connectors, logger, mailer, publicUrl: env.publicUrl },
+        logger,
+      });
       stops.push(() => worker.stop());
       // Ready (and so the banner) once the worker runs or has said why it cannot yet: its
       // start-up, bundling the workflows, then logs nothing after the banner.
@@ -265,6 +283,11 @@ export function startSupervisor(env: Env, logger: Logger, engineCommand: string[
   if (ldapTarget && !slapdAvailable()) warnings.push(`target "${ldapTarget.id}" has no url and slapd is not installed (apt-get install slapd ldap-utils): its grants will wait and retry`);
   const embedSlapd = ldapTarget !== undefined && slapdAvailable();
   const slapdPorts = [{ port: env.slapdPort, variable: 'JML_SLAPD_PORT' }];
+  // Without SMTP_URL, mail is caught here and shown at /dev/mail, so that a new user can
+  // follow an approval link; the engine sends to the catcher like to any SMTP server.
+  const catchMail = !env.smtpUrl;
+  const mailCatcherPorts = [{ port: env.mailCatcherPort, variable: 'JML_MAIL_CATCHER_PORT' }];
+  const mailCatcherDir = path.join(env.dataDir, 'mail');
 
   const startTemporal = async () => {
     await ensurePortsFree(temporalPorts);
@@ -307,7 +330,7 @@ export function startSupervisor(env: Env, logger: Logger, engineCommand: string[
 
   /** What runs where, for the banner; undefined when stop() came before the end. */
   const startUp = async () => {
-    await ensurePortsFree([{ port: env.port, variable: 'PORT' }, ...(embedTemporal ? temporalPorts : []), ...(embedSlapd ? slapdPorts : [])]);
+    await ensurePortsFree([{ port: env.port, variable: 'PORT' }, ...(embedTemporal ? temporalPorts : []), ...(embedSlapd ? slapdPorts : []), ...(catchMail ? mailCatcherPorts : [])]);
     if (stopping.signal.aborted) return undefined;
     if (embedTemporal || embedSlapd) logger.info({ temporalPort: embedTemporal ? env.temporalPort : undefined, slapdPort: embedSlapd ? env.slapdPort : undefined }, 'starting the embedded servers');
     const [temporal, slapd] = await Promise.allSettled([embedTemporal ? startTemporal() : undefined, embedSlapd ? startLdap() : undefined]);
@@ -328,7 +351,18 @@ export function startSupervisor(env: Env, logger: Logger, engineCommand: string[
       warnings.push(`Temporal is not running (${temporal.reason.message}): install Go (to build the Temporal CLI) or set TEMPORAL_ADDRESS; events are accepted and kept until it is there`);
     }
 
-    const startEngine = () => startEngineProcess(engineCommand, stopping.signal);
+    let engineEnv: NodeJS.ProcessEnv | undefined;
+    if (catchMail) {
+      // In this process, not supervised: it is a small in-process server that only stop() ends.
+      const catcher = await startMailCatcher({ dir: mailCatcherDir, port: env.mailCatcherPort });
+      servers.push(catcher);
+      logger.info({ port: catcher.port }, 'embedded mail catcher started (SMTP_URL is not set)');
+      if (stopping.signal.aborted) return undefined;
+      endpoints['mail (caught, no SMTP_URL)'] = `${env.publicUrl}${MAILBOX_PATH}`;
+      engineEnv = { ...process.env, SMTP_URL: catcher.url, JML_MAIL_CATCHER_DIR: mailCatcherDir };
+    }
+
+    const startEngine = () => startEngineProcess(engineCommand, stopping.signal, engineEnv);
     const first = await startEngine();
     engine = supervise('engine', first, startEngine);
     Object.assign(endpoints, first.endpoints);
@@ -401,10 +435,11 @@ function keepRunning<T extends Supervised>(
 }
 
 /** Forks the engine (API and workers) and waits for its ready message; an exit before it fails the start. */
-async function startEngineProcess([modulePath, ...args]: string[], stopping: AbortSignal): Promise<Supervised & Omit<EngineReady, 'type'>> {
+async function startEngineProcess([modulePath, ...args]: string[], stopping: AbortSignal, env?: NodeJS.ProcessEnv): Promise<Supervised & Omit<EngineReady, 'type'>> {
   // Logs go straight to the terminal; the IPC channel carries the ready message and, should
   // the supervisor die, tells the engine to stop (it exits on 'disconnect').
-  const child = fork(modulePath!, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // `env`: the supervisor's environment plus what it started for the engine (the mail catcher's SMTP_URL).
+  const child = fork(modulePath!, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...(env ? { env } : {}) });
   const { exited, stop } = ownChild(child, ENGINE_STOP_TIMEOUT_MS);
   const ready = new Promise<EngineReady>((resolve) => {
     child.on('message', (message: EngineReady) => {

@@ -38,6 +38,7 @@ import {
 } from '../domain/lifecycle.js';
 import type { PolicySnapshot } from '../domain/policy.js';
 import type { HrEventSignal } from '../domain/types.js';
+import { accessRequestWorkflowId, moverReviewSignal } from './request-messages.js';
 import { TARGET_UNAVAILABLE, targetAttemptedSignal, targetRecoveredSignal } from './target-recovery.js';
 
 export const hrEventSignal = defineSignal<[HrEventSignal]>('hrEvent');
@@ -258,6 +259,17 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
         await db().cancelPendingRequests(employeeId, effect.reason);
         return undefined;
       case 'moverReview':
+        // v5: the new manager is asked by mail, in each request's own workflow, to keep or
+        // remove the requested access a move lists. Histories recorded before only alerted.
+        if (patched('mover-review-by-mail')) {
+          const requestIds = await db().requestsForReview({ employeeId, entitlementIds: effect.entitlementIds, eventId: effect.eventId });
+          for (const requestId of requestIds) {
+            await getExternalWorkflowHandle(accessRequestWorkflowId(requestId))
+              .signal(moverReviewSignal, { eventId: effect.eventId })
+              .catch(() => log.warn('mover review: the request workflow is not running', { requestId }));
+          }
+          return undefined;
+        }
         await db().recordMoverReview(employeeId, effect.entitlementIds, effect.eventId);
         return undefined;
       case 'eventOutcome':

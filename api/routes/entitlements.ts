@@ -21,7 +21,13 @@ const entitlementSchema = z.object({
   risk: z.enum(['low', 'medium', 'high', 'critical']),
   owner: z.string().nullable().describe("The resource owner's employee id, if one is recorded."),
   requestable: z.boolean().describe('Whether a person may ask for it (POST /api/v1/access-requests).'),
-  approval: z.object({ approver: z.enum(['manager', 'owner']).describe('Who approves a request for it.') }).nullable().describe('Null when it cannot be requested.'),
+  approval: z
+    .object({
+      approver: z.enum(['manager', 'owner', 'manager_then_owner']).describe("Who approves a request for it: the subject's manager, the owner, or the manager and then the owner."),
+      maxDuration: z.string().nullable().describe('The longest a requested grant may last, e.g. 30d (a request must then give a duration); null: no limit.'),
+    })
+    .nullable()
+    .describe('Null when it cannot be requested.'),
   jit: z
     .object({ maxDuration: z.string().describe('The longest elevation, e.g. 4h.'), requiresApproval: z.boolean() })
     .nullable()
@@ -43,7 +49,7 @@ export function entitlementCatalogue(config: JmlConfig): Entitlement[] {
     risk: e.risk,
     owner: e.owner ?? null,
     requestable: e.requestable,
-    approval: e.requestable ? { approver: config.approval.approver } : null,
+    approval: e.requestable ? { approver: e.approver ?? config.approval.approver, maxDuration: e.maxDuration === undefined ? null : formatDuration(e.maxDuration) } : null,
     jit: e.jit?.eligible ? { maxDuration: formatDuration(e.jit.maxDuration), requiresApproval: e.jit.requiresApproval } : null,
     birthright: config.birthright.filter((rule) => rule.grant.includes(e.id)).map((rule) => rule.name),
     separationOfDuties: config.sod.filter((rule) => rule.conflicting.includes(e.id)).map((rule) => ({ rule: rule.name, conflictsWith: rule.conflicting.filter((id) => id !== e.id) })),

@@ -5,6 +5,7 @@
 //                                          requestStatus and grantStatus side by side
 //   GET /api/v1/identities/:id/timeline    the person's HR events and audit rows, in time order
 // Cursors are opaque base64url JSON; a cursor that does not decode is a 400 naming `cursor`.
+import { REVOCATION_STATUSES } from '../../domain/request-view.js';
 import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -68,6 +69,7 @@ const grantSchema = z.object({
   requestKind: z.enum(REQUEST_KINDS),
   requestStatus: z.enum(REQUEST_STATUSES).describe('Did the right person say yes?'),
   grantStatus: z.enum(GRANT_STATUSES).describe('Did the target system really do it (proven by read-back)?'),
+  revocationStatus: z.enum(REVOCATION_STATUSES).nullable().describe('Has the requested access really gone? null: its removal was never asked.'),
   attempts: z.number().int(),
   lastError: z.string().nullable(),
   verifiedAt: z.date().nullable(),

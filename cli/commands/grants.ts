@@ -42,8 +42,8 @@ export function registerGrantsCommand(program: Command): void {
         const on = options.target === undefined ? '' : safe` on ${options.target}`;
         if (items.length === 0) return console.log(`no ${options.status} grants${on}`);
         console.log(`${total} ${options.status} grant${total === 1 ? '' : 's'}${on}` + (total > items.length ? `; the first ${items.length} shown (--limit to see more)` : ''));
-        const rows = items.map((g) => [g.employeeId, g.entitlementId, g.target, g.requestStatus, g.grantStatus, g.attempts, when(g.updatedAt), clip(g.lastError)]);
-        for (const line of table(['EMPLOYEE', 'ENTITLEMENT', 'TARGET', 'REQUEST', 'GRANT', 'ATTEMPTS', 'UPDATED AT', 'LAST ERROR'], rows)) console.log(line);
+        const rows = items.map((g) => [g.employeeId, g.entitlementId, g.target, g.requestStatus, g.grantStatus, g.revocationStatus ?? '-', g.attempts, when(g.updatedAt), clip(g.lastError)]);
+        for (const line of table(['EMPLOYEE', 'ENTITLEMENT', 'TARGET', 'REQUEST', 'GRANT', 'REVOCATION', 'ATTEMPTS', 'UPDATED AT', 'LAST ERROR'], rows)) console.log(line);
       } finally {
         await close();
       }

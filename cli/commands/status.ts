@@ -108,10 +108,10 @@ function print(view: PersonStatus): void {
     console.log(safe`${view.employeeId}: no identity (its HR events below created none)`);
   }
 
-  console.log(`\ngrants (${view.grants.length}): the request (was it approved?) and the grant (did the target do it?)`);
+  console.log(`\ngrants (${view.grants.length}): the request (was it approved?), the grant (did the target do it?) and the revocation (has it gone?)`);
   if (view.grants.length) {
-    const rows = view.grants.map((g) => [g.entitlementId, g.target, g.kind, g.requestKind, g.requestStatus, g.grantStatus, g.attempts, when(g.verifiedAt), when(g.updatedAt), clip(g.lastError)]);
-    for (const line of table(['ENTITLEMENT', 'TARGET', 'KIND', 'REQUEST KIND', 'REQUEST', 'GRANT', 'ATTEMPTS', 'VERIFIED AT', 'UPDATED AT', 'LAST ERROR'], rows)) console.log(line);
+    const rows = view.grants.map((g) => [g.entitlementId, g.target, g.kind, g.requestKind, g.requestStatus, g.grantStatus, g.revocationStatus ?? '-', g.attempts, when(g.verifiedAt), when(g.updatedAt), clip(g.lastError)]);
+    for (const line of table(['ENTITLEMENT', 'TARGET', 'KIND', 'REQUEST KIND', 'REQUEST', 'GRANT', 'REVOCATION', 'ATTEMPTS', 'VERIFIED AT', 'UPDATED AT', 'LAST ERROR'], rows)) console.log(line);
   }
 
   console.log(`\nlatest HR events (${view.events.length}, newest first):`);

@@ -9,11 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type ApiDeps } from '../../api/app.js';
 import { createApiToken } from '../../api/auth.js';
 import { createMetricsRegistry } from '../../api/metrics.js';
-import { createDb, type DbHandle } from '../../db/client.js';
+import { createDb, dropDatabase, type DbHandle } from '../../db/client.js';
 import { auditLog, hrEvents } from '../../db/schema.js';
 import { createHrEventQueue, hrEventJobId, type HrEventJob } from '../../services/hr-event-queue.js';
 import { redisConnection } from '../../services/redis.js';
 import { testConfig } from '../support/config.js';
+import { freshDatabase } from '../support/engine.js';
 import { testEnv, uniqueName } from '../support/env.js';
 
 const PATH = '/api/v1/hr/events';
@@ -31,6 +32,7 @@ interface Problem {
 }
 
 let handle: DbHandle;
+let databaseUrl: string | undefined;
 let queue: Queue<HrEventJob>;
 let app: FastifyInstance;
 const logLines: string[] = [];
@@ -57,7 +59,10 @@ function deps(overrides: Partial<ApiDeps> = {}): ApiDeps {
 }
 
 beforeAll(async () => {
-  handle = createDb(testEnv.databaseUrl, { max: 5 });
+  // A database of its own: the health check counts failing grants across the database, and
+  // other files seed failing grants in the shared one.
+  databaseUrl = await freshDatabase(testEnv.databaseUrl);
+  handle = createDb(databaseUrl, { max: 5 });
   queue = createHrEventQueue(redisConnection(testEnv.redisUrl, 'producer'), `${testEnv.redisPrefix}:${uniqueName('api')}`);
   // A logger that writes into memory, so the test can check what was logged.
   app = await buildApp(deps({ logger: { level: 'debug', stream: { write: (line: string) => logLines.push(line) } } }));
@@ -69,6 +74,7 @@ afterAll(async () => {
   await queue?.obliterate({ force: true }).catch(() => undefined);
   await queue?.close();
   await handle?.close();
+  if (databaseUrl) await dropDatabase(databaseUrl);
 });
 
 function hire(employeeId: string, attributes: Record<string, unknown> = {}) {

@@ -20,7 +20,7 @@ beforeAll(async () => {
   const config = testConfig(testEnv.ldap, {
     entitlements: base.entitlements.map((e) =>
       e.id === 'sales'
-        ? { ...e, ref: e.ref, requestable: true, owner: 'E0001', risk: 'medium' }
+        ? { ...e, ref: e.ref, requestable: true, owner: 'E0001', risk: 'medium', maxDuration: '30d' }
         : e.id === 'engineering'
           ? { ...e, jit: { eligible: true, maxDuration: '2h', requiresApproval: true } }
           : e,
@@ -64,7 +64,7 @@ describe('the entitlement catalogue', () => {
       risk: 'medium',
       owner: 'E0001',
       requestable: true,
-      approval: { approver: 'owner' },
+      approval: { approver: 'owner', maxDuration: '30d' },
       jit: null,
       birthright: ['sales'],
       separationOfDuties: [{ rule: 'sales-vs-engineering', conflictsWith: ['engineering'] }],

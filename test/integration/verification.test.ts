@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeConnectors, createConnectors } from '../../activities/connectors/index.js';
 import type { Connector } from '../../activities/connectors/types.js';
 import { INVALID_TRANSITION, NOT_VERIFIED, PERMANENT } from '../../activities/grants.js';
+import { createMailer } from '../../services/mailer.js';
 import { createActivities, type Activities } from '../../activities/index.js';
 import { createDb, dropDatabase, ensureDatabase, runMigrations, type DbHandle } from '../../db/client.js';
 import { syncEntitlements } from '../../db/entitlements.js';
@@ -75,7 +76,8 @@ beforeAll(async () => {
   config.entitlements.push({ ...config.entitlements.find((e) => e.id === 'ghost')!, id: 'bare', ref: BARE });
   await syncEntitlements(handle.db, config);
   connectors = createConnectors(config.targets);
-  activities = createActivities({ db: handle.db, config, connectors, logger: pino({ level: 'silent' }) });
+  // No mail is sent by the grant activities these tests call: a mailer without SMTP_URL refuses any that would be.
+  activities = createActivities({ db: handle.db, config, connectors, logger: pino({ level: 'silent' }), mailer: createMailer({ smtpUrl: undefined, from: config.mail.from }), publicUrl: 'https://jml.test' });
   directoryAdmin = await adminOf(ldap);
   plainAdmin = await adminOf(plain);
 });

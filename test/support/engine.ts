@@ -14,6 +14,7 @@ import type { JmlConfig } from '../../domain/config.js';
 import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import type { HrEventType, IdentityAttributes } from '../../domain/types.js';
 import { createHrEventQueue, enqueueHrEvent, type HrEventJob } from '../../services/hr-event-queue.js';
+import { createMailer } from '../../services/mailer.js';
 import { createIngestWorker, startDispatcher } from '../../worker/ingest-worker.js';
 import { redisConnection } from '../../services/redis.js';
 import { createTemporalWorker, WORKFLOWS_PATH } from '../../worker/temporal-worker.js';
@@ -47,7 +48,8 @@ export function workflowBundle(): Promise<{ code: string }> {
   return bundle;
 }
 
-async function freshDatabase(server: string): Promise<string> {
+/** A database of its own (migrated) on `server`, for a test file whose checks count rows across the whole database. */
+export async function freshDatabase(server: string): Promise<string> {
   const url = new URL(server);
   url.pathname = `${url.pathname}_${Math.random().toString(36).slice(2, 10)}`;
   await ensureDatabase(url.toString());
@@ -61,6 +63,10 @@ export async function startTestEngine(
     redisUrl?: string;
     /** A Postgres other than the run's (one a test stops and starts); the engine's own database is made there. */
     databaseUrl?: string;
+    /** Where mail goes (an in-process SMTP server, test/support/smtp.ts); absent: sending mail fails and is retried. */
+    smtpUrl?: string;
+    /** Base of the links in emails; the API of these tests answers at http://jml.test. */
+    publicUrl?: string;
   } = {},
 ): Promise<TestEngine> {
   const config = options.config ?? testConfig(testEnv.ldap);
@@ -76,6 +82,7 @@ export async function startTestEngine(
 
   const target = config.targets[0]!;
   const connector = createLdapConnector({ ...target, url: target.url ?? testEnv.ldap.url });
+  const mailer = createMailer({ smtpUrl: options.smtpUrl, from: config.mail.from });
   const nativeConnection = await NativeConnection.connect({ address: testEnv.temporalAddress });
   const clientConnection = await Connection.connect({ address: testEnv.temporalAddress });
   const client = new Client({ connection: clientConnection });
@@ -84,7 +91,7 @@ export async function startTestEngine(
     connection: nativeConnection,
     namespace: 'default',
     taskQueue,
-    deps: { db: handle.db, config, connectors: new Map([[target.id, connector]]), logger },
+    deps: { db: handle.db, config, connectors: new Map([[target.id, connector]]), logger, mailer, publicUrl: options.publicUrl ?? 'http://jml.test' },
     workflowBundle: await workflowBundle(),
   });
   const running = worker.run();
@@ -124,6 +131,7 @@ export async function startTestEngine(
       await nativeConnection.close();
       await clientConnection.close();
       await connector.close();
+      await mailer.close();
       await handle.close();
       await dropDatabase(databaseUrl);
     },

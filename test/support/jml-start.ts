@@ -33,7 +33,7 @@ export async function prepareJmlStart(): Promise<JmlStartSetup> {
   const databaseUrl = url.toString();
   const redisPrefix = `${testEnv.redisPrefix}:${uniqueName('start')}`;
   const webhookSecret = newWebhookSecret();
-  const ports = { api: await freePort(), temporal: await freePort(), temporalUi: await freePort(), slapd: await freePort() };
+  const ports = { api: await freePort(), temporal: await freePort(), temporalUi: await freePort(), slapd: await freePort(), mailCatcher: await freePort() };
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     JML_DATA_DIR: join(dir, 'data'),
@@ -48,9 +48,11 @@ export async function prepareJmlStart(): Promise<JmlStartSetup> {
     JML_TEMPORAL_PORT: String(ports.temporal),
     JML_TEMPORAL_UI_PORT: String(ports.temporalUi),
     JML_SLAPD_PORT: String(ports.slapd),
+    JML_MAIL_CATCHER_PORT: String(ports.mailCatcher),
     LOG_LEVEL: 'info',
   };
   delete env.TEMPORAL_ADDRESS; // the embedded server is what these tests are about
+  delete env.SMTP_URL; // and so is the embedded mail catcher
   return {
     env,
     dataDir: join(dir, 'data'),

@@ -1,0 +1,405 @@
+// Access requests: people ask for access beyond their birthright, an approver decides.
+//   POST   /api/v1/access-requests                requests:write   ask (idempotent by Idempotency-Key)
+//   GET    /api/v1/access-requests                identities:read (all), or requests:write /
+//                                                 requests:approve bound to a person (theirs)
+//   GET    /api/v1/access-requests/:id            as the list
+//   DELETE /api/v1/access-requests/:id            requests:write   the requester, or admin: withdraw / remove
+//   POST   /api/v1/access-requests/:id/decision   requests:approve bound to the approver
+// Every answer shows the three statuses side by side (domain/request-view.ts). Tokens are
+// checked in onRequest, before any body is read. A token bound to a person (api_tokens.
+// employee_id) requests for that person and decides as them; a request the caller may not
+// see is a 404, as if it did not exist.
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import type { FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { AccessRefusal, AccessRule } from '../../domain/access-policy.js';
+import { textSchema } from '../../domain/attributes.js';
+import type { JmlConfig } from '../../domain/config.js';
+import { parseDuration } from '../../domain/duration.js';
+import { employeeIdSchema } from '../../domain/employee-id.js';
+import { APPROVAL_DECISIONS, APPROVAL_ROLES, REVOCATION_STATUSES, type RequestView } from '../../domain/request-view.js';
+import { GRANT_STATUSES, REQUEST_KINDS, REQUEST_STATUSES } from '../../domain/types.js';
+import type { Db } from '../../db/client.js';
+import { BadRequestCursor, listRequests, openStage, requestView, type RequestSummary } from '../../db/request-views.js';
+import { ensureRequestWorkflow, IdempotencyKeyReused, submitAccessRequest } from '../../services/access-requests.js';
+import { decideStage, DecisionRefused, withdrawRequest } from '../../services/decisions.js';
+import { hasScope, requireScope, type Principal } from '../auth.js';
+import { bearer } from '../openapi.js';
+import { PROBLEM_TYPES, ProblemError, problems } from '../problem.js';
+
+export const ACCESS_REQUESTS_PATH = '/api/v1/access-requests';
+
+export interface AccessRequestRoutesOptions {
+  db: Db;
+  config: JmlConfig;
+  publicUrl: string;
+  taskQueue: string;
+  /** Absent: requests are recorded (the sweeper starts their workflows); decisions and withdrawals answer 503. */
+  temporal?: Client;
+}
+
+/** The body field each policy rule is about, so a client can show the refusal beside it. */
+const RULE_FIELDS: Record<AccessRule, 'justification' | 'duration' | 'entitlementId' | 'employeeId'> = {
+  justification_required: 'justification',
+  justification_invalid: 'justification',
+  duration_invalid: 'duration',
+  duration_required: 'duration',
+  duration_too_long: 'duration',
+  unknown_entitlement: 'entitlementId',
+  not_requestable: 'entitlementId',
+  already_held: 'entitlementId',
+  already_pending: 'entitlementId',
+  sod_conflict: 'entitlementId',
+  no_approver: 'entitlementId',
+  self_approval: 'entitlementId',
+  unknown_subject: 'employeeId',
+  subject_not_active: 'employeeId',
+};
+
+// --- input shapes ----------------------------------------------------------------------
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+const DURATION_TEXT_MAX = 32;
+
+const submitBody = z.strictObject({
+  employeeId: employeeIdSchema('must be a string').optional().describe('Who the access is for; absent: the person the token is bound to.'),
+  entitlementId: z.string('must be a string').min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+  // The policy judges the text (required, at most 1000 characters, no control characters): a 422 naming its rule.
+  justification: z.string('must be a string').describe('Why the access is needed (1..1000 characters).'),
+  duration: z
+    .string('must be a string')
+    .max(DURATION_TEXT_MAX, `must be at most ${DURATION_TEXT_MAX} characters`)
+    .transform((text, ctx) => {
+      try {
+        if (text !== text.trim()) throw new Error('padded');
+        return parseDuration(text);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30m, 8h or 7d' });
+        return z.NEVER;
+      }
+    })
+    .optional()
+    .describe('How long the grant lasts once made, e.g. 8h or 7d; absent: until removed (if the entitlement allows that).'),
+});
+
+const idParams = z.object({ id: z.guid('must be a UUID') });
+
+const limit = z.coerce.number('must be a number').int('must be an integer').min(1, 'must be at least 1').max(200, 'must be at most 200').default(50);
+const personQuery = () => employeeIdSchema('must be a string').optional();
+const listQuery = z.object({
+  limit,
+  cursor: z.string().max(512, 'is too long').optional(),
+  status: z.enum(REQUEST_STATUSES, `must be one of ${REQUEST_STATUSES.join(', ')}`).optional().describe('The request status.'),
+  kind: z.enum(REQUEST_KINDS, `must be one of ${REQUEST_KINDS.join(', ')}`).optional().describe('Absent: every kind but birthright.'),
+  employeeId: personQuery().describe('The subject.'),
+  entitlementId: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
+  approver: personQuery().describe('A person who is or was an approver of one of its stages.'),
+  awaiting: personQuery().describe('A person with an undecided approval on it.'),
+});
+
+const decisionBody = z.strictObject({
+  decision: z.enum(['approve', 'deny'], 'must be approve or deny'),
+  comment: textSchema(1_000).optional().describe('At most 1000 characters; shown to the requester.'),
+});
+
+// --- answer shapes ---------------------------------------------------------------------
+
+const at = z.iso.datetime();
+const approvalSchema = z.object({
+  id: z.guid(),
+  stage: z.number().int(),
+  role: z.enum(APPROVAL_ROLES),
+  approver: z.string().describe('The employee id of who decides.'),
+  fallbackReason: z.string().nullable().describe('Why the stage went to the fallback approver; null when its own approver decides.'),
+  escalatedFrom: z.guid().nullable(),
+  dueAt: at,
+  remindersSent: z.number().int(),
+  escalatedTo: z.string().nullable(),
+  escalatedAt: at.nullable(),
+  escalationNote: z.string().nullable(),
+  decision: z.enum(APPROVAL_DECISIONS).nullable(),
+  decidedBy: z.string().nullable(),
+  decidedAt: at.nullable(),
+  decidedVia: z.string().nullable(),
+  comment: z.string().nullable(),
+});
+const timelineSchema = z.object({ at, actor: z.string(), action: z.string(), detail: z.record(z.string(), z.unknown()) });
+const summaryShape = {
+  id: z.guid(),
+  employeeId: z.string().describe('The subject: who the access is for.'),
+  entitlementId: z.string(),
+  kind: z.enum(REQUEST_KINDS),
+  requestedBy: z.string().describe('The requester: an employee id, or `api:<token name>` for a token bound to nobody.'),
+  justification: z.string().nullable(),
+  duration: z.string().nullable().describe('e.g. 8h; null: until removed.'),
+  createdAt: at,
+  requestStatus: z.enum(REQUEST_STATUSES).describe('Did the right person say yes?'),
+  statusReason: z.string().nullable(),
+  decidedAt: at.nullable(),
+  grantStatus: z.enum(GRANT_STATUSES).nullable().describe('Did the target really do it, proven by read-back? null until a grant exists.'),
+  revocationStatus: z.enum(REVOCATION_STATUSES).nullable().describe('Has it really gone? null until removal is asked.'),
+  retainedBy: z.array(z.string()).describe('What keeps the access due when its removal was asked but it stays.'),
+  expiresAt: at.nullable(),
+  grant: z
+    .object({
+      id: z.guid(),
+      status: z.enum(GRANT_STATUSES),
+      attempts: z.number().int(),
+      lastError: z.string().nullable(),
+      verifiedAt: at.nullable(),
+      revokedAt: at.nullable(),
+      revokeReason: z.string().nullable(),
+    })
+    .nullable(),
+  approvals: z.array(approvalSchema).describe('Each approver of each stage, ordered by stage: who decided what, when and how.'),
+};
+const requestSchema = z.object({ ...summaryShape, timeline: z.array(timelineSchema).describe('What happened, from the audit log, oldest first (at most 200 entries).') });
+const listItemSchema = z.object({ ...summaryShape, timeline: z.array(timelineSchema).optional().describe('Not sent in lists: read one request for it.') });
+const listSchema = z.object({ items: z.array(listItemSchema), nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page.') });
+const withdrawalSchema = requestSchema.extend({
+  withdrawal: z
+    .object({
+      requestStatus: z.enum(REQUEST_STATUSES),
+      grantStatus: z.enum(GRANT_STATUSES).nullable(),
+      revocationStatus: z.enum(['pending', 'retained']).nullable().describe('null: nothing was granted (a pending request was withdrawn).'),
+      retainedBy: z.array(z.string()).describe('What keeps the access due when it stays (a birthright rule, another request).'),
+    })
+    .describe('What the withdrawal did, as the workflow answered it.'),
+});
+
+// --- helpers ---------------------------------------------------------------------------
+
+function principalOf(request: FastifyRequest): Principal {
+  // onRequest (requireScope) set it, or the request never got here.
+  if (!request.principal) throw problems.unauthorized('A bearer token is required.');
+  return request.principal;
+}
+
+const isAdmin = (principal: Principal) => principal.scopes.includes('admin');
+
+/** Whether `who` is the subject, the requester or an approver of the request. */
+function involves(view: RequestSummary, who: string): boolean {
+  return view.employeeId === who || view.requestedBy === who || view.approvals.some((a) => a.approver === who || a.escalatedTo === who);
+}
+
+/** The request as the caller may see it: readers see every request, a bound person only theirs. */
+async function visibleRequest(db: Db, principal: Principal, id: string): Promise<RequestView> {
+  const view = await requestView(db, id);
+  const mayRead = hasScope(principal.scopes, ['identities:read']);
+  if (!view || (!mayRead && (principal.employeeId === null || !involves(view, principal.employeeId)))) throw problems.notFound(`No access request with id ${id}.`);
+  return view;
+}
+
+function policyProblem(refusal: AccessRefusal): ProblemError {
+  return new ProblemError({
+    status: 422,
+    title: 'Access request refused',
+    type: 'urn:jml:problem:access-policy',
+    detail: refusal.detail,
+    extensions: { rule: refusal.rule, field: RULE_FIELDS[refusal.rule], ...(refusal.conflict ? { conflict: refusal.conflict } : {}) },
+  });
+}
+
+const noTemporal = () => problems.unavailable('Temporal is not configured for this API process.');
+
+// --- routes ----------------------------------------------------------------------------
+
+export const accessRequestRoutes: FastifyPluginAsyncZod<AccessRequestRoutesOptions> = async (app, opts) => {
+  const { db, config, taskQueue, temporal } = opts;
+  const publicUrl = opts.publicUrl.replace(/\/+$/, '');
+  const locationOf = (id: string) => `${publicUrl}${ACCESS_REQUESTS_PATH}/${id}`;
+  const doc = { tags: ['Access'] };
+
+  const submitSchema = {
+    ...doc,
+    summary: 'Ask for access',
+    description:
+      'Policy checks run first (the entitlement is requestable, the subject active, the duration within its limit, no separation-of-duties conflict, someone to approve): a refusal is a 422 naming the rule and the field, and records nothing. A token bound to a person requests for that person; for someone else it needs `admin`. A repeated `Idempotency-Key` (per token) answers the first request (200); with a different body it is a 422.',
+    security: bearer('requests:write'),
+    body: submitBody,
+    response: { 200: requestSchema, 201: requestSchema },
+    documented: { headers: z.object({ 'idempotency-key': z.string().optional().describe('1..255 visible ASCII characters; a retry with the same key never makes a second request.') }) },
+  };
+  app.post(ACCESS_REQUESTS_PATH, { onRequest: requireScope('requests:write'), schema: submitSchema }, async (request, reply) => {
+    const principal = principalOf(request);
+    const body = request.body;
+    const key = request.headers['idempotency-key'];
+    if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
+      throw problems.validation([{ field: 'Idempotency-Key', message: 'must be 1..255 visible ASCII characters' }]);
+    }
+
+    let subject: string;
+    if (principal.employeeId !== null) {
+      subject = body.employeeId ?? principal.employeeId;
+      if (subject !== principal.employeeId && !isAdmin(principal)) {
+        throw problems.forbidden('This token is bound to a person and requests for them only; asking on behalf of someone else needs the admin scope.');
+      }
+    } else {
+      if (!isAdmin(principal)) throw problems.forbidden('This token is bound to nobody: bind it to a person (jml token create --employee), or use an admin token and name the employeeId.');
+      if (body.employeeId === undefined) throw problems.validation([{ field: 'employeeId', message: 'is required: this token is bound to nobody' }]);
+      subject = body.employeeId;
+    }
+
+    let result;
+    try {
+      result = await submitAccessRequest(
+        { db, config, taskQueue, logger: request.log, ...(temporal ? { temporal } : {}) },
+        {
+          employeeId: subject,
+          entitlementId: body.entitlementId,
+          justification: body.justification,
+          ...(body.duration !== undefined ? { durationMs: body.duration } : {}),
+          requestedBy: principal.employeeId ?? `api:${principal.name}`,
+          requestedByEmployeeId: principal.employeeId,
+          // Per token, so one caller's key never finds another's request.
+          idempotencyKey: `requested:${principal.tokenId}:${key ?? randomUUID()}`,
+        },
+      );
+    } catch (err) {
+      if (err instanceof IdempotencyKeyReused) {
+        throw new ProblemError({ status: 422, title: 'Idempotency key reused', type: PROBLEM_TYPES.conflict, detail: 'idempotency key reused with a different request' });
+      }
+      throw err;
+    }
+    if ('refused' in result) throw policyProblem(result.refused);
+    const view = await requestView(db, result.requestId);
+    if (!view) throw new Error('a recorded access request could not be read back');
+    return reply
+      .code(result.created ? 201 : 200)
+      .header('location', locationOf(view.id))
+      .send(view);
+  });
+
+  const listRouteSchema = {
+    ...doc,
+    summary: 'List access requests, newest first',
+    description:
+      'With `identities:read` every request; with `requests:write` or `requests:approve` on a token bound to a person, only the requests that person is the subject, the requester or an approver of. Birthright requests are listed only when `kind=birthright` asks for them.',
+    security: bearer('identities:read', 'requests:write', 'requests:approve'),
+    querystring: listQuery,
+    response: { 200: listSchema },
+  };
+  app.get(ACCESS_REQUESTS_PATH, { onRequest: requireScope('identities:read', 'requests:write', 'requests:approve'), schema: listRouteSchema }, async (request) => {
+    const principal = principalOf(request);
+    const query = request.query;
+    let involving: string | undefined;
+    if (!hasScope(principal.scopes, ['identities:read'])) {
+      if (principal.employeeId === null) throw problems.forbidden('Listing requests needs the identities:read scope, or a token bound to a person (who then sees their own).');
+      involving = principal.employeeId;
+    }
+    try {
+      return await listRequests(db, {
+        limit: query.limit,
+        ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
+        ...(query.status ? { status: query.status } : {}),
+        ...(query.kind ? { kind: query.kind } : {}),
+        ...(query.employeeId ? { employeeId: query.employeeId } : {}),
+        ...(query.entitlementId ? { entitlementId: query.entitlementId } : {}),
+        ...(query.approver ? { approver: query.approver } : {}),
+        ...(query.awaiting ? { awaiting: query.awaiting } : {}),
+        ...(involving ? { involving } : {}),
+      });
+    } catch (err) {
+      if (err instanceof BadRequestCursor) throw problems.validation([{ field: 'cursor', message: err.message }]);
+      throw err;
+    }
+  });
+
+  const oneSchema = {
+    ...doc,
+    summary: 'One access request: its three statuses, approval stages and timeline',
+    security: bearer('identities:read', 'requests:write', 'requests:approve'),
+    params: idParams,
+    response: { 200: requestSchema },
+  };
+  app.get(`${ACCESS_REQUESTS_PATH}/:id`, { onRequest: requireScope('identities:read', 'requests:write', 'requests:approve'), schema: oneSchema }, async (request) => {
+    const principal = principalOf(request);
+    if (!hasScope(principal.scopes, ['identities:read']) && principal.employeeId === null) {
+      throw problems.forbidden('Reading requests needs the identities:read scope, or a token bound to a person (who then sees their own).');
+    }
+    return visibleRequest(db, principal, request.params.id);
+  });
+
+  const withdrawSchema = {
+    ...doc,
+    summary: 'Withdraw a pending request, or remove the access it granted',
+    description:
+      'The requester or an admin. Removal is reference-counted: access still due for another reason (birthright, another request) stays, and `withdrawal.retainedBy` says why. 409 when nothing is left to withdraw.',
+    security: bearer('requests:write'),
+    params: idParams,
+    response: { 202: withdrawalSchema },
+  };
+  app.delete(`${ACCESS_REQUESTS_PATH}/:id`, { onRequest: requireScope('requests:write'), schema: withdrawSchema }, async (request, reply) => {
+    const principal = principalOf(request);
+    const { id } = request.params;
+    const me = principal.employeeId;
+    if (!isAdmin(principal) && me === null) throw problems.forbidden('Withdrawing needs a token bound to the requester, or the admin scope.');
+    const view = await visibleRequest(db, principal, id);
+    if (!isAdmin(principal) && view.requestedBy !== me) throw problems.forbidden('Only the requester or an admin can withdraw this request.');
+    if (!temporal) throw noTemporal();
+    // A request the sweeper has not started yet has no workflow to ask.
+    await ensureRequestWorkflow({ db, temporal, taskQueue, logger: request.log }, id);
+    let withdrawal;
+    try {
+      withdrawal = await withdrawRequest(temporal, id, { by: me ?? `api:${principal.name}`, reason: null });
+    } catch (err) {
+      if (!(err instanceof DecisionRefused)) throw err;
+      const now = (await requestView(db, id)) ?? view;
+      throw new ProblemError({
+        status: 409,
+        title: 'Nothing to withdraw',
+        type: 'urn:jml:problem:not-withdrawable',
+        detail: `The request is ${now.requestStatus}, its grant ${now.grantStatus ?? 'not made'}, its revocation ${now.revocationStatus ?? 'not asked'}: there is nothing left to withdraw or remove.`,
+        extensions: { requestStatus: now.requestStatus, grantStatus: now.grantStatus, revocationStatus: now.revocationStatus },
+      });
+    }
+    const after = (await requestView(db, id)) ?? view;
+    return reply.code(202).send({ ...after, withdrawal });
+  });
+
+  const decisionSchema = {
+    ...doc,
+    summary: 'Approve or deny the open stage of a request, as its approver',
+    description:
+      'For chat integrations: the token must be bound to the stage\'s approver (or the person it escalated to). Self-approval, a decision by anyone else (403) and a second decision (409) are refused.',
+    security: bearer('requests:approve'),
+    params: idParams,
+    body: decisionBody,
+    response: { 200: requestSchema },
+  };
+  app.post(`${ACCESS_REQUESTS_PATH}/:id/decision`, { onRequest: requireScope('requests:approve'), schema: decisionSchema }, async (request) => {
+    const principal = principalOf(request);
+    const { id } = request.params;
+    const approverId = principal.employeeId;
+    if (approverId === null) throw problems.forbidden('a decision needs a token bound to a person');
+    const view = await visibleRequest(db, principal, id);
+    const stage = await openStage(db, id);
+    if (stage === null) {
+      throw new ProblemError({
+        status: 409,
+        title: 'No decision awaited',
+        type: 'urn:jml:problem:no-open-stage',
+        detail: `No stage of this request awaits a decision (the request is ${view.requestStatus}).`,
+        extensions: { requestStatus: view.requestStatus },
+      });
+    }
+    if (!temporal) throw noTemporal();
+    const { decision, comment } = request.body;
+    try {
+      await decideStage(temporal, id, stage, { approverId, decision: decision === 'approve' ? 'approved' : 'denied', comment: comment ?? null, via: 'api' });
+    } catch (err) {
+      if (!(err instanceof DecisionRefused)) throw err;
+      const forbidden = err.code === 'not_approver' || err.code === 'self_approval';
+      throw new ProblemError({
+        status: forbidden ? 403 : 409,
+        title: forbidden ? 'Forbidden' : 'Decision refused',
+        type: forbidden ? PROBLEM_TYPES.forbidden : 'urn:jml:problem:decision-refused',
+        detail: err.message,
+        extensions: { reason: err.code },
+      });
+    }
+    return (await requestView(db, id)) ?? view;
+  });
+};

@@ -1,0 +1,83 @@
+// What the access-request tests share: people hired through the real lifecycle (so they exist
+// in Postgres and in slapd), requests started as the API starts them, and the approval links
+// read out of real mail (smtp-server in process, parsed by mailparser).
+import { and, eq } from 'drizzle-orm';
+import { simpleParser } from 'mailparser';
+import { accessRequests, grants, identities } from '../../db/schema.js';
+import { canonicalEmployeeId } from '../../domain/employee-id.js';
+import type { IdentityAttributes } from '../../domain/types.js';
+import { accessRequestWorkflowId } from '../../workflows/request-messages.js';
+import { eventually, type TestEngine } from './engine.js';
+import type { CapturedMessage } from './smtp.js';
+
+export const emailOf = (employeeId: string) => `${employeeId.toLowerCase()}@example.com`;
+
+/** Hires a person through the lifecycle and waits until their directory account is proven. */
+export async function hire(engine: TestEngine, employeeId: string, attributes: IdentityAttributes = {}): Promise<void> {
+  await engine.submit({
+    type: 'hire',
+    employeeId,
+    attributes: { givenName: 'Test', familyName: employeeId, email: emailOf(employeeId), department: 'Engineering', employmentType: 'employee', ...attributes },
+  });
+  await eventually(async () => {
+    const rows = await engine.db
+      .select({ status: grants.status })
+      .from(grants)
+      .innerJoin(identities, eq(identities.id, grants.identityId))
+      .where(and(eq(identities.employeeId, canonicalEmployeeId(employeeId)), eq(grants.entitlementId, 'directory-account')));
+    return rows[0]?.status === 'active';
+  }, 30_000);
+}
+
+/**
+ * Records a request and starts its workflow, as services/access-requests.ts does after the
+ * policy checks (these tests look at the workflow, not at the checks).
+ */
+export async function startRequest(
+  engine: TestEngine,
+  input: { employeeId: string; entitlementId: string; requestedBy?: string; durationMs?: number; justification?: string },
+): Promise<string> {
+  const [identity] = await engine.db.select().from(identities).where(eq(identities.employeeId, canonicalEmployeeId(input.employeeId)));
+  if (!identity) throw new Error(`no identity ${input.employeeId}`);
+  const [row] = await engine.db
+    .insert(accessRequests)
+    .values({
+      idempotencyKey: `test:${crypto.randomUUID()}`,
+      identityId: identity.id,
+      entitlementId: input.entitlementId,
+      kind: 'requested',
+      status: 'pending_approval',
+      requestedBy: canonicalEmployeeId(input.requestedBy ?? input.employeeId),
+      justification: input.justification ?? 'needed for the quarterly close',
+      durationMs: input.durationMs ?? null,
+    })
+    .returning();
+  if (!row) throw new Error('no request row');
+  await engine.client.workflow.start('accessRequest', { workflowId: accessRequestWorkflowId(row.id), taskQueue: engine.taskQueue, args: [{ requestId: row.id }] });
+  return row.id;
+}
+
+/** The request row and its grant (if any), as the three statuses. */
+export async function statuses(engine: TestEngine, requestId: string) {
+  const [request] = await engine.db.select().from(accessRequests).where(eq(accessRequests.id, requestId));
+  const [grant] = await engine.db.select().from(grants).where(eq(grants.requestId, requestId));
+  return { requestStatus: request?.status, grantStatus: grant?.status ?? null, revocationStatus: request?.revocationStatus ?? null, request, grant };
+}
+
+export interface ParsedMail {
+  to: string[];
+  subject: string;
+  text: string;
+  html: string;
+  /** The one approval link in the message, if any. */
+  link: string | null;
+  token: string | null;
+}
+
+export async function parseMail(message: CapturedMessage): Promise<ParsedMail> {
+  const parsed = await simpleParser(message.raw);
+  const text = parsed.text ?? '';
+  const html = typeof parsed.html === 'string' ? parsed.html : '';
+  const match = /https?:\/\/[^\s"<>]+\/approvals\/([A-Za-z0-9_-]{43})/.exec(text);
+  return { to: message.to, subject: parsed.subject ?? '', text, html, link: match?.[0] ?? null, token: match?.[1] ?? null };
+}

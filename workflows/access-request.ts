@@ -1,0 +1,244 @@
+// One access request (`access-request:<requestId>`): approval stage by stage (child
+// workflows), then the grant through the verified path birthright uses, then a durable timer
+// to its expiry, and removal through the verified revocation path, reference-counted with
+// birthright and other requests. The three statuses stay apart: the request status moves on
+// decisions, the grant status on read-backs, the revocation status on proven removal. An
+// approved request whose grant fails is retried on a backoff, with an alert and a mail that
+// says it is being fixed, until it is granted or withdrawn: it never looks done.
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  log,
+  ParentClosePolicy,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  sleep,
+  startChild,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { PlannedGrant } from '../activities/grants.js';
+import type { RemovalPlan, RequestSnapshot } from '../activities/requests.js';
+import type { RevokeReason } from '../domain/lifecycle.js';
+import type { RequestStatus } from '../domain/types.js';
+import { approval, type ApprovalResult } from './approval.js';
+import { approvalWorkflowId, DECISION_REFUSALS, moverReviewSignal, withdrawUpdate, type WithdrawInput, type WithdrawOutcome } from './request-messages.js';
+
+export interface AccessRequestInput {
+  requestId: string;
+}
+
+const DB_RETRY = { initialInterval: '1s', maximumInterval: '1m', backoffCoefficient: 2 };
+const db = proxyActivities<Activities>({ startToCloseTimeout: '30s', heartbeatTimeout: '20s', retry: DB_RETRY });
+const mail = proxyActivities<Activities>({ startToCloseTimeout: '1m', heartbeatTimeout: '20s', retry: { initialInterval: '5s', maximumInterval: '5m', backoffCoefficient: 2 } });
+const read = proxyLocalActivities<Activities>({ startToCloseTimeout: '30s', retry: DB_RETRY });
+
+const failureMessage = (err: unknown) => {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(cause);
+};
+
+export async function accessRequest(input: AccessRequestInput): Promise<void> {
+  const { requestId } = input;
+  let phase: 'approval' | 'granting' | 'granted' | 'removing' | 'ended' = 'approval';
+  let withdraw: WithdrawInput | null = null;
+  let withdrawOutcome: WithdrawOutcome | null = null;
+  let requestStatus: RequestStatus = 'pending_approval';
+  const reviews: string[] = [];
+
+  setHandler(
+    withdrawUpdate,
+    async (asked) => {
+      withdraw = asked;
+      await condition(() => withdrawOutcome !== null);
+      return withdrawOutcome as WithdrawOutcome;
+    },
+    {
+      validator: (asked) => {
+        if (!asked.by) throw ApplicationFailure.create({ message: 'a withdrawal names who asks', type: DECISION_REFUSALS.notWithdrawable, nonRetryable: true });
+        if (phase === 'ended' || phase === 'removing' || withdraw !== null) {
+          throw ApplicationFailure.create({ message: 'this request has ended or is being removed already', type: DECISION_REFUSALS.notWithdrawable, nonRetryable: true });
+        }
+      },
+    },
+  );
+  setHandler(moverReviewSignal, ({ eventId }) => {
+    reviews.push(eventId);
+  });
+
+  // Mail goes out beside the work: an SMTP outage delays it and never the access itself.
+  const notices: Array<Promise<unknown>> = [];
+  const notify = (kind: Parameters<Activities['notifyRequester']>[0]['kind']) => notices.push(mail.notifyRequester({ requestId, kind }).catch(() => undefined));
+  const setStatus = async (status: RequestStatus, reason?: string | null, actor?: string | null) => {
+    requestStatus = await db.setRequestStatus({ requestId, status, reason: reason ?? null, ...(actor ? { actor } : {}) });
+    return requestStatus === status;
+  };
+  const finish = async () => {
+    phase = 'ended';
+    // A withdrawal that came as the request ended on its own hears how it ended.
+    withdrawOutcome ??= { requestStatus, grantStatus: null, revocationStatus: null, retainedBy: [] };
+    await Promise.all(notices);
+    await condition(allHandlersFinished);
+  };
+
+  const request = await read.loadRequest(requestId);
+  requestStatus = request.status;
+  // Closed before its workflow ran (a leaver's requests are cancelled): nothing to do.
+  if (request.status !== 'pending_approval') return finish();
+
+  // --- approval, stage by stage ---------------------------------------------------------
+  let stage = 0;
+  for (const role of request.roles) {
+    stage += 1;
+    const result = await runStage(request, stage, role);
+    if (result === 'withdrawn') {
+      const asked = withdraw as WithdrawInput | null;
+      if (await setStatus('cancelled', `withdrawn by ${asked?.by ?? 'the requester'}${asked?.reason ? `: ${asked.reason}` : ''}`, asked?.by)) notify('cancelled');
+      return finish();
+    }
+    if (result.decision !== 'approved') {
+      const status = result.decision;
+      if (await setStatus(status, status === 'denied' ? `denied by ${result.decidedBy}` : result.reason, result.decidedBy)) notify(status);
+      return finish();
+    }
+  }
+  if (!(await setStatus('approved'))) return finish(); // closed meanwhile (the person left)
+  notify('approved');
+
+  // --- the grant, proven by read-back; retried until it holds or is withdrawn ----------
+  phase = 'granting';
+  const planned = await db.createRequestedGrant(requestId);
+  const connector = proxyActivities<Activities>({
+    startToCloseTimeout: '1m',
+    heartbeatTimeout: '20s',
+    retry: { initialInterval: request.retries.initialInterval, maximumInterval: request.retries.maximumInterval, maximumAttempts: request.retries.maximumAttempts, backoffCoefficient: 2 },
+  });
+  let granted = false;
+  let backoff = request.retries.afterFailure.initialInterval;
+  let failureMailed = false;
+  while (withdraw === null) {
+    granted = await provision(planned);
+    if (granted) break;
+    if (!failureMailed) notify('grant_failed');
+    failureMailed = true;
+    await condition(() => withdraw !== null, backoff);
+    backoff = Math.min(backoff * 2, request.retries.afterFailure.maximumInterval);
+  }
+  let expiresAt: number | null = null;
+  if (granted) {
+    const end = await db.markRequestGranted(requestId);
+    expiresAt = end === null ? null : Date.parse(end);
+    notify('granted');
+    phase = 'granted';
+  }
+
+  // --- held until its expiry, a withdrawal, or a mover's review that says remove --------
+  let reason: RevokeReason | null = withdraw === null ? null : 'withdrawn';
+  while (reason === null) {
+    const wait = expiresAt === null ? undefined : expiresAt - Date.now();
+    if (wait === undefined) await condition(() => withdraw !== null || reviews.length > 0);
+    else if (wait > 0) await condition(() => withdraw !== null || reviews.length > 0, wait);
+    if (withdraw !== null) reason = 'withdrawn';
+    else if (reviews.length > 0) {
+      reviews.splice(0);
+      stage += 1;
+      const result = await runStage(request, stage, 'mover_review');
+      if (result === 'withdrawn') reason = 'withdrawn';
+      else {
+        const keep = result.decision === 'approved' || (result.decision === 'expired' && request.approval.moverReview.default === 'keep');
+        await db.recordReviewOutcome({ requestId, stage, keep, decision: result.decision, decidedBy: result.decidedBy });
+        if (!keep) reason = 'review';
+      }
+    } else if (expiresAt !== null && Date.now() >= expiresAt) reason = 'expired';
+  }
+
+  // --- removal, reference-counted ---------------------------------------------------------
+  phase = 'removing';
+  const plan: RemovalPlan = await db.planRemoval({ requestId, reason });
+  if (withdraw !== null && withdrawOutcome === null) {
+    withdrawOutcome = {
+      requestStatus: 'approved',
+      grantStatus: plan.grantStatus,
+      revocationStatus: plan.action === 'retain' ? 'retained' : plan.action === 'revoke' ? 'pending' : null,
+      retainedBy: plan.action === 'retain' ? plan.retainedBy : [],
+    };
+  }
+  if (plan.action === 'retain') notify('retained');
+  if (plan.action === 'revoke') {
+    let wait = request.retries.afterFailure.initialInterval;
+    let mailed = false;
+    // Cleanup that must happen: nothing cancels a revocation under way.
+    await CancellationScope.nonCancellable(async () => {
+      for (;;) {
+        try {
+          await connector.revokeGrant(plan.grantId, reason);
+          await connector.verifyRevoked(plan.grantId);
+          break;
+        } catch (err) {
+          if (!(err instanceof ActivityFailure)) throw err;
+          log.warn('revocation failed', { requestId });
+          // revoke_failed is raised at once (markGrantFailed); the revocation is retried until proven.
+          await db.markGrantFailed(plan.grantId, failureMessage(err), 'revoke');
+          if (!mailed) notify('revoke_failed');
+          mailed = true;
+          await sleep(wait);
+          wait = Math.min(wait * 2, request.retries.afterFailure.maximumInterval);
+        }
+      }
+    });
+    notify('removed');
+  } else if (plan.action === 'none' && granted) {
+    notify('removed');
+  }
+  return finish();
+
+  /** Runs one approval stage as a child workflow; a withdrawal cancels it. */
+  async function runStage(snapshot: RequestSnapshot, n: number, role: 'manager' | 'owner' | 'mover_review'): Promise<ApprovalResult | 'withdrawn'> {
+    const review = role === 'mover_review';
+    const timing = review
+      ? { timeoutMs: snapshot.approval.moverReview.timeoutMs, reminderAfterMs: snapshot.approval.reminderAfterMs, escalateAfterMs: snapshot.approval.escalateAfterMs }
+      : { timeoutMs: snapshot.approval.timeoutMs, reminderAfterMs: snapshot.approval.reminderAfterMs, escalateAfterMs: snapshot.approval.escalateAfterMs };
+    const scope = new CancellationScope();
+    const child = await scope.run(() =>
+      startChild(approval, {
+        workflowId: approvalWorkflowId(requestId, n),
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        args: [
+          {
+            requestId,
+            stage: n,
+            role,
+            subjectId: snapshot.employeeId,
+            requesterId: review ? null : snapshot.requesterId,
+            ...timing,
+            ...(review ? { moverDefault: snapshot.approval.moverReview.default } : {}),
+          },
+        ],
+      }),
+    );
+    const result = child.result();
+    const outcome = await Promise.race([result.then((r) => ({ done: r })), condition(() => withdraw !== null).then(() => 'withdrawn' as const)]);
+    if (outcome !== 'withdrawn') return outcome.done;
+    // The withdrawal wins, even over a decision that landed a moment before it.
+    scope.cancel();
+    await result.catch(() => undefined);
+    return 'withdrawn';
+  }
+
+  /** pending -> provisioning -> read back -> active; false (with an alert) when it fails. */
+  async function provision(grant: PlannedGrant): Promise<boolean> {
+    try {
+      await connector.provisionGrant(grant.grantId);
+      await connector.verifyGrant(grant.grantId);
+      return true;
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      log.warn('grant failed', { requestId });
+      await db.markGrantFailed(grant.grantId, failureMessage(err));
+      return false;
+    }
+  }
+}
