@@ -32,7 +32,7 @@ beforeAll(async () => {
       // A group under an OU that does not exist: the directory refuses to create it, so every grant fails.
       { id: 'vault', target: 'directory', kind: 'group', ref: `cn=vault,ou=nowhere,${testEnv.ldap.groupsDN}`, requestable: true },
     ],
-    approval: { timeout: '10m', reminderAfter: '5m', escalateAfter: '8m' },
+    approval: { timeout: '10m', reminderAfter: '5m', escalateAfter: '8m', fallbackApprover: top },
     retries: { initialInterval: '100ms', maximumInterval: '200ms', maximumAttempts: 2 },
   });
   engine = await startTestEngine({ config, smtpUrl: smtp.url });
@@ -88,6 +88,17 @@ describe('access request workflow', () => {
     expect((await statuses(engine, requestId)).requestStatus).toBe('approved');
     // The requester hears it was granted, once it was proven.
     await smtp.waitFor((m) => m.to.includes(emailOf(subject)) && /^Access ready/.test(m.subject ?? ''), 20_000);
+  });
+
+  it('sends a request whose subject has no manager to the fallback approver, saying why', async () => {
+    const subject = uniqueEmployeeId('S');
+    await hire(engine, subject);
+    const requestId = await startRequest(engine, { employeeId: subject, entitlementId: 'sales' });
+    await approvalMailTo(top, subject);
+    const [row] = await engine.db.select().from(approvals).where(eq(approvals.requestId, requestId));
+    expect(row).toMatchObject({ role: 'manager', approver: top, fallbackReason: `no manager is recorded for ${subject}` });
+    await decideStage(engine.client, requestId, 1, { approverId: top, decision: 'approved', via: 'api' });
+    await eventually(async () => (await statuses(engine, requestId)).grantStatus === 'active');
   });
 
   it('refuses self-approval and anyone who is not the approver, before anything is recorded', async () => {

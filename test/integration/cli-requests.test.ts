@@ -6,13 +6,22 @@
 //
 // The API here is a TEST DOUBLE: a small node:http server answering the documented
 // `/api/v1/access-requests` contract and recording what it was sent. It stands in for the
-// API only to test the CLI's own formatting and exit codes; the end-to-end behaviour of the
-// real API with the CLI is tested against the real API elsewhere.
+// API only to test the CLI's own formatting and exit codes; the last block runs the CLI
+// against the real API over a real engine.
 import { execFile } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { createApiToken } from '../../api/auth.js';
 import type { ApprovalView, RequestView } from '../../domain/request-view.js';
+import { freePort } from '../../scripts/free-port.js';
+import { buildTestApp } from '../support/api.js';
+import { testConfig } from '../support/config.js';
+import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
+import { testEnv, uniqueEmployeeId } from '../support/env.js';
+import { hire } from '../support/requests.js';
+import { startSmtpCapture, type SmtpCapture } from '../support/smtp.js';
 
 const REPO = new URL('../../', import.meta.url).pathname;
 const TOKEN = 'jml_test_token_do_not_print_0123456789abcdef';
@@ -350,5 +359,67 @@ describe('jml approve, deny and withdraw', () => {
     const header = lines.findIndex((line) => /^\s*REQUEST\s+GRANT\s+REVOCATION$/.test(line));
     expect(lines[header + 1]?.trim().split(/\s+/)).toEqual(['approved', 'active', 'retained']);
     expect(stdout).toContain('access stays: still due for birthright:engineering');
+  });
+});
+
+// The real thing: the CLI against the real API, over a real engine (Temporal, slapd, mail).
+describe('jml request / approve against the real API', () => {
+  let engine: TestEngine;
+  let app: FastifyInstance;
+  let smtp: SmtpCapture;
+  let origin: string;
+  const manager = uniqueEmployeeId('M');
+  const subject = uniqueEmployeeId('S');
+
+  beforeAll(async () => {
+    smtp = await startSmtpCapture();
+    const port = await freePort();
+    origin = `http://127.0.0.1:${port}`;
+    const base = testConfig(testEnv.ldap);
+    const config = testConfig(testEnv.ldap, { entitlements: base.entitlements.map((e) => (e.id === 'sales' ? { ...e, requestable: true, maxDuration: '1d' } : e)) });
+    engine = await startTestEngine({ config, smtpUrl: smtp.url, publicUrl: origin });
+    app = await buildTestApp(engine, { publicUrl: origin });
+    await app.listen({ host: '127.0.0.1', port });
+    await hire(engine, manager);
+    await hire(engine, subject, { managerId: manager });
+  }, 120_000);
+  afterAll(async () => {
+    await app?.close();
+    await engine?.stop();
+    await smtp?.stop();
+  });
+
+  it('asks as the token\'s person, the manager approves by CLI, and the group is granted', async () => {
+    const asker = (await createApiToken(engine.db, { name: 'subject', scopes: ['requests:write'], employeeId: subject })).token;
+    const approver = (await createApiToken(engine.db, { name: 'manager', scopes: ['requests:approve', 'requests:write'], employeeId: manager })).token;
+
+    const refused = await runJml(['request', 'sales', '--reason', 'pipeline review', '--url', origin], { JML_TOKEN: asker });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('duration_required');
+
+    const asked = await runJml(['request', 'sales', '--for', '8h', '--reason', 'pipeline review', '--url', origin, '--json'], { JML_TOKEN: asker });
+    expect(asked.code, asked.stderr).toBe(0);
+    const created = JSON.parse(asked.stdout) as RequestView;
+    expect(created).toMatchObject({ employeeId: subject, entitlementId: 'sales', requestStatus: 'pending_approval', grantStatus: null, revocationStatus: null, duration: '8h' });
+
+    const pending = await runJml(['requests', '--pending-my-approval', '--url', origin], { JML_TOKEN: approver });
+    expect(pending.code, pending.stderr).toBe(0);
+    expect(pending.stdout).toContain(created.id);
+
+    // The subject cannot approve their own request.
+    const self = await runJml(['approve', created.id, '--url', origin], { JML_TOKEN: asker });
+    expect(self.code).toBe(1);
+
+    const approved = await runJml(['approve', created.id, '--comment', 'ok', '--url', origin], { JML_TOKEN: approver });
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(approved.stdout).toContain('approved');
+    const granted = await eventually(async () => {
+      const shown = await runJml(['requests', created.id, '--json', '--url', origin], { JML_TOKEN: asker });
+      const view = JSON.parse(shown.stdout) as RequestView;
+      return view.grantStatus === 'active' && view;
+    }, 30_000);
+    expect(granted).toMatchObject({ requestStatus: 'approved', grantStatus: 'active', revocationStatus: null });
+    expect(granted.expiresAt).not.toBeNull();
+    expect(await engine.connector.isGroupMember(subject, `cn=sales,${testEnv.ldap.groupsDN}`)).toBe(true);
   });
 });
