@@ -1,10 +1,10 @@
 // Activities for movers, leavers, rescinds and leaves: suspending and restoring accounts,
 // cancelling requests, erasing accounts. Revoking a grant (and proving it) is in grants.ts.
 import { ApplicationFailure } from '@temporalio/activity';
-import { and, eq, ne } from 'drizzle-orm';
+import { and, eq, inArray, isNull, ne } from 'drizzle-orm';
 import { writeAudit } from '../db/audit.js';
 import { loadHoldings } from '../db/holdings.js';
-import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
+import { accessRequests, approvals, approvalTokens, entitlements, grants, identities } from '../db/schema.js';
 import { ENGINE_ACTOR, type IdentityAttributes } from '../domain/types.js';
 import { raiseAlert } from '../services/alerts.js';
 import type { ActivityDeps } from './deps.js';
@@ -67,6 +67,22 @@ export function createLifecycleActivities(deps: ActivityDeps) {
           .returning({ id: accessRequests.id });
         for (const { id } of cancelled) {
           await writeAudit(tx, { actor: ENGINE_ACTOR, action: 'access_request.cancelled', subjectType: 'access_request', subjectId: id, before: { status: 'pending_approval' }, after: { status: 'cancelled', reason } });
+        }
+        // Their approvals close with them: the emailed links stop working at once.
+        const ids = cancelled.map((c) => c.id);
+        if (ids.length > 0) {
+          const at = new Date();
+          const closed = await tx
+            .update(approvals)
+            .set({ decision: 'cancelled', decidedAt: at, decidedVia: 'engine', comment: reason })
+            .where(and(inArray(approvals.requestId, ids), isNull(approvals.decision)))
+            .returning({ id: approvals.id });
+          if (closed.length > 0) {
+            await tx
+              .update(approvalTokens)
+              .set({ usedAt: at })
+              .where(and(inArray(approvalTokens.approvalId, closed.map((c) => c.id)), isNull(approvalTokens.usedAt)));
+          }
         }
         return cancelled.length;
       });

@@ -292,7 +292,9 @@ export function createRequestActivities(deps: ActivityDeps) {
         if (!mine) throw ApplicationFailure.nonRetryable('you are not an approver of this stage', DECISION_REFUSALS.notApprover);
         // A retried activity whose first attempt committed: the same decision stands.
         if (mine.decision === input.decision && mine.decidedAt) return { decidedAt: mine.decidedAt.toISOString() };
-        if (rows.some((r) => r.decision !== null && r.decidedVia !== 'superseded')) throw ApplicationFailure.nonRetryable('this stage has already been decided', DECISION_REFUSALS.alreadyDecided);
+        if (rows.some((r) => r.decision !== null && r.decidedVia !== 'superseded' && r.decidedVia !== 'engine')) throw ApplicationFailure.nonRetryable('this stage has already been decided', DECISION_REFUSALS.alreadyDecided);
+        // Closed by the engine: expired, withdrawn, or cancelled with a leaver's requests.
+        if (rows.some((r) => r.decidedVia === 'engine')) throw stageClosed('this approval is closed');
         // Mover reviews concern granted access; every other stage a request still awaiting a decision.
         const open = rows.some((r) => r.role === 'mover_review') ? request.status === 'approved' && request.revocationStatus === null : request.status === 'pending_approval';
         if (!open) throw stageClosed(`the request is ${request.status}`);

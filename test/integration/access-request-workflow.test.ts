@@ -213,6 +213,29 @@ describe('access request workflow', () => {
     await saveHistory(engine.client, approvalWorkflowId(pending, 1), 'approval-withdrawn');
   });
 
+  it('a leaver: the pending request is cancelled with its links, the granted one revoked with revocationStatus revoked', async () => {
+    const subject = await newSubject();
+    const granted = await startRequest(engine, { employeeId: subject, entitlementId: 'sales' });
+    await approvalMailTo(manager, subject);
+    await decideStage(engine.client, granted, 1, { approverId: manager, decision: 'approved', via: 'api' });
+    await eventually(async () => (await statuses(engine, granted)).grantStatus === 'active');
+    const pending = await startRequest(engine, { employeeId: subject, entitlementId: 'finance' });
+    await eventually(async () => (await engine.db.select().from(approvals).where(eq(approvals.requestId, pending))).length === 1);
+
+    await engine.submit({ type: 'terminate', employeeId: subject });
+    await eventually(async () => (await statuses(engine, granted)).revocationStatus === 'revoked', 30_000);
+    expect(await statuses(engine, granted)).toMatchObject({ requestStatus: 'approved', grantStatus: 'revoked' });
+    expect(await engine.connector.isGroupMember(subject, group('sales'))).toBe(false);
+    await eventually(async () => (await statuses(engine, pending)).requestStatus === 'cancelled');
+    expect((await statuses(engine, pending)).grantStatus).toBeNull();
+    const [row] = await engine.db.select().from(approvals).where(eq(approvals.requestId, pending));
+    expect(row?.decision).toBe('cancelled');
+    const tokens = await engine.db.select().from(approvalTokens).where(eq(approvalTokens.approvalId, row!.id));
+    expect(tokens.every((t) => t.usedAt !== null)).toBe(true);
+    await expect(decideStage(engine.client, pending, 1, { approverId: manager, decision: 'approved', via: 'api' })).rejects.toMatchObject({ code: 'stage_closed' });
+    expect((await statuses(engine, pending)).requestStatus).toBe('cancelled');
+  });
+
   it('removal is reference-counted: access a birthright rule still grants stays, and the answer says why', async () => {
     const subject = await newSubject();
     const requestId = await startRequest(engine, { employeeId: subject, entitlementId: 'sales' });
