@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { Client as LdapClient } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiToken } from '../../api/auth.js';
 import { createDb, type DbHandle } from '../../db/client.js';
 import { getHrEvent } from '../../db/inbox.js';
 import { identities } from '../../db/schema.js';
@@ -47,12 +48,12 @@ function restarts(name: string): number {
   return jml.logs().filter((l) => l.msg === `${name} restarted`).length;
 }
 
-async function postHire(employeeId: string, effectiveAt: Date): Promise<string> {
+async function postHire(employeeId: string, effectiveAt: Date, extra: Record<string, string> = {}): Promise<string> {
   const event = signedWebhook(setup.webhookSecret, {
     type: 'hire',
     employeeId,
     effectiveAt: effectiveAt.toISOString(),
-    attributes: { givenName: 'Mary', familyName: 'Jackson', email: 'mary@example.com', department: 'Engineering', employmentType: 'employee' },
+    attributes: { givenName: 'Mary', familyName: 'Jackson', email: `${employeeId.toLowerCase()}@example.com`, department: 'Engineering', employmentType: 'employee', ...extra },
   });
   const response = await fetch(`http://127.0.0.1:${setup.ports.api}/api/v1/hr/events`, { method: 'POST', headers: event.headers, body: event.payload });
   expect(response.status).toBe(202);
@@ -71,6 +72,36 @@ function ldapAdmin(): { client: LdapClient; bind(): Promise<void> } {
 }
 
 describe('jml start', () => {
+  it('without SMTP_URL catches mail and shows it on the page the banner names, where the approval link can be followed', async () => {
+    await jml.waitForOutput(/\/dev\/mail/, 5_000);
+    const api = `http://127.0.0.1:${setup.ports.api}`;
+    const manager = uniqueEmployeeId('M');
+    const subject = uniqueEmployeeId('S');
+    await postHire(manager, new Date());
+    await postHire(subject, new Date(), { managerId: manager });
+    await eventually(async () => (await identityStatus(subject)) === 'active' && (await identityStatus(manager)) === 'active', 60_000, 200);
+    const { token } = await createApiToken(database.db, { name: uniqueName('asker'), scopes: ['requests:write'], employeeId: subject });
+    const asked = await fetch(`${api}/api/v1/access-requests`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ entitlementId: 'sales', justification: 'pipeline review', duration: '8h' }),
+    });
+    expect(asked.status).toBe(201);
+
+    // The caught message is listed, and its page carries the one review link.
+    const messagePath = await eventually(async () => {
+      const list = await (await fetch(`${api}/dev/mail`)).text();
+      return /href="(\/dev\/mail\/[^"]+)"/.exec(list)?.[1];
+    }, 60_000, 500);
+    const message = await (await fetch(`${api}${messagePath}`)).text();
+    expect(message).toContain(subject);
+    const link = /http:\/\/127\.0\.0\.1:\d+\/approvals\/[A-Za-z0-9_-]{43}/.exec(message)?.[0];
+    expect(link).toBeDefined();
+    const page = await fetch(link!);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('pipeline review');
+  });
+
   it('restarts a killed Temporal with its data: a hire waiting on a durable timer still starts', async () => {
     const employeeId = uniqueEmployeeId();
     await postHire(employeeId, new Date(Date.now() + 20_000));
