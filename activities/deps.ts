@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Db } from '../db/client.js';
 import type { JmlConfig } from '../domain/config.js';
 import type { Mailer } from '../services/mailer.js';
@@ -15,4 +16,6 @@ export interface ActivityDeps {
   mailer: Mailer;
   /** Base of the links in emails (PUBLIC_URL). */
   publicUrl: string;
+  /** Where the workers' metrics are counted (the process registry /metrics serves); absent: not exported. */
+  metrics?: Registry;
 }

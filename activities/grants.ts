@@ -2,7 +2,9 @@
 // approved; a grant says what the target really holds, proven by reading it back. Granting,
 // revoking and both read-backs live here, so there is one idea of what "proven" means.
 import { ApplicationFailure } from '@temporalio/activity';
-import { and, eq, isNull, ne, or } from 'drizzle-orm';
+import { and, eq, inArray, isNull, ne, or, sql } from 'drizzle-orm';
+import { Histogram, type Registry } from 'prom-client';
+import { getOrCreate } from '../api/metrics.js';
 import { writeAudit, writeAuditBatch, type AuditEntry } from '../db/audit.js';
 import type { Tx } from '../db/client.js';
 import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
@@ -107,20 +109,64 @@ export function grantHelpers({ db, connectors }: ActivityDeps) {
   return { loadGrant, connectorFor, moveGrant };
 }
 
+/** How long after its expiry each time-bound access was proven gone (JIT elevations, time-bound requests). */
+function revocationLagHistogram(registry: Registry | undefined): Histogram<'kind'> {
+  const create = (registers: Registry[]) =>
+    new Histogram({
+      name: 'jml_revocation_lag_seconds',
+      help: 'From an access\'s expiry to the read-back that proved it gone, by request kind (jit, requested)',
+      labelNames: ['kind'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+      registers,
+    });
+  return registry ? getOrCreate(registry, 'jml_revocation_lag_seconds', () => create([registry])) : create([]);
+}
+
 /**
- * The revocation status of the requested access a grant carries, whoever revoked it (its
- * expiry, a withdrawal, a leaver): it follows what the read-back proved. Birthright requests
- * have none; a request whose access stays for another reason keeps `retained`.
+ * The revocation status of the requested access (and elevations) a grant carries, whoever
+ * revoked it (its expiry, a withdrawal, a leaver): it follows what the read-back proved, for
+ * every live request of that person and entitlement (overlapping elevations share one grant).
+ * Birthright requests have none; a request whose access stayed for another reason keeps
+ * `retained`. A proven revocation records when, and its lag behind the expiry that asked for
+ * it (null when it came early: a withdrawal, a leaver).
  */
-async function setRevocationStatus(tx: Tx, requestId: string, status: 'revoked' | 'failed'): Promise<void> {
-  await tx
+async function setRevocationStatus(
+  tx: Tx,
+  grant: { identityId: string; entitlementId: string; revokeReason: string | null },
+  status: 'revoked' | 'failed',
+): Promise<Array<{ kind: string; lagMs: number | null }>> {
+  const revoked = status === 'revoked';
+  // A leaver's (or a rescind's) revocation ends every live request of the access; a request's
+  // own removal concerns the requests it was asked for (pending, or failed before), never one
+  // approved meanwhile that waits to be granted afresh.
+  const everyone = grant.revokeReason === 'leaver' || grant.revokeReason === 'rescinded';
+  return tx
     .update(accessRequests)
-    .set({ revocationStatus: status, updatedAt: new Date() })
-    .where(and(eq(accessRequests.id, requestId), ne(accessRequests.kind, 'birthright'), or(isNull(accessRequests.revocationStatus), ne(accessRequests.revocationStatus, 'retained'))));
+    .set({
+      revocationStatus: status,
+      updatedAt: new Date(),
+      ...(revoked
+        ? {
+            revokedAt: sql`now()`,
+            revocationLagMs: sql`case when ${accessRequests.expiresAt} is not null and now() >= ${accessRequests.expiresAt} then floor(extract(epoch from (now() - ${accessRequests.expiresAt})) * 1000)::bigint end`,
+          }
+        : {}),
+    })
+    .where(
+      and(
+        eq(accessRequests.identityId, grant.identityId),
+        eq(accessRequests.entitlementId, grant.entitlementId),
+        ne(accessRequests.kind, 'birthright'),
+        inArray(accessRequests.status, ['approved', 'auto_approved']),
+        everyone ? or(isNull(accessRequests.revocationStatus), inArray(accessRequests.revocationStatus, ['pending', 'failed'])) : inArray(accessRequests.revocationStatus, ['pending', 'failed']),
+      ),
+    )
+    .returning({ kind: accessRequests.kind, lagMs: accessRequests.revocationLagMs });
 }
 
 export function createGrantActivities(deps: ActivityDeps) {
   const { db } = deps;
+  const revocationLag = revocationLagHistogram(deps.metrics);
   const { loadGrant, connectorFor, moveGrant } = grantHelpers(deps);
 
   async function recordConnectorError(grantId: string, err: unknown): Promise<void> {
@@ -296,7 +342,9 @@ export function createGrantActivities(deps: ActivityDeps) {
       await db.transaction(async (tx) => {
         await moveGrant(tx, grantId, 'revoked', { revokedAt: new Date(), lastError: null }, 'grant.revoked');
         await resolveAlerts(tx, [`revoke_failed:${grantId}`, `grant_failed:${grantId}`], 'grant revoked, verified by read-back', grantId);
-        await setRevocationStatus(tx, grant.requestId, 'revoked');
+        for (const { kind, lagMs } of await setRevocationStatus(tx, grant, 'revoked')) {
+          if (lagMs !== null) revocationLag.observe({ kind }, lagMs / 1000);
+        }
       });
     },
 
@@ -331,7 +379,7 @@ export function createGrantActivities(deps: ActivityDeps) {
             correlationId: grant.requestId,
           });
         }
-        if (phase === 'revoke') await setRevocationStatus(tx, grant.requestId, 'failed');
+        if (phase === 'revoke') await setRevocationStatus(tx, grant, 'failed');
         // A revocation that did not happen is access someone should no longer have: critical.
         const critical = !recorded || phase === 'revoke' || entitlement.risk === 'critical' || entitlement.kind === 'account';
         const what = `${phase === 'grant' ? 'Granting' : 'Revoking'} ${entitlement.id} ${phase === 'grant' ? 'to' : 'from'} ${identity.employeeId} failed`;

@@ -6,6 +6,7 @@ import { createEventActivities } from './events.js';
 import { createGrantActivities } from './grants.js';
 import { createIdentityActivities } from './identities.js';
 import { createLifecycleActivities } from './lifecycle.js';
+import { createJitActivities } from './jit.js';
 import { createRequestActivities } from './requests.js';
 import { createTargetActivities } from './targets.js';
 
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLifecycleActivities(deps),
     ...createTargetActivities(deps),
     ...createRequestActivities(deps),
+    ...createJitActivities(deps),
     async getPolicy(): Promise<PolicySnapshot> {
       return policySnapshot(deps.config);
     },

@@ -23,11 +23,16 @@ import { raiseAlert } from '../services/alerts.js';
 import { MailError } from '../services/mailer.js';
 import { DECISION_REFUSALS } from '../workflows/request-messages.js';
 import type { ActivityDeps } from './deps.js';
-import type { PlannedGrant } from './grants.js';
+import { grantHelpers, type PlannedGrant } from './grants.js';
 
 /** What the workflows need to know of a request and of the approval policy, read once. */
 export interface RequestSnapshot {
   requestId: string;
+  kind: 'requested' | 'jit';
+  /** A break-glass elevation: granted without approval, alerted at once, reviewed by the owner after. */
+  breakGlass: boolean;
+  /** JIT: the requester is emailed this long before the end. */
+  warnBeforeMs: number;
   employeeId: string;
   entitlementId: string;
   status: RequestStatus;
@@ -44,7 +49,7 @@ export interface RequestSnapshot {
 export interface OpenStageInput {
   requestId: string;
   stage: number;
-  role: ApproverRole | 'mover_review';
+  role: StageRole;
   /** ISO instant the stage expires at (the workflow's clock). */
   dueAt: string;
 }
@@ -82,8 +87,17 @@ function mailEntitlement(entitlement: typeof entitlements.$inferSelect): MailEnt
 
 const stageClosed = (message: string) => ApplicationFailure.nonRetryable(message, DECISION_REFUSALS.stageClosed);
 
+/**
+ * Serialises what changes who holds one access (a person and an entitlement): a request
+ * joining or creating its grant, and a removal deciding whether anything else still wants it.
+ */
+async function lockAccess(tx: Tx, identityId: string, entitlementId: string): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`${identityId}:${entitlementId}`}))`);
+}
+
 export function createRequestActivities(deps: ActivityDeps) {
   const { db, config, mailer, publicUrl } = deps;
+  const { moveGrant } = grantHelpers(deps);
   const base = publicUrl.replace(/\/+$/, '');
 
   async function loadRequestRow(requestId: string, tx: Tx | typeof db = db) {
@@ -145,16 +159,21 @@ export function createRequestActivities(deps: ActivityDeps) {
     async loadRequest(requestId: string): Promise<RequestSnapshot> {
       const { request, identity, entitlement } = await loadRequestRow(requestId);
       const configured = config.entitlements.find((e) => e.id === entitlement.id);
-      const route = configured?.approver ?? config.approval.approver;
+      const jit = request.kind === 'jit' ? configured?.jit : undefined;
+      // An elevation is approved as its jit policy says (a break-glass one by nobody, first).
+      const route = jit ? (request.breakGlass ? 'none' : jit.approval) : (configured?.approver ?? config.approval.approver);
       const a = config.approval;
       return {
         requestId,
+        kind: request.kind === 'jit' ? 'jit' : 'requested',
+        breakGlass: request.breakGlass,
+        warnBeforeMs: jit?.warnBefore ?? 0,
         employeeId: identity.employeeId,
         entitlementId: entitlement.id,
         status: request.status as RequestStatus,
         requesterId: requesterIdOf(request.requestedBy),
         durationMs: request.durationMs ?? null,
-        roles: route === 'manager_then_owner' ? ['manager', 'owner'] : [route],
+        roles: route === 'none' ? [] : route === 'manager_then_owner' ? ['manager', 'owner'] : [route],
         approval: { timeoutMs: a.timeout, reminderAfterMs: a.reminderAfter, escalateAfterMs: a.escalateAfter, moverReview: { timeoutMs: a.moverReview.timeout, default: a.moverReview.default } },
         retries: config.retries,
       };
@@ -170,13 +189,14 @@ export function createRequestActivities(deps: ActivityDeps) {
       const context = await loadAccessContext(db, config, identity.employeeId, { exceptRequestId: input.requestId });
       const listed = context.entitlements.find((e) => e.id === entitlement.id);
       if (!listed || !context.subject) return { ok: false, reason: `${entitlement.id} or ${identity.employeeId} is no longer known` };
-        const review = input.role === 'mover_review';
+      const review = input.role === 'mover_review' || input.role === 'break_glass_review';
       const resolved = resolveApprovalStages({
         subjectId: identity.employeeId,
         subject: context.subject,
         // A review asks the new manager about access someone else asked for: the requester is not excluded.
         requestedBy: review ? null : requesterIdOf(request.requestedBy),
-        entitlement: { ...listed, approver: input.role === 'mover_review' ? 'manager' : input.role },
+        // A mover's review goes to the (new) manager, a break-glass review to the owner.
+        entitlement: { ...listed, approver: input.role === 'mover_review' ? 'manager' : input.role === 'break_glass_review' ? 'owner' : input.role },
         policy: context.approval,
         directory: context.directory,
       });
@@ -295,8 +315,11 @@ export function createRequestActivities(deps: ActivityDeps) {
         if (rows.some((r) => r.decision !== null && r.decidedVia !== 'superseded' && r.decidedVia !== 'engine')) throw ApplicationFailure.nonRetryable('this stage has already been decided', DECISION_REFUSALS.alreadyDecided);
         // Closed by the engine: expired, withdrawn, or cancelled with a leaver's requests.
         if (rows.some((r) => r.decidedVia === 'engine')) throw stageClosed('this approval is closed');
-        // Mover reviews concern granted access; every other stage a request still awaiting a decision.
-        const open = rows.some((r) => r.role === 'mover_review') ? request.status === 'approved' && request.revocationStatus === null : request.status === 'pending_approval';
+        // A mover's review concerns granted access, a break-glass review what was taken (even
+        // once it has ended: the owner must close it); every other stage a request awaiting a decision.
+        const role = rows.find((r) => r.role !== 'escalation')?.role;
+        const open =
+          role === 'break_glass_review' ? true : role === 'mover_review' ? request.status === 'approved' && request.revocationStatus === null : request.status === 'pending_approval';
         if (!open) throw stageClosed(`the request is ${request.status}`);
         const decidedAt = new Date();
         const comment = input.comment ?? null;
@@ -372,10 +395,14 @@ export function createRequestActivities(deps: ActivityDeps) {
      * The grant an approved request provisions: a new pending grant, or the live grant that
      * already covers the entitlement (birthright, or another request), which it then shares.
      */
-    async createRequestedGrant(requestId: string): Promise<PlannedGrant> {
+    async createRequestedGrant(requestId: string): Promise<PlannedGrant | null> {
       return db.transaction(async (tx) => {
         const { request, entitlement } = await loadRequestRow(requestId, tx);
+        await lockAccess(tx, request.identityId, request.entitlementId);
         let [grant] = await tx.select().from(grants).where(and(eq(grants.identityId, request.identityId), eq(grants.entitlementId, request.entitlementId), ne(grants.status, 'revoked')));
+        // Another request's removal of this access is under way: never join a grant being
+        // revoked (it would be gone under this request); the caller asks again shortly.
+        if (grant?.status === 'revoking') return null;
         if (!grant) {
           [grant] = await tx.insert(grants).values({ identityId: request.identityId, entitlementId: request.entitlementId, requestId, status: 'pending' }).returning();
           if (!grant) throw new Error('grant insert returned no row');
@@ -407,7 +434,7 @@ export function createRequestActivities(deps: ActivityDeps) {
     async planRemoval(input: { requestId: string; reason: RevokeReason }): Promise<RemovalPlan> {
       return db.transaction(async (tx) => {
         const { request, identity, entitlement } = await loadRequestRow(input.requestId, tx);
-        await tx.select({ id: accessRequests.id }).from(accessRequests).where(eq(accessRequests.id, input.requestId)).for('update');
+        await lockAccess(tx, request.identityId, request.entitlementId);
         const [grant] = await tx.select().from(grants).where(and(eq(grants.identityId, request.identityId), eq(grants.entitlementId, request.entitlementId), ne(grants.status, 'revoked')));
         const mark = async (status: 'pending' | 'revoked' | 'retained', retainedBy: string[] | null) => {
           await tx.update(accessRequests).set({ revocationStatus: status, retainedBy, updatedAt: new Date() }).where(eq(accessRequests.id, input.requestId));
@@ -421,7 +448,7 @@ export function createRequestActivities(deps: ActivityDeps) {
         const rules = live ? (evaluateBirthright(config.birthright, identity.attributes as IdentityAttributes).find((d) => d.entitlementId === entitlement.id)?.rules ?? []) : [];
         const others = live
           ? await tx
-              .select({ id: accessRequests.id })
+              .select({ id: accessRequests.id, expiresAt: accessRequests.expiresAt })
               .from(accessRequests)
               .where(
                 and(
@@ -429,15 +456,19 @@ export function createRequestActivities(deps: ActivityDeps) {
                   eq(accessRequests.entitlementId, request.entitlementId),
                   ne(accessRequests.id, input.requestId),
                   ne(accessRequests.kind, 'birthright'),
-                  eq(accessRequests.status, 'approved'),
+                  inArray(accessRequests.status, ['approved', 'auto_approved']),
                   isNull(accessRequests.revocationStatus),
                 ),
               )
+              .orderBy(sql`${accessRequests.expiresAt} desc nulls first`)
           : [];
         const retainedBy = [...rules.map((r) => `birthright rule ${r}`), ...others.map((o) => `request ${o.id}`)];
         if (retainedBy.length === 0) {
           await mark('pending', null);
-          return { action: 'revoke' as const, grantId: grant.id, grantStatus: grant.status as GrantStatus, kind: entitlement.kind as EntitlementKind, target: entitlement.target };
+          // Revoking from here on, in this transaction: a request approved a moment later
+          // waits for the revocation to be proven and then gets a grant of its own.
+          await moveGrant(tx, grant.id, 'revoking', { revokeReason: input.reason }, 'grant.revoking');
+          return { action: 'revoke' as const, grantId: grant.id, grantStatus: 'revoking' as const, kind: entitlement.kind as EntitlementKind, target: entitlement.target };
         }
         if (grant.requestId === input.requestId) {
           // The grant now belongs to what keeps it: another request, or a birthright request.
@@ -455,7 +486,8 @@ export function createRequestActivities(deps: ActivityDeps) {
               )[0]?.id;
           }
           if (!owner) throw new Error('no request to hand the grant to');
-          await tx.update(grants).set({ requestId: owner, expiresAt: null, updatedAt: new Date() }).where(eq(grants.id, grant.id));
+          // It ends when its new owner does (never, for birthright): the longest-lived other reason takes it.
+          await tx.update(grants).set({ requestId: owner, expiresAt: others[0]?.expiresAt ?? null, updatedAt: new Date() }).where(eq(grants.id, grant.id));
           await writeAudit(tx, { actor: ENGINE_ACTOR, action: 'grant.handed_over', subjectType: 'grant', subjectId: grant.id, before: { requestId: input.requestId }, after: { requestId: owner }, correlationId: input.requestId });
         }
         await mark('retained', retainedBy);
@@ -524,7 +556,7 @@ export function createRequestActivities(deps: ActivityDeps) {
         expiresAt: request.expiresAt?.toISOString() ?? null,
         retainedBy: request.retainedBy ?? [],
         reason: request.reason ?? null,
-        statusUrl: `${base}/api/v1/access-requests/${request.id}`,
+        statusUrl: `${base}${request.kind === 'jit' ? '/api/v1/jit/elevations/' : '/api/v1/access-requests/'}${request.id}`,
       });
       for (const id of recipients) {
         const who = await person(id);
@@ -536,4 +568,4 @@ export function createRequestActivities(deps: ActivityDeps) {
 }
 
 /** The approval roles a stage row can carry, for the workflow's types. */
-export type StageRole = Extract<ApprovalRole, 'manager' | 'owner' | 'mover_review'>;
+export type StageRole = Extract<ApprovalRole, 'manager' | 'owner' | 'mover_review' | 'break_glass_review'>;

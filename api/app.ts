@@ -29,6 +29,7 @@ import { identityRoutes } from './routes/identities.js';
 import { planRoutes } from './routes/plan.js';
 import { entitlementRoutes } from './routes/entitlements.js';
 import { accessRequestRoutes } from './routes/access-requests.js';
+import { jitRoutes } from './routes/jit.js';
 import { retryRoutes } from './routes/retry.js';
 import { batchRoutes } from './routes/batches.js';
 import { importRoutes } from './routes/imports.js';
@@ -224,6 +225,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(planRoutes, { db: deps.db, config: deps.config, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(entitlementRoutes, { config: deps.config });
   await app.register(accessRequestRoutes, { db: deps.db, config: deps.config, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
+  await app.register(jitRoutes, { db: deps.db, config: deps.config, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(retryRoutes, { db: deps.db, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(batchRoutes, { db: deps.db, queue: deps.hrEventQueue });
   await app.register(importRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl });

@@ -22,6 +22,7 @@ import { registerRetryCommand } from './commands/retry.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerGrantsCommand } from './commands/grants.js';
 import { registerRequestCommands } from './commands/requests.js';
+import { registerJitCommands } from './commands/jit.js';
 import { employeeIdArgument, planStepLines, registerStatusCommand } from './commands/status.js';
 
 const program = new Command('jml')
@@ -234,6 +235,7 @@ registerStatusCommand(program);
 registerGrantsCommand(program);
 registerAuditCommands(program);
 registerRequestCommands(program);
+registerJitCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(describeError(err));

@@ -6,6 +6,7 @@
 import { and, eq, inArray, ne } from 'drizzle-orm';
 import { directoryOf, type AccessRequestContext, type DirectoryPerson, type RequestableEntitlement } from '../domain/access-policy.js';
 import type { JmlConfig } from '../domain/config.js';
+import type { JitEntitlementPolicy } from '../domain/jit-policy.js';
 import { canonicalEmployeeId } from '../domain/employee-id.js';
 import type { IdentityAttributes, IdentityStatus } from '../domain/types.js';
 import type { DbOrTx } from './client.js';
@@ -20,6 +21,29 @@ export function requestableEntitlements(config: JmlConfig): RequestableEntitleme
     ...(e.approver ? { approver: e.approver } : {}),
     maxDurationMs: e.maxDuration ?? null,
   }));
+}
+
+/** The entitlements that can be elevated to, as the JIT policy sees them. */
+export function jitPolicies(config: JmlConfig): JitEntitlementPolicy[] {
+  return config.entitlements.flatMap((e) =>
+    e.jit
+      ? [
+          {
+            id: e.id,
+            owner: e.owner ?? null,
+            eligible: e.jit.eligible,
+            maxDuration: e.jit.maxDuration,
+            ...(e.jit.defaultDuration !== undefined ? { defaultDuration: e.jit.defaultDuration } : {}),
+            approval: e.jit.approval,
+            ticketRequired: e.jit.ticketRequired,
+            ...(e.jit.ticketPattern !== undefined ? { ticketPattern: e.jit.ticketPattern } : {}),
+            cooldown: e.jit.cooldown,
+            maxExtensions: e.jit.maxExtensions,
+            breakGlass: e.jit.breakGlass,
+          },
+        ]
+      : [],
+  );
 }
 
 export interface LoadedAccessContext extends AccessRequestContext {

@@ -19,7 +19,8 @@ export async function syncEntitlements(db: Db, config: JmlConfig, actor = 'confi
     owner: e.owner ?? null,
     birthright: birthrightIds.has(e.id),
     requestable: e.requestable,
-    jitEligible: e.jit?.eligible ?? false,
+    // Elevation is possible for someone (who exactly is the policy's business).
+    jitEligible: e.jit !== undefined && e.jit.eligible !== false,
     jitMaxDurationMs: e.jit?.maxDuration ?? null,
     updatedAt: new Date(),
   }));

@@ -22,7 +22,10 @@ export const TIMELINE_LIMIT = 200;
 
 export interface RequestFilter {
   status?: RequestStatus;
-  /** Absent: every kind but birthright (those are the engine's, listed per person elsewhere). */
+  /**
+   * Absent: requested access only. Birthright requests are the engine's (listed per person
+   * elsewhere) and elevations are listed by the JIT API; each is listed when asked for.
+   */
   kind?: RequestKind;
   /** The subject (any case). */
   employeeId?: string;
@@ -33,6 +36,10 @@ export interface RequestFilter {
   awaiting?: string;
   /** A person the request concerns: its subject, its requester or one of its approvers. */
   involving?: string;
+  /** A person whose own request it is: its subject or its requester (not its approvers). */
+  subjectOrRequester?: string;
+  /** Only elevations (or requests) still in force: granted, not yet removed, not yet expired. */
+  active?: boolean;
   limit: number;
   cursor?: string;
 }
@@ -91,6 +98,11 @@ function summaryOf(row: RequestRow, employeeId: string, grant: GrantRow | undefi
     revocationStatus: row.revocationStatus as RevocationStatus | null,
     retainedBy: row.retainedBy ?? [],
     expiresAt: iso(row.expiresAt ?? grant?.expiresAt ?? null),
+    revokedAt: iso(row.revokedAt),
+    revocationLagMs: row.revocationLagMs,
+    ticket: row.ticket,
+    breakGlass: row.breakGlass,
+    extensions: row.extensions,
     grant: grant
       ? {
           id: grant.id,
@@ -106,12 +118,25 @@ function summaryOf(row: RequestRow, employeeId: string, grant: GrantRow | undefi
   };
 }
 
-/** Each request's grant (at most one: grants_request_idx) and approval rows, by request id. */
-async function partsOf(db: DbOrTx, ids: string[]): Promise<{ grantOf: Map<string, GrantRow>; approvalsOf: Map<string, ApprovalRow[]> }> {
+/**
+ * Each request's grant and approval rows, by request id. The grant is the request's own (at
+ * most one: grants_request_idx), or, for an approved request whose access another reason's
+ * live grant already gave (birthright, an overlapping elevation), that shared grant: what the
+ * target holds for it.
+ */
+async function partsOf(db: DbOrTx, requests: RequestRow[]): Promise<{ grantOf: Map<string, GrantRow>; approvalsOf: Map<string, ApprovalRow[]> }> {
+  const ids = requests.map((r) => r.id);
   if (ids.length === 0) return { grantOf: new Map(), approvalsOf: new Map() };
-  const [grantRows, approvalRows] = await Promise.all([
+  const approved = requests.filter((r) => r.status === 'approved' || r.status === 'auto_approved');
+  const [grantRows, approvalRows, shared] = await Promise.all([
     db.select().from(grants).where(inArray(grants.requestId, ids)),
     db.select().from(approvals).where(inArray(approvals.requestId, ids)).orderBy(asc(approvals.stage), asc(approvals.createdAt), asc(approvals.id)),
+    approved.length === 0
+      ? Promise.resolve([] as GrantRow[])
+      : db
+          .select()
+          .from(grants)
+          .where(and(inArray(grants.identityId, [...new Set(approved.map((r) => r.identityId))]), ne(grants.status, 'revoked'))),
   ]);
   const approvalsOf = new Map<string, ApprovalRow[]>();
   for (const row of approvalRows) {
@@ -119,7 +144,12 @@ async function partsOf(db: DbOrTx, ids: string[]): Promise<{ grantOf: Map<string
     list.push(row);
     approvalsOf.set(row.requestId, list);
   }
-  return { grantOf: new Map(grantRows.map((g) => [g.requestId, g])), approvalsOf };
+  const grantOf = new Map(grantRows.map((g) => [g.requestId, g]));
+  for (const r of approved) {
+    const covering = grantOf.has(r.id) ? undefined : shared.find((g) => g.identityId === r.identityId && g.entitlementId === r.entitlementId);
+    if (covering) grantOf.set(r.id, covering);
+  }
+  return { grantOf, approvalsOf };
 }
 
 function timelineEntry(row: typeof auditLog.$inferSelect): TimelineEntry {
@@ -137,7 +167,7 @@ export async function requestView(db: DbOrTx, requestId: string): Promise<Reques
     .where(eq(accessRequests.id, requestId));
   if (!found) return null;
   const [{ grantOf, approvalsOf }, audit] = await Promise.all([
-    partsOf(db, [requestId]),
+    partsOf(db, [found.request]),
     db
       .select()
       .from(auditLog)
@@ -194,7 +224,7 @@ export async function listRequests(db: DbOrTx, filter: RequestFilter): Promise<{
         .where(and(eq(approvals.requestId, accessRequests.id), eq(approvals.approver, canonicalEmployeeId(who)), undecided ? isNull(approvals.decision) : undefined)),
     );
 
-  const conditions: SQL[] = [filter.kind ? eq(accessRequests.kind, filter.kind) : ne(accessRequests.kind, 'birthright')];
+  const conditions: SQL[] = [eq(accessRequests.kind, filter.kind ?? 'requested')];
   if (filter.status) conditions.push(eq(accessRequests.status, filter.status));
   if (filter.employeeId) conditions.push(eq(identities.employeeId, canonicalEmployeeId(filter.employeeId)));
   if (filter.entitlementId) conditions.push(eq(accessRequests.entitlementId, filter.entitlementId));
@@ -203,6 +233,18 @@ export async function listRequests(db: DbOrTx, filter: RequestFilter): Promise<{
   if (filter.involving) {
     const who = canonicalEmployeeId(filter.involving);
     conditions.push(or(eq(identities.employeeId, who), eq(accessRequests.requestedBy, who), approverIs(who, false))!);
+  }
+  if (filter.subjectOrRequester) {
+    const who = canonicalEmployeeId(filter.subjectOrRequester);
+    conditions.push(or(eq(identities.employeeId, who), eq(accessRequests.requestedBy, who))!);
+  }
+  if (filter.active) {
+    // In force: approved, its removal not asked, and its end (if any) still ahead.
+    conditions.push(
+      inArray(accessRequests.status, ['approved', 'auto_approved']),
+      isNull(accessRequests.revocationStatus),
+      or(isNull(accessRequests.expiresAt), sql`${accessRequests.expiresAt} > now()`)!,
+    );
   }
   if (after) conditions.push(sql`(${accessRequests.createdAt}, ${accessRequests.id}) < (${after.at}::timestamptz, ${after.id}::uuid)`);
 
@@ -222,7 +264,7 @@ export async function listRequests(db: DbOrTx, filter: RequestFilter): Promise<{
   const page = rows.slice(0, filter.limit);
   const { grantOf, approvalsOf } = await partsOf(
     db,
-    page.map((r) => r.request.id),
+    page.map((r) => r.request),
   );
   const last = page.at(-1);
   return {

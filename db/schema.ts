@@ -151,6 +151,13 @@ export const accessRequests = pgTable(
      */
     revocationStatus: text('revocation_status'),
     retainedBy: jsonb('retained_by').$type<string[]>(),
+    /** When its access was proven gone (or kept for another reason), and how long after expires_at that was. */
+    revokedAt: tz('revoked_at'),
+    revocationLagMs: bigint('revocation_lag_ms', { mode: 'number' }),
+    /** JIT: the change ticket given, whether it was a break-glass elevation, how often it was extended. */
+    ticket: text('ticket'),
+    breakGlass: boolean('break_glass').notNull().default(false),
+    extensions: integer('extensions').notNull().default(0),
     rules: jsonb('rules').$type<string[]>(),
     hrEventId: text('hr_event_id'),
     /** When its accessRequest workflow was started; null: not yet (a sweep starts it). */
@@ -165,6 +172,8 @@ export const accessRequests = pgTable(
     check('access_requests_revocation_status_check', sql`revocation_status is null or revocation_status in ('pending', 'revoked', 'failed', 'retained')`),
     index('access_requests_identity_idx').on(t.identityId),
     index('access_requests_status_idx').on(t.status, t.createdAt),
+    // JIT cool-down: the person's last elevation of an entitlement.
+    index('access_requests_subject_entitlement_idx').on(t.identityId, t.entitlementId, t.createdAt),
     index('access_requests_unstarted_idx').on(t.createdAt).where(sql`workflow_started_at is null and kind <> 'birthright'`),
   ],
 );
@@ -228,7 +237,7 @@ export const approvals = pgTable(
   },
   (t) => [
     check('approvals_decision_check', sql`decision is null or decision in ('approved', 'denied', 'expired', 'cancelled')`),
-    check('approvals_role_check', inList('role', ['manager', 'owner', 'escalation', 'mover_review'])),
+    check('approvals_role_check', inList('role', ['manager', 'owner', 'escalation', 'mover_review', 'break_glass_review'])),
     uniqueIndex('approvals_stage_approver_idx').on(t.requestId, t.stage, t.approver),
     index('approvals_approver_idx').on(t.approver).where(sql`decision is null`),
   ],

@@ -39,6 +39,58 @@ const ldapTarget = z.object({
 
 const target = z.discriminatedUnion('type', [ldapTarget]);
 
+/** Who may elevate: everyone active (true), nobody (false), or whoever matches one of the rules. */
+const jitEligibilityRule = z
+  .object({
+    /** Attribute -> accepted value(s), as in birthright rules; all must match. */
+    when: z.record(z.string(), z.union([z.string(), z.array(z.string()).min(1)])).default({}),
+    /** Entitlements the person must hold (a live grant), all of them. */
+    holds: z.array(z.string()).default([]),
+  })
+  .strict();
+
+/**
+ * Just-in-time elevation of one entitlement: who may (`eligible`), for how long
+ * (`defaultDuration`, at most `maxDuration`, per elevation and per extension), who approves
+ * (`approval`), whether a ticket is needed (`ticketRequired`, matching `ticketPattern`), how
+ * long after an elevation ends the next may start (`cooldown`), how often it may be extended
+ * (`maxExtensions`), and whether it may be taken at once in an emergency (`breakGlass`: no
+ * approval, a critical alert, and a review the owner closes afterwards). The requester is
+ * emailed `warnBefore` the end. `requiresApproval` (older files): true is `approval: manager`,
+ * false is `approval: none`.
+ */
+const jitPolicy = z
+  .object({
+    eligible: z.union([z.boolean(), jitEligibilityRule, z.array(jitEligibilityRule).min(1)]).default(false),
+    maxDuration: duration.default(4 * 3_600_000),
+    defaultDuration: duration.optional(),
+    approval: z.enum(['none', 'manager', 'owner', 'manager_then_owner']).optional(),
+    requiresApproval: z.boolean().optional(),
+    ticketRequired: z.boolean().default(false),
+    ticketPattern: z
+      .string()
+      .refine((p) => {
+        try {
+          new RegExp(p, 'u');
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'must be a valid regular expression')
+      .optional(),
+    cooldown: duration.default(0),
+    maxExtensions: z.number().int().min(0).max(100).default(2),
+    breakGlass: z.boolean().default(false),
+    warnBefore: duration.default(10 * 60_000),
+  })
+  .strict()
+  .superRefine((jit, ctx) => {
+    if (jit.approval !== undefined && jit.requiresApproval !== undefined) ctx.addIssue({ code: 'custom', path: ['requiresApproval'], message: 'give approval or requiresApproval, not both' });
+    if (jit.defaultDuration !== undefined && jit.defaultDuration > jit.maxDuration) ctx.addIssue({ code: 'custom', path: ['defaultDuration'], message: 'must not be longer than maxDuration' });
+    if (jit.maxDuration <= 0) ctx.addIssue({ code: 'custom', path: ['maxDuration'], message: 'must be longer than 0' });
+  })
+  .transform(({ requiresApproval, ...jit }) => ({ ...jit, approval: jit.approval ?? (requiresApproval === false ? ('none' as const) : ('manager' as const)) }));
+
 const entitlement = z.object({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, 'expected an id of letters, digits, . _ : -'),
   name: z.string().optional(),
@@ -54,9 +106,7 @@ const entitlement = z.object({
   approver: z.enum(['manager', 'owner', 'manager_then_owner']).optional(),
   /** The longest a requested grant may last (a request must then give a duration); absent: no limit. */
   maxDuration: duration.optional(),
-  jit: z
-    .object({ eligible: z.boolean().default(false), maxDuration: duration.default(4 * 3_600_000), requiresApproval: z.boolean().default(true) })
-    .optional(),
+  jit: jitPolicy.optional(),
 });
 
 const matchValue = z.union([z.string(), z.array(z.string()).min(1)]);
@@ -235,6 +285,19 @@ export const configSchema = z
       const target = config.targets.find((t) => t.id === e.target);
       if (e.kind !== 'account' && e.ref && target?.type === 'ldap' && !dnIsUnder(e.ref, target.groupsDN)) {
         ctx.addIssue({ code: 'custom', path: ['entitlements', i, 'ref'], message: `must be a DN under the target's groupsDN (${target.groupsDN}), e.g. cn=${e.ref.includes('=') ? 'name' : e.ref},${target.groupsDN}` });
+      }
+    });
+    config.entitlements.forEach((e, i) => {
+      if (!e.jit) return;
+      const rules = e.jit.eligible === true || e.jit.eligible === false ? [] : Array.isArray(e.jit.eligible) ? e.jit.eligible : [e.jit.eligible];
+      rules.forEach((rule, r) =>
+        rule.holds.forEach((id, h) => {
+          if (!entitlementIds.has(id)) ctx.addIssue({ code: 'custom', path: ['entitlements', i, 'jit', 'eligible', ...(Array.isArray(e.jit!.eligible) ? [r] : []), 'holds', h], message: `unknown entitlement "${id}"` });
+        }),
+      );
+      const needsOwner = e.jit.approval === 'owner' || e.jit.approval === 'manager_then_owner' || e.jit.breakGlass;
+      if (needsOwner && !e.owner && !config.approval.fallbackApprover) {
+        ctx.addIssue({ code: 'custom', path: ['entitlements', i, 'owner'], message: `its elevations are ${e.jit.breakGlass ? 'reviewed' : 'approved'} by the owner: name one (or set approval.fallbackApprover)` });
       }
     });
     config.entitlements.forEach((e, i) => {

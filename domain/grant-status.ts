@@ -18,7 +18,8 @@ export function canMoveGrant(from: GrantStatus, to: GrantStatus): boolean {
 }
 
 const REQUEST_TRANSITIONS: Record<RequestStatus, readonly RequestStatus[]> = {
-  pending_approval: ['approved', 'denied', 'expired', 'cancelled'],
+  // auto_approved: an elevation whose policy needs no approval (or a break-glass one).
+  pending_approval: ['approved', 'auto_approved', 'denied', 'expired', 'cancelled'],
   approved: ['cancelled'],
   auto_approved: ['cancelled'],
   denied: [],

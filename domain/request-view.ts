@@ -12,7 +12,7 @@ export const REVOCATION_STATUSES = ['pending', 'revoked', 'failed', 'retained'] 
  */
 export type RevocationStatus = (typeof REVOCATION_STATUSES)[number];
 
-export const APPROVAL_ROLES = ['manager', 'owner', 'escalation', 'mover_review'] as const;
+export const APPROVAL_ROLES = ['manager', 'owner', 'escalation', 'mover_review', 'break_glass_review'] as const;
 export type ApprovalRole = (typeof APPROVAL_ROLES)[number];
 export const APPROVAL_DECISIONS = ['approved', 'denied', 'expired', 'cancelled'] as const;
 export type ApprovalDecision = (typeof APPROVAL_DECISIONS)[number];
@@ -64,6 +64,16 @@ export interface RequestView {
   revocationStatus: RevocationStatus | null;
   retainedBy: string[];
   expiresAt: string | null;
+  /** When the access was proven gone, or found kept for another reason (see retainedBy); null until then. */
+  revokedAt: string | null;
+  /** revokedAt - expiresAt in ms: how long the access outlived its expiry; null until revoked or without an expiry. */
+  revocationLagMs: number | null;
+  /** JIT: the change or incident reference given with the elevation; null for none. */
+  ticket: string | null;
+  /** JIT: granted at once without approval, in an emergency (a critical alert and the owner's review follow). */
+  breakGlass: boolean;
+  /** JIT: how often the elevation was extended. */
+  extensions: number;
   grant: { id: string; status: GrantStatus; attempts: number; lastError: string | null; verifiedAt: string | null; revokedAt: string | null; revokeReason: string | null } | null;
   approvals: ApprovalView[];
   timeline: TimelineEntry[];
@@ -79,4 +89,16 @@ export function requestSettled(view: Pick<RequestView, 'requestStatus' | 'grantS
   if (view.requestStatus !== 'approved' && view.requestStatus !== 'auto_approved') return true;
   if (view.revocationStatus !== null) return view.revocationStatus === 'revoked' || view.revocationStatus === 'retained';
   return view.grantStatus === 'active';
+}
+
+/**
+ * How long the access has left, in ms, at `now`: until expiresAt while it lasts, 0 once
+ * it ended (removal asked or done, or the request refused, expired or cancelled), and null
+ * while it has not begun (the clock starts when the grant is made) or has no end.
+ */
+export function timeLeftMs(view: Pick<RequestView, 'requestStatus' | 'revocationStatus' | 'expiresAt'>, now: number): number | null {
+  if (view.revocationStatus !== null) return 0;
+  if (view.requestStatus === 'denied' || view.requestStatus === 'expired' || view.requestStatus === 'cancelled') return 0;
+  if (view.expiresAt === null) return null;
+  return Math.max(0, Date.parse(view.expiresAt) - now);
 }

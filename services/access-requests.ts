@@ -7,22 +7,39 @@
 // The accessRequest workflow is started after the commit. Postgres is the record: if
 // Temporal is down or the start fails, the request is still accepted, and the sweeper
 // (startRequestSweeper) starts every request whose workflow_started_at is still empty.
+// JIT elevations (services/jit.ts) are recorded and started by the same skeleton
+// (submitRequest), with their own policy and the jitElevation workflow.
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { and, asc, eq, isNull, lt, ne, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, lt, ne, sql } from 'drizzle-orm';
 import { checkAccessRequest, type AccessRefusal } from '../domain/access-policy.js';
 import type { JmlConfig } from '../domain/config.js';
 import { canonicalEmployeeId } from '../domain/employee-id.js';
 import { loadAccessContext } from '../db/access-context.js';
 import { writeAudit } from '../db/audit.js';
-import { sqlStateOf, type Db } from '../db/client.js';
+import { sqlStateOf, type Db, type Tx } from '../db/client.js';
 import { accessRequests, identities } from '../db/schema.js';
 import { safeErrorInfo } from '../api/problem.js';
-import { accessRequestWorkflowId } from '../workflows/request-messages.js';
+import type { RequestKind } from '../domain/types.js';
+import { accessRequestWorkflowId, jitElevationWorkflowId } from '../workflows/request-messages.js';
 import { runPeriodically } from './periodic.js';
 
-/** The Temporal workflow type of a request (workflows/ registers it under this name). */
+/** The Temporal workflow types of requests (workflows/ registers them under these names). */
 export const ACCESS_REQUEST_WORKFLOW = 'accessRequest';
+export const JIT_ELEVATION_WORKFLOW = 'jitElevation';
+
+/** The kinds of request that run a workflow of their own (birthright grants are the lifecycle's). */
+export type WorkflowKind = Extract<RequestKind, 'requested' | 'jit'>;
+
+/** The workflow type and id that run a request of this kind. */
+export function requestWorkflow(kind: WorkflowKind, requestId: string): { type: string; workflowId: string } {
+  return kind === 'jit' ? { type: JIT_ELEVATION_WORKFLOW, workflowId: jitElevationWorkflowId(requestId) } : { type: ACCESS_REQUEST_WORKFLOW, workflowId: accessRequestWorkflowId(requestId) };
+}
+
+/** The id of the workflow that runs the request: `access-request:<id>`, or `jit:<id>` for an elevation. */
+export const workflowIdOf = (kind: WorkflowKind, requestId: string): string => requestWorkflow(kind, requestId).workflowId;
+
+const isWorkflowKind = (kind: string): kind is WorkflowKind => kind === 'requested' || kind === 'jit';
 
 /** What the shell needs to warn with: pino's and Fastify's loggers both fit. */
 export interface WarnLogger {
@@ -69,27 +86,91 @@ const UNIQUE_VIOLATION = '23505';
  * before answers the request it made (created: false) when the body is the same one, and
  * throws IdempotencyKeyReused when it is not.
  */
-export async function submitAccessRequest(deps: SubmitDeps, input: SubmitInput): Promise<SubmitResult> {
-  let result: RecordResult;
+export function submitAccessRequest(deps: SubmitDeps, input: SubmitInput): Promise<SubmitResult> {
+  const durationMs = input.durationMs ?? null;
+  return submitRequest<AccessRefusal>(deps, {
+    kind: 'requested',
+    employeeId: input.employeeId,
+    requestedBy: input.requestedBy,
+    idempotencyKey: input.idempotencyKey,
+    sameAs: (existing, subjectId) => existing.entitlementId === input.entitlementId && existing.subjectId === subjectId && existing.justification === input.justification && existing.durationMs === durationMs,
+    async decide(tx, subjectId) {
+      const context = await loadAccessContext(tx, deps.config, subjectId);
+      const decision = checkAccessRequest(
+        {
+          employeeId: subjectId,
+          entitlementId: input.entitlementId,
+          justification: input.justification,
+          ...(input.durationMs !== undefined ? { durationMs: input.durationMs } : {}),
+          requestedBy: input.requestedByEmployeeId,
+        },
+        context,
+      );
+      if (!decision.ok) return { refused: decision };
+      // The policy refuses an unknown subject, so a passing request has one.
+      if (!context.subjectIdentityId) throw new Error('policy passed a request without a subject identity');
+      return {
+        identityId: context.subjectIdentityId,
+        values: { entitlementId: input.entitlementId, justification: input.justification, durationMs },
+        // The justification is the requester's free text: it stays in the request row only.
+        audit: { status: 'pending_approval', entitlementId: input.entitlementId, employeeId: subjectId, durationMs, requestedBy: input.requestedBy, approvers: decision.stages.map((s) => s.approverId) },
+      };
+    },
+  });
+}
+
+// --- the submission skeleton, shared by access requests and JIT elevations (services/jit.ts) ---
+
+/** A request row found under an idempotency key: what a replay is compared with. */
+export type RecordedRequest = Pick<typeof accessRequests.$inferSelect, 'id' | 'kind' | 'entitlementId' | 'justification' | 'durationMs' | 'ticket' | 'breakGlass' | 'workflowStartedAt'> & {
+  /** The subject's canonical employee id. */
+  subjectId: string;
+};
+
+/** The columns a kind's policy sets on a new request row (the skeleton sets the rest). */
+export type RequestValues = Pick<typeof accessRequests.$inferInsert, 'entitlementId' | 'justification' | 'durationMs' | 'ticket' | 'breakGlass'>;
+
+/** What a policy decided inside the transaction: a refusal (nothing is written), or the row and its audit entry. */
+export type RequestDecision<Refusal> = { refused: Refusal } | { identityId: string; values: RequestValues; audit: Record<string, unknown> };
+
+export interface RequestSubmission<Refusal> {
+  kind: WorkflowKind;
+  /** The subject (any case; folded). */
+  employeeId: string;
+  /** The requester as recorded (and the audit actor). */
+  requestedBy: string;
+  idempotencyKey: string;
+  /** Whether the row recorded under the key is this same submission, i.e. this is a replay. */
+  sameAs(existing: RecordedRequest, subjectId: string): boolean;
+  /** The policy, run under the subject's lock in the transaction that records the request. */
+  decide(tx: Tx, subjectId: string): Promise<RequestDecision<Refusal>>;
+}
+
+/**
+ * The one way a request is recorded and started: the subject's advisory lock, the
+ * idempotency key, the kind's policy, the insert with its audit entry, all in one
+ * transaction; then its workflow, under the id its request id determines.
+ */
+export async function submitRequest<Refusal>(deps: SubmitDeps, submission: RequestSubmission<Refusal>): Promise<{ created: boolean; requestId: string } | { refused: Refusal }> {
+  let result: RecordResult<Refusal>;
   try {
-    result = await recordRequest(deps, input);
+    result = await recordRequest(deps, submission);
   } catch (err) {
     // The same key for another subject: the subject locks did not serialise the two, the
     // unique index did. Once more, the transaction finds the row the other one committed.
     if (sqlStateOf(err) !== UNIQUE_VIOLATION) throw err;
-    result = await recordRequest(deps, input);
+    result = await recordRequest(deps, submission);
   }
   if ('refused' in result) return result;
   // A replay starts the workflow only if the first attempt could not (the sweeper would, later).
-  if (result.unstarted) await startRequestWorkflow(deps, result.requestId);
+  if (result.unstarted) await startRequestWorkflow(deps, result.requestId, submission.kind);
   return { created: result.created, requestId: result.requestId };
 }
 
-type RecordResult = { created: boolean; requestId: string; unstarted: boolean } | { refused: AccessRefusal };
+type RecordResult<Refusal> = { created: boolean; requestId: string; unstarted: boolean } | { refused: Refusal };
 
-async function recordRequest(deps: SubmitDeps, input: SubmitInput): Promise<RecordResult> {
-  const subjectId = canonicalEmployeeId(input.employeeId);
-  const durationMs = input.durationMs ?? null;
+async function recordRequest<Refusal>(deps: SubmitDeps, submission: RequestSubmission<Refusal>): Promise<RecordResult<Refusal>> {
+  const subjectId = canonicalEmployeeId(submission.employeeId);
   return deps.db.transaction(async (tx) => {
     // Requests for one person take turns: what is held and pending is read and acted on as one.
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${subjectId}))`);
@@ -97,57 +178,44 @@ async function recordRequest(deps: SubmitDeps, input: SubmitInput): Promise<Reco
     const [existing] = await tx
       .select({
         id: accessRequests.id,
+        kind: accessRequests.kind,
         entitlementId: accessRequests.entitlementId,
         justification: accessRequests.justification,
         durationMs: accessRequests.durationMs,
+        ticket: accessRequests.ticket,
+        breakGlass: accessRequests.breakGlass,
         subjectId: identities.employeeId,
         workflowStartedAt: accessRequests.workflowStartedAt,
       })
       .from(accessRequests)
       .innerJoin(identities, eq(identities.id, accessRequests.identityId))
-      .where(eq(accessRequests.idempotencyKey, input.idempotencyKey));
+      .where(eq(accessRequests.idempotencyKey, submission.idempotencyKey));
     if (existing) {
-      const same = existing.entitlementId === input.entitlementId && existing.subjectId === subjectId && existing.justification === input.justification && existing.durationMs === durationMs;
-      if (!same) throw new IdempotencyKeyReused();
+      if (existing.kind !== submission.kind || !submission.sameAs(existing, subjectId)) throw new IdempotencyKeyReused();
       return { created: false, requestId: existing.id, unstarted: existing.workflowStartedAt === null };
     }
 
-    const context = await loadAccessContext(tx, deps.config, subjectId);
-    const decision = checkAccessRequest(
-      {
-        employeeId: subjectId,
-        entitlementId: input.entitlementId,
-        justification: input.justification,
-        ...(input.durationMs !== undefined ? { durationMs: input.durationMs } : {}),
-        requestedBy: input.requestedByEmployeeId,
-      },
-      context,
-    );
-    if (!decision.ok) return { refused: decision };
-    // The policy refuses an unknown subject, so a passing request has one.
-    if (!context.subjectIdentityId) throw new Error('policy passed a request without a subject identity');
+    const decision = await submission.decide(tx, subjectId);
+    if ('refused' in decision) return { refused: decision.refused };
 
     const [row] = await tx
       .insert(accessRequests)
       .values({
-        idempotencyKey: input.idempotencyKey,
-        identityId: context.subjectIdentityId,
-        entitlementId: input.entitlementId,
-        kind: 'requested',
+        ...decision.values,
+        idempotencyKey: submission.idempotencyKey,
+        identityId: decision.identityId,
+        kind: submission.kind,
         status: 'pending_approval',
-        requestedBy: input.requestedBy,
-        justification: input.justification,
-        durationMs,
+        requestedBy: submission.requestedBy,
       })
       .returning({ id: accessRequests.id });
     if (!row) throw new Error('access request insert returned nothing');
     await writeAudit(tx, {
-      actor: input.requestedBy,
+      actor: submission.requestedBy,
       action: 'access_request.submitted',
       subjectType: 'access_request',
       subjectId: row.id,
-      // The justification is the requester's free text: it stays in the request row only.
-      after: { status: 'pending_approval', entitlementId: input.entitlementId, employeeId: subjectId, durationMs, requestedBy: input.requestedBy, approvers: decision.stages.map((s) => s.approverId) },
+      after: decision.audit,
       correlationId: row.id,
     });
     return { created: true, requestId: row.id, unstarted: true };
@@ -159,14 +227,15 @@ async function recordRequest(deps: SubmitDeps, input: SubmitInput): Promise<Reco
  * Temporal, or when the start fails, the row stays unstarted and the sweeper tries again.
  * Returns whether the workflow is known to run.
  */
-export async function startRequestWorkflow(deps: { db: Db; temporal?: Client; taskQueue: string; logger?: WarnLogger }, requestId: string): Promise<boolean> {
+export async function startRequestWorkflow(deps: { db: Db; temporal?: Client; taskQueue: string; logger?: WarnLogger }, requestId: string, kind: WorkflowKind = 'requested'): Promise<boolean> {
   if (!deps.temporal) {
-    deps.logger?.warn({ requestId }, 'no Temporal client: the access request workflow will be started by the sweeper');
+    deps.logger?.warn({ requestId, kind }, 'no Temporal client: the request workflow will be started by the sweeper');
     return false;
   }
+  const { type, workflowId } = requestWorkflow(kind, requestId);
   try {
-    await deps.temporal.workflow.start(ACCESS_REQUEST_WORKFLOW, {
-      workflowId: accessRequestWorkflowId(requestId),
+    await deps.temporal.workflow.start(type, {
+      workflowId,
       taskQueue: deps.taskQueue,
       args: [{ requestId }],
       // A retried start finds the running workflow; a finished one is never run again.
@@ -176,7 +245,7 @@ export async function startRequestWorkflow(deps: { db: Db; temporal?: Client; ta
   } catch (err) {
     // It ran, and has ended: it was started, all the same.
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) {
-      deps.logger?.warn({ requestId, err: safeErrorInfo(err) }, 'could not start the access request workflow; the sweeper will retry');
+      deps.logger?.warn({ requestId, kind, err: safeErrorInfo(err) }, 'could not start the request workflow; the sweeper will retry');
       return false;
     }
   }
@@ -187,7 +256,7 @@ export async function startRequestWorkflow(deps: { db: Db; temporal?: Client; ta
       .where(and(eq(accessRequests.id, requestId), isNull(accessRequests.workflowStartedAt)));
   } catch (err) {
     // The workflow runs; a later sweep starts it again (USE_EXISTING) and records it then.
-    deps.logger?.warn({ requestId, err: safeErrorInfo(err) }, 'could not record the start of the access request workflow');
+    deps.logger?.warn({ requestId, kind, err: safeErrorInfo(err) }, 'could not record the start of the request workflow');
     return false;
   }
   return true;
@@ -202,7 +271,7 @@ export async function ensureRequestWorkflow(deps: { db: Db; temporal: Client; ta
     .select({ startedAt: accessRequests.workflowStartedAt, kind: accessRequests.kind })
     .from(accessRequests)
     .where(eq(accessRequests.id, requestId));
-  if (row && row.startedAt === null && row.kind === 'requested') await startRequestWorkflow(deps, requestId);
+  if (row && row.startedAt === null && isWorkflowKind(row.kind)) await startRequestWorkflow(deps, requestId, row.kind);
 }
 
 /** One sweep: starts the workflows of requests recorded more than `graceMs` ago and not yet started. */
@@ -211,17 +280,17 @@ export async function startUnstartedRequests(
   options: { graceMs?: number; batch?: number } = {},
 ): Promise<{ scanned: number; started: number }> {
   const cutoff = new Date(Date.now() - (options.graceMs ?? 10_000));
-  // The predicate of access_requests_unstarted_idx, so the scan is that index; only
-  // requested access runs the accessRequest workflow.
+  // The predicate of access_requests_unstarted_idx, so the scan is that index; requested
+  // access runs the accessRequest workflow, an elevation the jitElevation workflow.
   const rows = await deps.db
-    .select({ id: accessRequests.id })
+    .select({ id: accessRequests.id, kind: accessRequests.kind })
     .from(accessRequests)
-    .where(and(isNull(accessRequests.workflowStartedAt), ne(accessRequests.kind, 'birthright'), eq(accessRequests.kind, 'requested'), lt(accessRequests.createdAt, cutoff)))
+    .where(and(isNull(accessRequests.workflowStartedAt), ne(accessRequests.kind, 'birthright'), inArray(accessRequests.kind, ['requested', 'jit']), lt(accessRequests.createdAt, cutoff)))
     .orderBy(asc(accessRequests.createdAt))
     .limit(options.batch ?? 100);
   let started = 0;
   for (const row of rows) {
-    if (await startRequestWorkflow(deps, row.id)) started += 1;
+    if (isWorkflowKind(row.kind) && (await startRequestWorkflow(deps, row.id, row.kind))) started += 1;
   }
   return { scanned: rows.length, started };
 }
@@ -234,7 +303,7 @@ export function startRequestSweeper(db: Db, temporal: Client, taskQueue: string,
   return runPeriodically(
     async () => {
       const { started } = await startUnstartedRequests({ db, temporal, taskQueue, logger }, { graceMs });
-      if (started > 0) logger.info({ started }, 'started access request workflows the API had left unstarted');
+      if (started > 0) logger.info({ started }, 'started access request and elevation workflows the API had left unstarted');
     },
     intervalMs,
     (err) => logger.warn({ err: safeErrorInfo(err) }, 'access request sweep failed; will retry'),

@@ -30,7 +30,7 @@ export interface MailEntitlement {
   target: string;
 }
 
-export type ApprovalMailKind = 'request' | 'reminder' | 'escalation' | 'mover_review';
+export type ApprovalMailKind = 'request' | 'reminder' | 'escalation' | 'mover_review' | 'break_glass_review';
 
 export interface ApprovalMailInput {
   kind: ApprovalMailKind;
@@ -57,7 +57,7 @@ export interface ApprovalMailInput {
   moveDetail?: string | null;
 }
 
-export type RequesterMailKind = 'approved' | 'denied' | 'expired' | 'cancelled' | 'granted' | 'grant_failed' | 'removed' | 'retained' | 'revoke_failed';
+export type RequesterMailKind = 'approved' | 'denied' | 'expired' | 'cancelled' | 'granted' | 'grant_failed' | 'removed' | 'retained' | 'revoke_failed' | 'expiring';
 
 export interface RequesterMailInput {
   kind: RequesterMailKind;
@@ -115,6 +115,14 @@ export function approvalMail(input: ApprovalMailInput): RenderedMail {
       intro = [asking, `${silent} did not decide in time, so the decision is now yours. Please approve or deny it by ${due}.`];
       break;
     }
+    case 'break_glass_review':
+      subject = `Review a break-glass elevation: ${entitlement} taken by ${subjectPerson}`;
+      heading = 'A break-glass elevation needs your review';
+      intro = [
+        `${subjectPerson} took ${entitlement} in an emergency, without approval. A critical alert was raised.`,
+        `As its owner, please review whether it was justified, by ${due}. If it was not, your answer ends it at once.`,
+      ];
+      break;
     case 'mover_review': {
       const moved = input.moveDetail ? `${subjectPerson} has moved ${input.moveDetail}.` : `${subjectPerson} has moved to a new role.`;
       const byDefault = input.defaultAtDeadline === 'keep' ? 'they keep it' : 'it is removed';
@@ -231,6 +239,16 @@ export function requesterMail(input: RequesterMailInput): RenderedMail {
       status = 'Ended; the access stays for another reason';
       break;
     }
+    case 'expiring':
+      // A JIT elevation near its end: the link leads to it, where it can be extended.
+      subject = `Access ends soon: ${entitlement}`;
+      heading = 'Your elevated access ends soon';
+      intro = [
+        `${entitlement} on ${target} ends${ends ? ` at ${ends}` : ' soon'}, when it is removed automatically.`,
+        'If you still need it, extend it from the link below (or `jml extend <id> --for 30m`), within what its policy allows.',
+      ];
+      status = 'Active; ends soon';
+      break;
     case 'revoke_failed':
       subject = `Access removal not complete: ${entitlement}`;
       heading = 'The access could not be removed yet';

@@ -148,7 +148,7 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
         address: temporalAddress,
         namespace: env.temporalNamespace,
         taskQueue: env.taskQueue,
-        deps: { db: database.db, config, connectors, logger, mailer, publicUrl: env.publicUrl },
+        deps: { db: database.db, config, connectors, logger, mailer, publicUrl: env.publicUrl, metrics },
         logger,
       });
       stops.push(() => worker.stop());

@@ -21,11 +21,21 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { PlannedGrant } from '../activities/grants.js';
-import type { RemovalPlan, RequestSnapshot } from '../activities/requests.js';
+import type { RemovalPlan, RequestSnapshot, StageRole } from '../activities/requests.js';
 import type { RevokeReason } from '../domain/lifecycle.js';
 import type { RequestStatus } from '../domain/types.js';
 import { approval, type ApprovalResult } from './approval.js';
-import { approvalWorkflowId, DECISION_REFUSALS, moverReviewSignal, withdrawUpdate, type WithdrawInput, type WithdrawOutcome } from './request-messages.js';
+import {
+  approvalWorkflowId,
+  DECISION_REFUSALS,
+  extendUpdate,
+  moverReviewSignal,
+  withdrawUpdate,
+  type ExtendInput,
+  type ExtendOutcome,
+  type WithdrawInput,
+  type WithdrawOutcome,
+} from './request-messages.js';
 
 export interface AccessRequestInput {
   requestId: string;
@@ -41,13 +51,56 @@ const failureMessage = (err: unknown) => {
   return cause instanceof Error ? cause.message : String(cause);
 };
 
+/** An access request (`access-request:<id>`). */
 export async function accessRequest(input: AccessRequestInput): Promise<void> {
+  return runRequest(input);
+}
+
+/**
+ * A just-in-time elevation (`jit:<id>`): an access request of kind `jit`, with its own
+ * approval route (possibly none, or break-glass), a required end, extensions, and a warning
+ * before the end. One body for both, so overlap, removal and proof follow one set of rules.
+ */
+export async function jitElevation(input: AccessRequestInput): Promise<void> {
+  return runRequest(input);
+}
+
+async function runRequest(input: AccessRequestInput): Promise<void> {
   const { requestId } = input;
   let phase: 'approval' | 'granting' | 'granted' | 'removing' | 'ended' = 'approval';
   let withdraw: WithdrawInput | null = null;
   let withdrawOutcome: WithdrawOutcome | null = null;
   let requestStatus: RequestStatus = 'pending_approval';
   const reviews: string[] = [];
+  let loaded: RequestSnapshot | undefined = undefined; // set once the request is read; handlers may run before
+  let expiresAt: number | null = null;
+  /** Extensions that wait for approval, oldest first. */
+  const extensionsAsked: ExtendInput[] = [];
+  /** The owner's review of a break-glass elevation said it was not justified. */
+  let reviewEnds = false;
+
+  const refuseExtension = (detail: string, rule: string, field: string) =>
+    ApplicationFailure.create({ message: detail, type: DECISION_REFUSALS.extensionRefused, nonRetryable: true, details: [rule, field] });
+  setHandler(
+    extendUpdate,
+    async (asked): Promise<ExtendOutcome> => {
+      const check = await db.checkElevationExtension({ requestId, durationMs: asked.durationMs, now: new Date().toISOString() });
+      if (!check.ok) throw refuseExtension(check.detail, check.rule, check.field);
+      if (check.needsApproval && !loaded?.breakGlass) {
+        extensionsAsked.push(asked);
+        return { status: 'pending_approval', stage: stage + extensionsAsked.length };
+      }
+      const applied = await db.applyElevationExtension({ requestId, expiresAt: check.newExpiresAt, by: asked.by });
+      expiresAt = Date.parse(applied.expiresAt);
+      return { status: 'extended', ...applied };
+    },
+    {
+      validator: (asked) => {
+        if (loaded?.kind !== 'jit' || phase !== 'granted' || withdraw !== null || reviewEnds) throw refuseExtension('only an active elevation can be extended', 'not_extendable', 'id');
+        if (!asked.by || !(Number.isSafeInteger(asked.durationMs) && asked.durationMs > 0)) throw refuseExtension('an extension names who asks and a duration longer than 0', 'duration_invalid', 'duration');
+      },
+    },
+  );
 
   setHandler(
     withdrawUpdate,
@@ -78,6 +131,7 @@ export async function accessRequest(input: AccessRequestInput): Promise<void> {
   };
   const finish = async () => {
     phase = 'ended';
+    await breakGlassReview;
     // A withdrawal that came as the request ended on its own hears how it ended.
     withdrawOutcome ??= { requestStatus, grantStatus: null, revocationStatus: null, retainedBy: [] };
     await Promise.all(notices);
@@ -85,12 +139,26 @@ export async function accessRequest(input: AccessRequestInput): Promise<void> {
   };
 
   const request = await read.loadRequest(requestId);
+  loaded = request;
   requestStatus = request.status;
   // Closed before its workflow ran (a leaver's requests are cancelled): nothing to do.
   if (request.status !== 'pending_approval') return finish();
 
   // --- approval, stage by stage ---------------------------------------------------------
   let stage = 0;
+  // Break-glass: granted at once, a critical alert now, and the owner's review afterwards
+  // (it runs beside the elevation, and outlives it: the owner must close it).
+  let breakGlassReview: Promise<unknown> = Promise.resolve();
+  if (request.breakGlass) {
+    await db.raiseBreakGlassAlert(requestId);
+    stage += 1;
+    const reviewStage = stage;
+    breakGlassReview = runStage(request, reviewStage, 'break_glass_review', false).then(async (result) => {
+      if (result === 'withdrawn') return;
+      await db.closeBreakGlassReview({ requestId, decision: result.decision, decidedBy: result.decidedBy });
+      if (result.decision === 'denied') reviewEnds = true;
+    });
+  }
   for (const role of request.roles) {
     stage += 1;
     const result = await runStage(request, stage, role);
@@ -105,12 +173,13 @@ export async function accessRequest(input: AccessRequestInput): Promise<void> {
       return finish();
     }
   }
-  if (!(await setStatus('approved'))) return finish(); // closed meanwhile (the person left)
-  notify('approved');
+  // No stage (an elevation its policy lets through, or break-glass): approved by the policy itself.
+  const approvedAs = request.roles.length === 0 ? 'auto_approved' : 'approved';
+  if (!(await setStatus(approvedAs))) return finish(); // closed meanwhile (the person left)
+  if (approvedAs === 'approved') notify('approved');
 
   // --- the grant, proven by read-back; retried until it holds or is withdrawn ----------
   phase = 'granting';
-  const planned = await db.createRequestedGrant(requestId);
   const connector = proxyActivities<Activities>({
     startToCloseTimeout: '1m',
     heartbeatTimeout: '20s',
@@ -120,6 +189,13 @@ export async function accessRequest(input: AccessRequestInput): Promise<void> {
   let backoff = request.retries.afterFailure.initialInterval;
   let failureMailed = false;
   while (withdraw === null) {
+    // Asked afresh each attempt: the grant may have been replaced meanwhile.
+    const planned = await db.createRequestedGrant(requestId);
+    if (planned === null) {
+      // Another request's removal of this access is under way: once proven, a grant of its own.
+      await condition(() => withdraw !== null, 1_000);
+      continue;
+    }
     granted = await provision(planned);
     if (granted) break;
     if (!failureMailed) notify('grant_failed');
@@ -127,7 +203,6 @@ export async function accessRequest(input: AccessRequestInput): Promise<void> {
     await condition(() => withdraw !== null, backoff);
     backoff = Math.min(backoff * 2, request.retries.afterFailure.maximumInterval);
   }
-  let expiresAt: number | null = null;
   if (granted) {
     const end = await db.markRequestGranted(requestId);
     expiresAt = end === null ? null : Date.parse(end);
@@ -135,14 +210,30 @@ export async function accessRequest(input: AccessRequestInput): Promise<void> {
     phase = 'granted';
   }
 
-  // --- held until its expiry, a withdrawal, or a mover's review that says remove --------
+  // --- held until its expiry, a withdrawal, or a review that says remove ------------------
   let reason: RevokeReason | null = withdraw === null ? null : 'withdrawn';
+  /** The end an elevation's "ends soon" mail was sent for. */
+  let warnedFor: number | null = null;
   while (reason === null) {
-    const wait = expiresAt === null ? undefined : expiresAt - Date.now();
-    if (wait === undefined) await condition(() => withdraw !== null || reviews.length > 0);
-    else if (wait > 0) await condition(() => withdraw !== null || reviews.length > 0, wait);
+    const end = expiresAt;
+    // An elevation's requester hears `warnBefore` ahead of the end (again after an extension).
+    const warnAt = request.kind === 'jit' && end !== null && request.warnBeforeMs > 0 && warnedFor !== end ? end - request.warnBeforeMs : null;
+    const wake = warnAt !== null && warnAt > Date.now() ? warnAt : end;
+    const wait = wake === null ? undefined : wake - Date.now();
+    const interrupted = () => withdraw !== null || reviews.length > 0 || extensionsAsked.length > 0 || reviewEnds || expiresAt !== end;
+    if (wait === undefined) await condition(interrupted);
+    else if (wait > 0) await condition(interrupted, wait);
     if (withdraw !== null) reason = 'withdrawn';
-    else if (reviews.length > 0) {
+    else if (reviewEnds) reason = 'review';
+    else if (expiresAt !== end) continue; // extended: the timers start again from the new end
+    else if (extensionsAsked.length > 0) {
+      const asked = extensionsAsked.shift()!;
+      const result = await approveAgain(asked);
+      if (result === 'withdrawn') reason = 'withdrawn';
+    } else if (warnAt !== null && end !== null && Date.now() < end) {
+      warnedFor = end;
+      notify('expiring');
+    } else if (reviews.length > 0) {
       reviews.splice(0);
       stage += 1;
       const result = await runStage(request, stage, 'mover_review');
@@ -195,8 +286,24 @@ export async function accessRequest(input: AccessRequestInput): Promise<void> {
   }
   return finish();
 
-  /** Runs one approval stage as a child workflow; a withdrawal cancels it. */
-  async function runStage(snapshot: RequestSnapshot, n: number, role: 'manager' | 'owner' | 'mover_review'): Promise<ApprovalResult | 'withdrawn'> {
+  /**
+   * An extension that needs approval again: its stages run as the elevation's did, and once
+   * approved it is checked against the policy once more (time has passed) and applied.
+   */
+  async function approveAgain(asked: ExtendInput): Promise<'withdrawn' | 'done'> {
+    for (const role of request.roles) {
+      stage += 1;
+      const result = await runStage(request, stage, role);
+      if (result === 'withdrawn') return 'withdrawn';
+      if (result.decision !== 'approved') return 'done';
+    }
+    const check = await db.checkElevationExtension({ requestId, durationMs: asked.durationMs, now: new Date().toISOString() });
+    if (check.ok) expiresAt = Date.parse((await db.applyElevationExtension({ requestId, expiresAt: check.newExpiresAt, by: asked.by })).expiresAt);
+    return 'done';
+  }
+
+  /** Runs one approval stage as a child workflow; a withdrawal cancels it (unless it is a review that outlives the access). */
+  async function runStage(snapshot: RequestSnapshot, n: number, role: StageRole, cancelOnWithdraw = true): Promise<ApprovalResult | 'withdrawn'> {
     const review = role === 'mover_review';
     const timing = review
       ? { timeoutMs: snapshot.approval.moverReview.timeoutMs, reminderAfterMs: snapshot.approval.reminderAfterMs, escalateAfterMs: snapshot.approval.escalateAfterMs }
@@ -220,6 +327,7 @@ export async function accessRequest(input: AccessRequestInput): Promise<void> {
       }),
     );
     const result = child.result();
+    if (!cancelOnWithdraw) return result;
     const outcome = await Promise.race([result.then((r) => ({ done: r })), condition(() => withdraw !== null).then(() => 'withdrawn' as const)]);
     if (outcome !== 'withdrawn') return outcome.done;
     // The withdrawal wins, even over a decision that landed a moment before it.

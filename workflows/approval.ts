@@ -99,11 +99,11 @@ export async function approval(input: ApprovalInput): Promise<ApprovalResult> {
   // deadline, and once the stage is over what is still unsent is dropped (it asks nothing).
   const mailing = new CancellationScope();
   const sending: Array<Promise<unknown>> = [];
-  const send = (approvalId: string, kind: 'request' | 'reminder' | 'escalation' | 'mover_review', reminder?: number) =>
+  const send = (approvalId: string, kind: 'request' | 'reminder' | 'escalation' | 'mover_review' | 'break_glass_review', reminder?: number) =>
     sending.push(
       mailing.run(() => mail.sendApprovalMail({ approvalId, kind, ...(reminder ? { reminder } : {}), ...(input.moverDefault ? { moverDefault: input.moverDefault } : {}) })).catch(() => undefined),
     );
-  send(opened.approvalId, input.role === 'mover_review' ? 'mover_review' : 'request');
+  send(opened.approvalId, input.role === 'mover_review' || input.role === 'break_glass_review' ? input.role : 'request');
 
   const deadlines: Array<{ at: number; step: 'remind' | 'escalate' | 'expire' }> = [
     ...(input.reminderAfterMs > 0 && input.reminderAfterMs < input.timeoutMs ? [{ at: started + input.reminderAfterMs, step: 'remind' as const }] : []),

@@ -1,5 +1,5 @@
 // Every workflow the worker runs. This file is the bundle entry point.
 export { lifecycle, hrEventSignal, retryEventSignal, lifecycleStateQuery } from './lifecycle.js';
 export { targetRecovery, targetWaitingSignal, targetAttemptedSignal, targetRecoveredSignal, targetWaitingQuery } from './target-recovery.js';
-export { accessRequest } from './access-request.js';
+export { accessRequest, jitElevation } from './access-request.js';
 export { approval } from './approval.js';

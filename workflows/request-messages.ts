@@ -6,6 +6,8 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { GrantStatus, RequestStatus } from '../domain/types.js';
 
 export const accessRequestWorkflowId = (requestId: string) => `access-request:${requestId}`;
+/** A JIT elevation is an access request of kind `jit`, run by the jitElevation workflow. */
+export const jitElevationWorkflowId = (requestId: string) => `jit:${requestId}`;
 export const approvalWorkflowId = (requestId: string, stage: number) => `approval:${requestId}:${stage}`;
 
 /** How a decision reached us. */
@@ -36,6 +38,8 @@ export const DECISION_REFUSALS = {
   selfApproval: 'SelfApproval',
   stageClosed: 'StageClosed',
   notWithdrawable: 'NotWithdrawable',
+  /** An extension the JIT policy refuses; details: [rule, field]. */
+  extensionRefused: 'ExtensionRefused',
 } as const;
 
 /** The decision on one approval stage (the approval child workflow). */
@@ -65,6 +69,18 @@ export interface WithdrawOutcome {
   /** What keeps the access due when it stays (`birthright rule everyone`, `request <id>`). */
   retainedBy: string[];
 }
+
+export interface ExtendInput {
+  /** Who asks (the requester's employee id, or `api:<token>` for an admin). */
+  by: string;
+  /** How much longer than the current expiry. */
+  durationMs: number;
+}
+
+export type ExtendOutcome = { status: 'extended'; expiresAt: string; extensions: number } | { status: 'pending_approval'; stage: number };
+
+/** Extends a granted elevation: through policy again, and through approval again when its policy says so. */
+export const extendUpdate = defineUpdate<ExtendOutcome, [ExtendInput]>('extend');
 
 /** Withdraws a pending request, or removes granted access (reference-counted). */
 export const withdrawUpdate = defineUpdate<WithdrawOutcome, [WithdrawInput]>('withdraw');

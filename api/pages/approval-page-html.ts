@@ -75,6 +75,7 @@ const ROLE_LABELS: Record<ApprovalRole, string> = {
   owner: 'approval by the resource owner',
   escalation: 'approval escalated: the first approver did not answer in time',
   mover_review: 'review after a move: keep or remove this access',
+  break_glass_review: 'review of a break-glass elevation taken without approval',
 };
 
 const STATUS_LABELS: Record<RequestStatus, string> = {
@@ -122,11 +123,14 @@ function heldList(view: ApprovalPageView): string {
 /** The page an open link shows: the facts and one form that decides. */
 export function approvalPage(view: ApprovalPageView, csrfToken: string): string {
   const review = view.role === 'mover_review';
-  const title = review ? 'Review access after a move' : 'Review an access request';
+  const breakGlass = view.role === 'break_glass_review';
+  const title = review ? 'Review access after a move' : breakGlass ? 'Review a break-glass elevation' : 'Review an access request';
   const lead = review
     ? `${escapeHtml(personLabel(view.subject))} moved. Should they keep <strong>${escapeHtml(entitlementLabel(view))}</strong>?`
-    : `${escapeHtml(personLabel(view.subject))} needs your decision on <strong>${escapeHtml(entitlementLabel(view))}</strong>.`;
-  const [approveLabel, denyLabel] = review ? ['Keep access', 'Remove access'] : ['Approve', 'Deny'];
+    : breakGlass
+      ? `${escapeHtml(personLabel(view.subject))} took <strong>${escapeHtml(entitlementLabel(view))}</strong> in an emergency, without approval. Was it justified?`
+      : `${escapeHtml(personLabel(view.subject))} needs your decision on <strong>${escapeHtml(entitlementLabel(view))}</strong>.`;
+  const [approveLabel, denyLabel] = review ? ['Keep access', 'Remove access'] : breakGlass ? ['Justified', 'Not justified: end it'] : ['Approve', 'Deny'];
   return document(
     title,
     `<h1>${escapeHtml(title)}</h1>
@@ -156,6 +160,9 @@ export function decisionResultPage(view: ApprovalPageView, decision: 'approved' 
   if (view.role === 'mover_review') {
     heading = decision === 'approved' ? `You chose to keep ${what} for ${who}` : `You chose to remove ${what} from ${who}`;
     next = decision === 'approved' ? 'The access stays.' : 'The access will now be removed, and the removal checked in the target.';
+  } else if (view.role === 'break_glass_review') {
+    heading = decision === 'approved' ? `You found the break-glass elevation of ${what} by ${who} justified` : `You found the break-glass elevation of ${what} by ${who} not justified`;
+    next = decision === 'approved' ? 'The review is closed and its alert resolved.' : 'The elevation ends now, if it has not already; its removal is checked in the target.';
   } else {
     heading = decision === 'approved' ? `You approved ${what} for ${who}` : `You denied ${what} for ${who}`;
     next =

@@ -63,38 +63,41 @@ const RULE_FIELDS: Record<AccessRule, 'justification' | 'duration' | 'entitlemen
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const DURATION_TEXT_MAX = 32;
 
+/** A duration as text (`30m`, `8h`, `7d`), as milliseconds. Shared with the JIT routes. */
+export const durationText = z
+  .string('must be a string')
+  .max(DURATION_TEXT_MAX, `must be at most ${DURATION_TEXT_MAX} characters`)
+  .transform((text, ctx) => {
+    try {
+      if (text !== text.trim()) throw new Error('padded');
+      return parseDuration(text);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30m, 8h or 7d' });
+      return z.NEVER;
+    }
+  });
+export const entitlementIdText = z.string('must be a string').min(1, 'must not be empty').max(200, 'must be at most 200 characters');
+
 const submitBody = z.strictObject({
   employeeId: employeeIdSchema('must be a string').optional().describe('Who the access is for; absent: the person the token is bound to.'),
-  entitlementId: z.string('must be a string').min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+  entitlementId: entitlementIdText,
   // The policy judges the text (required, at most 1000 characters, no control characters): a 422 naming its rule.
   justification: z.string('must be a string').describe('Why the access is needed (1..1000 characters).'),
-  duration: z
-    .string('must be a string')
-    .max(DURATION_TEXT_MAX, `must be at most ${DURATION_TEXT_MAX} characters`)
-    .transform((text, ctx) => {
-      try {
-        if (text !== text.trim()) throw new Error('padded');
-        return parseDuration(text);
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30m, 8h or 7d' });
-        return z.NEVER;
-      }
-    })
-    .optional()
-    .describe('How long the grant lasts once made, e.g. 8h or 7d; absent: until removed (if the entitlement allows that).'),
+  duration: durationText.optional().describe('How long the grant lasts once made, e.g. 8h or 7d; absent: until removed (if the entitlement allows that).'),
 });
 
-const idParams = z.object({ id: z.guid('must be a UUID') });
+export const idParams = z.object({ id: z.guid('must be a UUID') });
 
-const limit = z.coerce.number('must be a number').int('must be an integer').min(1, 'must be at least 1').max(200, 'must be at most 200').default(50);
+export const listLimit = z.coerce.number('must be a number').int('must be an integer').min(1, 'must be at least 1').max(200, 'must be at most 200').default(50);
+export const listCursor = z.string().max(512, 'is too long').optional();
 const personQuery = () => employeeIdSchema('must be a string').optional();
 const listQuery = z.object({
-  limit,
-  cursor: z.string().max(512, 'is too long').optional(),
+  limit: listLimit,
+  cursor: listCursor,
   status: z.enum(REQUEST_STATUSES, `must be one of ${REQUEST_STATUSES.join(', ')}`).optional().describe('The request status.'),
-  kind: z.enum(REQUEST_KINDS, `must be one of ${REQUEST_KINDS.join(', ')}`).optional().describe('Absent: every kind but birthright.'),
+  kind: z.enum(REQUEST_KINDS, `must be one of ${REQUEST_KINDS.join(', ')}`).optional().describe('Absent: requested access only (birthright and jit when asked for).'),
   employeeId: personQuery().describe('The subject.'),
-  entitlementId: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
+  entitlementId: entitlementIdText.optional(),
   approver: personQuery().describe('A person who is or was an approver of one of its stages.'),
   awaiting: personQuery().describe('A person with an undecided approval on it.'),
 });
@@ -125,8 +128,9 @@ const approvalSchema = z.object({
   decidedVia: z.string().nullable(),
   comment: z.string().nullable(),
 });
-const timelineSchema = z.object({ at, actor: z.string(), action: z.string(), detail: z.record(z.string(), z.unknown()) });
-const summaryShape = {
+export const timelineSchema = z.object({ at, actor: z.string(), action: z.string(), detail: z.record(z.string(), z.unknown()) });
+/** A request's fields (domain/request-view.ts), but its timeline. Shared with the JIT routes. */
+export const summaryShape = {
   id: z.guid(),
   employeeId: z.string().describe('The subject: who the access is for.'),
   entitlementId: z.string(),
@@ -142,6 +146,11 @@ const summaryShape = {
   revocationStatus: z.enum(REVOCATION_STATUSES).nullable().describe('Has it really gone? null until removal is asked.'),
   retainedBy: z.array(z.string()).describe('What keeps the access due when its removal was asked but it stays.'),
   expiresAt: at.nullable(),
+  revokedAt: at.nullable().describe('When the access was proven gone (or found kept for another reason); null until then.'),
+  revocationLagMs: z.number().int().nullable().describe('revokedAt - expiresAt in ms: how long the access outlived its expiry.'),
+  ticket: z.string().nullable().describe('JIT: the change or incident reference given.'),
+  breakGlass: z.boolean().describe('JIT: granted at once without approval, in an emergency.'),
+  extensions: z.number().int().describe('JIT: how often the elevation was extended.'),
   grant: z
     .object({
       id: z.guid(),
@@ -158,7 +167,8 @@ const summaryShape = {
 const requestSchema = z.object({ ...summaryShape, timeline: z.array(timelineSchema).describe('What happened, from the audit log, oldest first (at most 200 entries).') });
 const listItemSchema = z.object({ ...summaryShape, timeline: z.array(timelineSchema).optional().describe('Not sent in lists: read one request for it.') });
 const listSchema = z.object({ items: z.array(listItemSchema), nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page.') });
-const withdrawalSchema = requestSchema.extend({
+/** What a withdrawal did, as the workflow answered it. Shared with the JIT routes. */
+export const withdrawalShape = {
   withdrawal: z
     .object({
       requestStatus: z.enum(REQUEST_STATUSES),
@@ -167,17 +177,46 @@ const withdrawalSchema = requestSchema.extend({
       retainedBy: z.array(z.string()).describe('What keeps the access due when it stays (a birthright rule, another request).'),
     })
     .describe('What the withdrawal did, as the workflow answered it.'),
-});
+};
+const withdrawalSchema = requestSchema.extend(withdrawalShape);
 
 // --- helpers ---------------------------------------------------------------------------
 
-function principalOf(request: FastifyRequest): Principal {
+export function principalOf(request: FastifyRequest): Principal {
   // onRequest (requireScope) set it, or the request never got here.
   if (!request.principal) throw problems.unauthorized('A bearer token is required.');
   return request.principal;
 }
 
-const isAdmin = (principal: Principal) => principal.scopes.includes('admin');
+export const isAdmin = (principal: Principal) => principal.scopes.includes('admin');
+
+/** The caller's Idempotency-Key, checked (1..255 visible ASCII characters); undefined when none was sent. */
+export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  const key = request.headers['idempotency-key'];
+  if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
+    throw problems.validation([{ field: 'Idempotency-Key', message: 'must be 1..255 visible ASCII characters' }]);
+  }
+  return key;
+}
+
+export const idempotencyKeyReused = () => new ProblemError({ status: 422, title: 'Idempotency key reused', type: PROBLEM_TYPES.conflict, detail: 'idempotency key reused with a different request' });
+
+/**
+ * Who a request is for: a token bound to a person acts for that person (someone else needs
+ * `admin`); a token bound to nobody must be an admin's and name the employeeId.
+ */
+export function subjectFor(principal: Principal, employeeId: string | undefined): string {
+  if (principal.employeeId !== null) {
+    const subject = employeeId ?? principal.employeeId;
+    if (subject !== principal.employeeId && !isAdmin(principal)) {
+      throw problems.forbidden('This token is bound to a person and requests for them only; asking on behalf of someone else needs the admin scope.');
+    }
+    return subject;
+  }
+  if (!isAdmin(principal)) throw problems.forbidden('This token is bound to nobody: bind it to a person (jml token create --employee), or use an admin token and name the employeeId.');
+  if (employeeId === undefined) throw problems.validation([{ field: 'employeeId', message: 'is required: this token is bound to nobody' }]);
+  return employeeId;
+}
 
 /** Whether `who` is the subject, the requester or an approver of the request. */
 function involves(view: RequestSummary, who: string): boolean {
@@ -202,7 +241,7 @@ function policyProblem(refusal: AccessRefusal): ProblemError {
   });
 }
 
-const noTemporal = () => problems.unavailable('Temporal is not configured for this API process.');
+export const noTemporal = () => problems.unavailable('Temporal is not configured for this API process.');
 
 // --- routes ----------------------------------------------------------------------------
 
@@ -225,22 +264,8 @@ export const accessRequestRoutes: FastifyPluginAsyncZod<AccessRequestRoutesOptio
   app.post(ACCESS_REQUESTS_PATH, { onRequest: requireScope('requests:write'), schema: submitSchema }, async (request, reply) => {
     const principal = principalOf(request);
     const body = request.body;
-    const key = request.headers['idempotency-key'];
-    if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
-      throw problems.validation([{ field: 'Idempotency-Key', message: 'must be 1..255 visible ASCII characters' }]);
-    }
-
-    let subject: string;
-    if (principal.employeeId !== null) {
-      subject = body.employeeId ?? principal.employeeId;
-      if (subject !== principal.employeeId && !isAdmin(principal)) {
-        throw problems.forbidden('This token is bound to a person and requests for them only; asking on behalf of someone else needs the admin scope.');
-      }
-    } else {
-      if (!isAdmin(principal)) throw problems.forbidden('This token is bound to nobody: bind it to a person (jml token create --employee), or use an admin token and name the employeeId.');
-      if (body.employeeId === undefined) throw problems.validation([{ field: 'employeeId', message: 'is required: this token is bound to nobody' }]);
-      subject = body.employeeId;
-    }
+    const key = idempotencyKeyOf(request);
+    const subject = subjectFor(principal, body.employeeId);
 
     let result;
     try {
@@ -258,9 +283,7 @@ export const accessRequestRoutes: FastifyPluginAsyncZod<AccessRequestRoutesOptio
         },
       );
     } catch (err) {
-      if (err instanceof IdempotencyKeyReused) {
-        throw new ProblemError({ status: 422, title: 'Idempotency key reused', type: PROBLEM_TYPES.conflict, detail: 'idempotency key reused with a different request' });
-      }
+      if (err instanceof IdempotencyKeyReused) throw idempotencyKeyReused();
       throw err;
     }
     if ('refused' in result) throw policyProblem(result.refused);
@@ -276,7 +299,7 @@ export const accessRequestRoutes: FastifyPluginAsyncZod<AccessRequestRoutesOptio
     ...doc,
     summary: 'List access requests, newest first',
     description:
-      'With `identities:read` every request; with `requests:write` or `requests:approve` on a token bound to a person, only the requests that person is the subject, the requester or an approver of. Birthright requests are listed only when `kind=birthright` asks for them.',
+      'With `identities:read` every request; with `requests:write` or `requests:approve` on a token bound to a person, only the requests that person is the subject, the requester or an approver of. Birthright requests and JIT elevations are listed only when `kind=birthright` or `kind=jit` asks for them (the JIT API lists elevations with their time left).',
     security: bearer('identities:read', 'requests:write', 'requests:approve'),
     querystring: listQuery,
     response: { 200: listSchema },
@@ -343,7 +366,7 @@ export const accessRequestRoutes: FastifyPluginAsyncZod<AccessRequestRoutesOptio
     await ensureRequestWorkflow({ db, temporal, taskQueue, logger: request.log }, id);
     let withdrawal;
     try {
-      withdrawal = await withdrawRequest(temporal, id, { by: me ?? `api:${principal.name}`, reason: null });
+      withdrawal = await withdrawRequest(temporal, id, { by: me ?? `api:${principal.name}`, reason: null }, view.kind === 'jit' ? 'jit' : 'requested');
     } catch (err) {
       if (!(err instanceof DecisionRefused)) throw err;
       const now = (await requestView(db, id)) ?? view;

@@ -29,7 +29,17 @@ const entitlementSchema = z.object({
     .nullable()
     .describe('Null when it cannot be requested.'),
   jit: z
-    .object({ maxDuration: z.string().describe('The longest elevation, e.g. 4h.'), requiresApproval: z.boolean() })
+    .object({
+      maxDuration: z.string().describe('The longest elevation (and extension), e.g. 4h.'),
+      defaultDuration: z.string().nullable().describe('The duration of an elevation that names none; null: a duration is required.'),
+      approval: z.enum(['none', 'manager', 'owner', 'manager_then_owner']).describe('Who approves an elevation (and an extension).'),
+      requiresApproval: z.boolean(),
+      ticketRequired: z.boolean(),
+      cooldown: z.string().nullable().describe('How long after an elevation ends the next may start; null: at once.'),
+      maxExtensions: z.number().int(),
+      breakGlass: z.boolean().describe('Whether it may be taken at once in an emergency (a critical alert and an owner review follow).'),
+      eligibleToEveryone: z.boolean().describe('false: only people matching its eligibility rules may elevate.'),
+    })
     .nullable()
     .describe('Null when it is not eligible for just-in-time elevation.'),
   birthright: z.array(z.string()).describe('The birthright rules that grant it.'),
@@ -50,7 +60,20 @@ export function entitlementCatalogue(config: JmlConfig): Entitlement[] {
     owner: e.owner ?? null,
     requestable: e.requestable,
     approval: e.requestable ? { approver: e.approver ?? config.approval.approver, maxDuration: e.maxDuration === undefined ? null : formatDuration(e.maxDuration) } : null,
-    jit: e.jit?.eligible ? { maxDuration: formatDuration(e.jit.maxDuration), requiresApproval: e.jit.requiresApproval } : null,
+    jit:
+      e.jit && e.jit.eligible !== false
+        ? {
+            maxDuration: formatDuration(e.jit.maxDuration),
+            defaultDuration: e.jit.defaultDuration === undefined ? null : formatDuration(e.jit.defaultDuration),
+            approval: e.jit.approval,
+            requiresApproval: e.jit.approval !== 'none',
+            ticketRequired: e.jit.ticketRequired,
+            cooldown: e.jit.cooldown ? formatDuration(e.jit.cooldown) : null,
+            maxExtensions: e.jit.maxExtensions,
+            breakGlass: e.jit.breakGlass,
+            eligibleToEveryone: e.jit.eligible === true,
+          }
+        : null,
     birthright: config.birthright.filter((rule) => rule.grant.includes(e.id)).map((rule) => rule.name),
     separationOfDuties: config.sod.filter((rule) => rule.conflicting.includes(e.id)).map((rule) => ({ rule: rule.name, conflictsWith: rule.conflicting.filter((id) => id !== e.id) })),
   }));

@@ -3,7 +3,8 @@
 // act as someone, so they go through the HTTP API with that person's bearer token
 // (JML_TOKEN), and the API decides who the token is, what it may see and what it may decide.
 // Every request shows its three statuses side by side (request, grant, revocation), never
-// merged: an approved request whose grant failed reads `approved` and `failed`.
+// merged: an approved request whose grant failed reads `approved` and `failed`. The HTTP
+// client and the printing here are shared with the JIT commands (cli/commands/jit.ts).
 import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { z } from 'zod';
@@ -28,7 +29,7 @@ const MAX_PAGES = 100;
 // still be shown, not refused. `--json` prints the answer as received, every field kept.
 
 const text = z.string();
-const optionalText = z.string().nullable().optional();
+export const optionalText = z.string().nullable().optional();
 
 const approvalSchema = z.object({
   stage: z.number(),
@@ -43,7 +44,7 @@ const approvalSchema = z.object({
   fallbackReason: optionalText,
 });
 
-const viewSchema = z.object({
+export const viewSchema = z.object({
   id: text,
   employeeId: text,
   entitlementId: text,
@@ -58,9 +59,9 @@ const viewSchema = z.object({
   grant: z.object({ lastError: z.string().nullable().optional() }).nullable().optional(),
   approvals: z.array(approvalSchema).default([]),
 });
-type View = z.infer<typeof viewSchema>;
+export type View = z.infer<typeof viewSchema>;
 
-const withdrawalSchema = viewSchema.extend({
+export const withdrawalSchema = viewSchema.extend({
   withdrawal: z.object({
     requestStatus: text,
     grantStatus: z.string().nullable(),
@@ -82,27 +83,27 @@ const problemSchema = z.object({
 
 // --- the HTTP client ----------------------------------------------------------------------
 
-interface Answer {
+export interface Answer {
   status: number;
   statusText: string;
   /** The parsed JSON body; undefined when there is none or it is not JSON. */
   body: unknown;
 }
 
-interface Api {
+export interface Api {
   /** The base URL as shown in messages. */
   where: string;
   call(method: 'GET' | 'POST' | 'DELETE', path: string, init?: { body?: unknown; query?: Record<string, string | undefined>; headers?: Record<string, string> }): Promise<Answer>;
 }
 
-interface ApiOptions {
+export interface ApiOptions {
   url?: string;
   json?: boolean;
 }
 
 const TOKEN_MISSING =
   'JML_TOKEN is not set. These commands act as a person through the API with their bearer token: ' +
-  'create one with `jml token create --name <who> --scopes requests:write,requests:approve --employee <employee id>` and `export JML_TOKEN=<token>`.';
+  'create one with `jml token create --name <who> --scopes requests:write,requests:approve,jit:request --employee <employee id>` and `export JML_TOKEN=<token>`.';
 
 /** The error code of a failed connection (ECONNREFUSED, ENOTFOUND), found in fetch's causes. */
 function networkReason(err: unknown): string {
@@ -117,7 +118,7 @@ function networkReason(err: unknown): string {
 }
 
 /** The API at `--url` (or PUBLIC_URL), with the token from JML_TOKEN; refused before any request when either is unusable. */
-function connect(options: ApiOptions): Api {
+export function connect(options: ApiOptions): Api {
   const token = process.env.JML_TOKEN?.trim();
   if (!token) throw new Error(TOKEN_MISSING);
   const raw = options.url ?? readEnv().publicUrl;
@@ -169,10 +170,10 @@ function connect(options: ApiOptions): Api {
   };
 }
 
-const succeeded = (answer: Answer): boolean => answer.status >= 200 && answer.status < 300;
+export const succeeded = (answer: Answer): boolean => answer.status >= 200 && answer.status < 300;
 
 /** A 2xx answer's body in the expected shape, or an error saying the API answered something else. */
-function expectBody<S extends z.ZodType>(api: Api, answer: Answer, schema: S): z.output<S> {
+export function expectBody<S extends z.ZodType>(api: Api, answer: Answer, schema: S): z.output<S> {
   const parsed = schema.safeParse(answer.body);
   if (!parsed.success) throw new Error(`unexpected answer from the jml API at ${api.where} (HTTP ${answer.status}): not the documented JSON`);
   return parsed.data;
@@ -183,7 +184,7 @@ function expectBody<S extends z.ZodType>(api: Api, answer: Answer, schema: S): z
  * stderr (a policy refusal names its rule). Exit code 1 either way. Every value printed is
  * the server's text, so it goes through `safe`.
  */
-function refused(api: Api, answer: Answer, what: string, options: ApiOptions): void {
+export function refused(api: Api, answer: Answer, what: string, options: ApiOptions): void {
   process.exitCode = 1;
   if (options.json && answer.body !== undefined) {
     console.log(terminalSafeJson(answer.body));
@@ -209,10 +210,10 @@ function refused(api: Api, answer: Answer, what: string, options: ApiOptions): v
 
 // --- what is printed ------------------------------------------------------------------
 
-const dash = (value: string | null | undefined): string => (value === null || value === undefined || value === '' ? '-' : value);
+export const dash = (value: string | null | undefined): string => (value === null || value === undefined || value === '' ? '-' : value);
 
 /** A server time as `YYYY-MM-DD HH:MMZ`, or as sent when it is not a time. */
-function shortTime(value: string | null | undefined): string {
+export function shortTime(value: string | null | undefined): string {
   if (!value) return '-';
   const at = new Date(value);
   return Number.isNaN(at.getTime()) ? value : `${at.toISOString().slice(0, 16).replace('T', ' ')}Z`;
@@ -221,9 +222,9 @@ function shortTime(value: string | null | undefined): string {
 const openStage = (view: View) => view.approvals.filter((a) => a.decision === null);
 
 /** One request: what, for whom, its three statuses side by side, and who must approve or has decided. */
-function viewLines(view: View): string[] {
+export function viewLines(view: View, noun: 'request' | 'elevation' = 'request'): string[] {
   const lasting = view.duration ? safe`${view.duration}` : 'until removed';
-  const lines = [safe`request ${view.id}`, safe`  ${view.entitlementId} for ${view.employeeId} (${lasting}` + (view.expiresAt ? safe`, expires ${shortTime(view.expiresAt)}` : '') + ')'];
+  const lines = [safe`${noun} ${view.id}`, safe`  ${view.entitlementId} for ${view.employeeId} (${lasting}` + (view.expiresAt ? safe`, expires ${shortTime(view.expiresAt)}` : '') + ')'];
   lines.push(...table(['REQUEST', 'GRANT', 'REVOCATION'], [[view.requestStatus, view.grantStatus, view.revocationStatus]]));
   if (view.statusReason) lines.push(safe`  reason: ${view.statusReason}`);
   if (view.grant?.lastError) lines.push(safe`  grant error: ${clip(view.grant.lastError)}`);
@@ -248,13 +249,13 @@ function viewLines(view: View): string[] {
   return lines;
 }
 
-function parseLimit(value: string): number {
+export function parseLimit(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n > MAX_LIMIT) throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_LIMIT}`);
   return n;
 }
 
-function parseRequestDuration(value: string): string {
+export function parseRequestDuration(value: string): string {
   const trimmed = value.trim();
   let ms: number;
   try {
@@ -266,13 +267,13 @@ function parseRequestDuration(value: string): string {
   return trimmed;
 }
 
-function nonEmpty(value: string): string {
+export function nonEmpty(value: string): string {
   if (value.trim() === '') throw new InvalidArgumentError('must not be empty');
   return value;
 }
 
 /** `--url` and `--json`, which every command here takes. */
-function apiCommand(program: Command, name: string): Command {
+export function apiCommand(program: Command, name: string): Command {
   return program
     .command(name)
     .option('--url <url>', 'API base URL (default PUBLIC_URL)')
@@ -304,10 +305,10 @@ async function createRequest(entitlementId: string, options: RequestOptions): Pr
   for (const line of viewLines(view)) console.log(line);
 }
 
-const everything = (): boolean => true;
+export const everything = (): boolean => true;
 
 /** A list page the API refused, carried out of the paging loop to be reported as any refusal. */
-class ListRefused extends Error {
+export class ListRefused extends Error {
   constructor(readonly answer: Answer) {
     super('list refused');
   }
@@ -325,23 +326,30 @@ interface ListOptions extends ApiOptions {
 }
 
 /**
- * Pages of the list, following nextCursor, until `limit` items pass `keep` or the list ends.
- * The items are returned raw (for `--json`) beside their parsed form.
+ * Pages of the list at `path`, following nextCursor, until `limit` items (read with `schema`)
+ * pass `keep` or the list ends. The items are returned raw (for `--json`) beside their parsed form.
  */
-async function collect(api: Api, query: Record<string, string | undefined>, limit: number, keep: (view: View) => boolean): Promise<{ raw: unknown[]; views: View[]; more: boolean }> {
+export async function collect<V extends View>(
+  api: Api,
+  path: string,
+  schema: z.ZodType<V>,
+  query: Record<string, string | undefined>,
+  limit: number,
+  keep: (view: V) => boolean,
+): Promise<{ raw: unknown[]; views: V[]; more: boolean }> {
   const raw: unknown[] = [];
-  const views: View[] = [];
+  const views: V[] = [];
   const filtering = keep !== everything;
   let cursor: string | undefined;
   const seen = new Set<string>();
   for (let page = 0; page < MAX_PAGES; page++) {
     // Filtering here drops items, so ask for full pages rather than what is still missing.
     const size = filtering ? PAGE_MAX : Math.min(PAGE_MAX, limit - views.length);
-    const answer = await api.call('GET', '/api/v1/access-requests', { query: { ...query, limit: String(size), cursor } });
+    const answer = await api.call('GET', path, { query: { ...query, limit: String(size), cursor } });
     if (!succeeded(answer)) throw new ListRefused(answer);
     const body = expectBody(api, answer, pageSchema);
     for (const item of body.items) {
-      const view = expectBody(api, { ...answer, body: item }, viewSchema);
+      const view = expectBody(api, { ...answer, body: item }, schema);
       if (!keep(view)) continue;
       if (views.length === limit) return { raw, views, more: true };
       raw.push(item);
@@ -374,9 +382,9 @@ async function listRequests(id: string | undefined, options: ListOptions): Promi
   const keep = options.pendingMyApproval
     ? (view: View) => view.requestStatus === 'pending_approval' && openStage(view).some((a) => options.approver === undefined || [a.approver, a.escalatedTo].some((who) => who?.toUpperCase() === options.approver))
     : everything;
-  let result: Awaited<ReturnType<typeof collect>>;
+  let result: { raw: unknown[]; views: View[]; more: boolean };
   try {
-    result = await collect(api, query, options.limit, keep);
+    result = await collect(api, '/api/v1/access-requests', viewSchema, query, options.limit, keep);
   } catch (err) {
     if (err instanceof ListRefused) return refused(api, err.answer, 'listing requests', options);
     throw err;

@@ -1,12 +1,12 @@
 // What the access-request tests share: people hired through the real lifecycle (so they exist
 // in Postgres and in slapd), requests started as the API starts them, and the approval links
 // read out of real mail (smtp-server in process, parsed by mailparser).
-import { and, eq } from 'drizzle-orm';
+import { and, eq, ne } from 'drizzle-orm';
 import { simpleParser } from 'mailparser';
 import { accessRequests, grants, identities } from '../../db/schema.js';
 import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import type { IdentityAttributes } from '../../domain/types.js';
-import { accessRequestWorkflowId } from '../../workflows/request-messages.js';
+import { accessRequestWorkflowId, jitElevationWorkflowId } from '../../workflows/request-messages.js';
 import { eventually, type TestEngine } from './engine.js';
 import type { CapturedMessage } from './smtp.js';
 
@@ -35,7 +35,7 @@ export async function hire(engine: TestEngine, employeeId: string, attributes: I
  */
 export async function startRequest(
   engine: TestEngine,
-  input: { employeeId: string; entitlementId: string; requestedBy?: string; durationMs?: number; justification?: string },
+  input: { employeeId: string; entitlementId: string; requestedBy?: string; durationMs?: number; justification?: string; kind?: 'requested' | 'jit'; breakGlass?: boolean },
 ): Promise<string> {
   const [identity] = await engine.db.select().from(identities).where(eq(identities.employeeId, canonicalEmployeeId(input.employeeId)));
   if (!identity) throw new Error(`no identity ${input.employeeId}`);
@@ -45,22 +45,41 @@ export async function startRequest(
       idempotencyKey: `test:${crypto.randomUUID()}`,
       identityId: identity.id,
       entitlementId: input.entitlementId,
-      kind: 'requested',
+      kind: input.kind ?? 'requested',
       status: 'pending_approval',
+      breakGlass: input.breakGlass ?? false,
       requestedBy: canonicalEmployeeId(input.requestedBy ?? input.employeeId),
       justification: input.justification ?? 'needed for the quarterly close',
       durationMs: input.durationMs ?? null,
     })
     .returning();
   if (!row) throw new Error('no request row');
-  await engine.client.workflow.start('accessRequest', { workflowId: accessRequestWorkflowId(row.id), taskQueue: engine.taskQueue, args: [{ requestId: row.id }] });
+  const jit = row.kind === 'jit';
+  await engine.client.workflow.start(jit ? 'jitElevation' : 'accessRequest', { workflowId: jit ? jitElevationWorkflowId(row.id) : accessRequestWorkflowId(row.id), taskQueue: engine.taskQueue, args: [{ requestId: row.id }] });
   return row.id;
 }
 
-/** The request row and its grant (if any), as the three statuses. */
+/** An elevation recorded as the API records it (after the JIT policy checks), its workflow started. */
+export function startElevation(engine: TestEngine, input: { employeeId: string; entitlementId: string; durationMs: number; breakGlass?: boolean }): Promise<string> {
+  return startRequest(engine, { ...input, kind: 'jit' });
+}
+
+/**
+ * The request row and its grant, as the three statuses: its own grant, or the live grant that
+ * another reason already gave it (as db/request-views.ts shows it).
+ */
 export async function statuses(engine: TestEngine, requestId: string) {
   const [request] = await engine.db.select().from(accessRequests).where(eq(accessRequests.id, requestId));
-  const [grant] = await engine.db.select().from(grants).where(eq(grants.requestId, requestId));
+  const [own] = await engine.db.select().from(grants).where(eq(grants.requestId, requestId));
+  const approved = request?.status === 'approved' || request?.status === 'auto_approved';
+  const [shared] =
+    own || !request || !approved
+      ? []
+      : await engine.db
+          .select()
+          .from(grants)
+          .where(and(eq(grants.identityId, request.identityId), eq(grants.entitlementId, request.entitlementId), ne(grants.status, 'revoked')));
+  const grant = own ?? shared;
   return { requestStatus: request?.status, grantStatus: grant?.status ?? null, revocationStatus: request?.revocationStatus ?? null, request, grant };
 }
 
