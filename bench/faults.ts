@@ -45,7 +45,7 @@ import { startSlapd, type SlapdServer } from '../scripts/slapd.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/temporal-server.js';
 import { startPostgresCluster, type PostgresCluster } from '../scripts/postgres-cluster.js';
 import { logTail, startEngineProcess, startOwnRedis, type EngineProcess, type OwnRedis, type Restartable } from './faults-servers.js';
-import { benchResources, cleanupStep, guardBench, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
+import { benchResources, cleanupStep, runBench, guardBench, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
 
 const FAULTS = ['engine', 'postgres', 'redis', 'slapd', 'temporal'] as const;
 type FaultName = (typeof FAULTS)[number];
@@ -642,15 +642,4 @@ async function main(): Promise<boolean> {
   return ok;
 }
 
-let exitCode = 2;
-try {
-  exitCode = (await main()) ? 0 : 1;
-} catch (err) {
-  console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
-} finally {
-  const started = Date.now();
-  await cleanup();
-  console.log(`cleaned up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-}
-// Native Temporal handles and pools may linger; the bench is done, so end the process.
-process.exit(exitCode);
+await runBench(main, cleanup);

@@ -41,12 +41,10 @@ import { canonicalEmployeeId } from '../domain/employee-id.js';
 import { freePort } from '../scripts/free-port.js';
 import { startSlapd, type SlapdServer } from '../scripts/slapd.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/temporal-server.js';
-import { readEnv } from '../services/env.js';
-import { createLogger } from '../services/logger.js';
 import { deleteKeysWithPrefix } from '../services/redis.js';
-import { startRuntime, type Runtime } from '../worker/runtime.js';
+import type { Runtime } from '../worker/runtime.js';
 import { jitElevationWorkflowId } from '../workflows/request-messages.js';
-import { benchResources, cleanupStep, guardBench, postHrEvent, sleep, waitForWorker, writeBenchConfig } from './support.js';
+import { benchResources, runBench, startBenchRuntime, cleanupStep, guardBench, postHrEvent, sleep, waitForWorker, writeBenchConfig } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -290,27 +288,9 @@ async function main(): Promise<boolean> {
       })),
     ],
   });
-  const api = `http://127.0.0.1:${port}`;
-  Object.assign(process.env, {
-    DATABASE_URL: databaseUrl,
-    JML_CONFIG: configFile,
-    JML_WEBHOOK_SECRET: secret,
-    TEMPORAL_ADDRESS: temporal.address,
-    JML_TASK_QUEUE: taskQueue,
-    JML_REDIS_PREFIX: redisPrefix,
-    SMTP_URL: smtp.url,
-    PORT: String(port),
-    // readEnv's default host is 0.0.0.0; the bench listens on loopback only.
-    HOST: '127.0.0.1',
-    PUBLIC_URL: api,
-    // Not used without `embedded`, but never let a bench touch ./data.
-    JML_DATA_DIR: join(tmp, 'data'),
-    LOG_LEVEL: 'warn',
-  });
-  const env = readEnv();
   databaseCreated = true; // startRuntime creates it; drop it even if start-up fails half-way
-  runtime = await startRuntime(env, { api: true, worker: true, embedded: false }, createLogger(env.logLevel));
-  for (const warning of runtime.warnings) console.log(`runtime warning: ${warning}`);
+  let api: string;
+  ({ runtime, api } = await startBenchRuntime({ databaseUrl: databaseUrl, configFile: configFile, webhookSecret: secret, temporalAddress: temporal.address, taskQueue: taskQueue, redisPrefix: redisPrefix, port, tmp: tmp, smtpUrl: smtp.url }));
   // Its own client: drizzle (createDb) switches a client's timestamp parsing to strings.
   measure = postgres(databaseUrl, { max: 4, onnotice: () => {} });
   const sql = measure;
@@ -480,15 +460,4 @@ async function main(): Promise<boolean> {
   return ok;
 }
 
-let exitCode = 2;
-try {
-  exitCode = (await main()) ? 0 : 1;
-} catch (err) {
-  console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
-} finally {
-  const started = Date.now();
-  await cleanup();
-  console.log(`cleaned up in ${seconds(Date.now() - started)}`);
-}
-// Native Temporal handles and pools may linger; the bench is done, so end the process.
-process.exit(exitCode);
+await runBench(main, cleanup);

@@ -17,7 +17,7 @@
 // must be 0. Everything it started is stopped and dropped at the end, and a watchdog
 // bounds the whole run.
 import { dropDatabase } from '../db/client.js';
-import { benchResources, cleanupStep, guardBench, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
+import { benchResources, startBenchRuntime, cleanupStep, guardBench, postHrEvent, sleep, waitForWorker, writeBenchConfig, type WebhookAnswer } from './support.js';
 import { freePort } from '../scripts/free-port.js';
 import { deleteKeysWithPrefix } from '../services/redis.js';
 import { randomBytes } from 'node:crypto';
@@ -34,9 +34,7 @@ import { PERMANENT_LOCK } from '../activities/connectors/ldap.js';
 import { startSlapd, type SlapdServer } from '../scripts/slapd.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/temporal-server.js';
 import { canonicalEmployeeId } from '../domain/employee-id.js';
-import { readEnv } from '../services/env.js';
-import { createLogger } from '../services/logger.js';
-import { startRuntime, type Runtime } from '../worker/runtime.js';
+import type { Runtime } from '../worker/runtime.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -360,26 +358,9 @@ async function main(): Promise<boolean> {
   const port = await freePort();
   const configFile = join(tmp, 'jml.config.yaml');
   writeBenchConfig(configFile, slapd);
-  const api = `http://127.0.0.1:${port}`;
-  Object.assign(process.env, {
-    DATABASE_URL: databaseUrl,
-    JML_CONFIG: configFile,
-    JML_WEBHOOK_SECRET: secret,
-    TEMPORAL_ADDRESS: temporal.address,
-    JML_TASK_QUEUE: taskQueue,
-    JML_REDIS_PREFIX: redisPrefix,
-    PORT: String(port),
-    // readEnv's default host is 0.0.0.0; the bench listens on loopback only.
-    HOST: '127.0.0.1',
-    PUBLIC_URL: api,
-    // Not used without `embedded`, but never let a bench touch ./data.
-    JML_DATA_DIR: join(tmp, 'data'),
-    LOG_LEVEL: 'warn',
-  });
-  const env = readEnv();
   databaseCreated = true; // startRuntime creates it; drop it even if start-up fails half-way
-  runtime = await startRuntime(env, { api: true, worker: true, embedded: false }, createLogger(env.logLevel));
-  for (const warning of runtime.warnings) console.log(`runtime warning: ${warning}`);
+  let api: string;
+  ({ runtime, api } = await startBenchRuntime({ databaseUrl: databaseUrl, configFile: configFile, webhookSecret: secret, temporalAddress: temporal.address, taskQueue: taskQueue, redisPrefix: redisPrefix, port, tmp: tmp }));
   // Its own client: drizzle (createDb) switches a client's timestamp parsing to strings.
   measure = postgres(databaseUrl, { max: 2, onnotice: () => {} });
   const sql = measure;

@@ -1,11 +1,16 @@
 // What the benches share: names of the throwaway resources one run creates, the config they
-// run the engine with, waiting for its Temporal worker, and posting signed HR webhooks.
+// run the engine with and the engine itself, waiting for its Temporal worker, posting signed
+// HR webhooks, and running a bench to its exit code.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import type { Webhook } from 'standardwebhooks';
 import YAML from 'yaml';
 import type { SlapdServer } from '../scripts/slapd.js';
+import { readEnv } from '../services/env.js';
+import { createLogger } from '../services/logger.js';
+import { startRuntime, type Runtime } from '../worker/runtime.js';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -150,4 +155,61 @@ export function guardBench(budgetMs: number, cleanup: () => Promise<unknown>): v
       void cleanup().finally(() => process.exit(130));
     });
   }
+}
+
+/**
+ * Runs a bench's `main` (true: its checks held), then its clean-up whatever happened, and
+ * ends the process: 0 when the checks held, 1 when they did not, 2 when the bench itself
+ * failed. Native Temporal handles and pools may linger, so the process is ended explicitly.
+ */
+export async function runBench(main: () => Promise<boolean>, cleanup: () => Promise<void>): Promise<never> {
+  let exitCode = 2;
+  try {
+    exitCode = (await main()) ? 0 : 1;
+  } catch (err) {
+    console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
+  } finally {
+    const started = Date.now();
+    await cleanup();
+    console.log(`cleaned up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+  process.exit(exitCode);
+}
+
+/**
+ * The engine (API, Temporal worker, ingestion worker) in this process, as `jml start`'s child
+ * runs it, against the bench's own servers: the environment is set as a deployment would set
+ * it, on loopback only, its data under `tmp`. Returns the runtime and the API's base URL.
+ */
+export async function startBenchRuntime(options: {
+  databaseUrl: string;
+  configFile: string;
+  webhookSecret: string;
+  temporalAddress: string;
+  taskQueue: string;
+  redisPrefix: string;
+  port: number;
+  tmp: string;
+  smtpUrl?: string;
+}): Promise<{ runtime: Runtime; api: string }> {
+  const api = `http://127.0.0.1:${options.port}`;
+  Object.assign(process.env, {
+    DATABASE_URL: options.databaseUrl,
+    JML_CONFIG: options.configFile,
+    JML_WEBHOOK_SECRET: options.webhookSecret,
+    TEMPORAL_ADDRESS: options.temporalAddress,
+    JML_TASK_QUEUE: options.taskQueue,
+    JML_REDIS_PREFIX: options.redisPrefix,
+    ...(options.smtpUrl ? { SMTP_URL: options.smtpUrl } : {}),
+    PORT: String(options.port),
+    HOST: '127.0.0.1',
+    PUBLIC_URL: api,
+    // Not used without `embedded`, but never let a bench touch ./data.
+    JML_DATA_DIR: join(options.tmp, 'data'),
+    LOG_LEVEL: 'warn',
+  });
+  const env = readEnv();
+  const runtime = await startRuntime(env, { api: true, worker: true, embedded: false }, createLogger(env.logLevel));
+  for (const warning of runtime.warnings) console.log(`runtime warning: ${warning}`);
+  return { runtime, api };
 }

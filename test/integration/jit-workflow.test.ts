@@ -94,6 +94,9 @@ describe('a JIT elevation', () => {
     expect(ended.request?.revokedAt).not.toBeNull();
     expect(ended.request?.revocationLagMs).toBe(ended.request!.revokedAt!.getTime() - ended.request!.expiresAt!.getTime());
     expect(ended.request!.revocationLagMs!).toBeGreaterThanOrEqual(0);
+    // ...and as the Prometheus histogram.
+    const exposition = await engine.metrics.getSingleMetricAsString('jml_revocation_lag_seconds');
+    expect(Number(/^jml_revocation_lag_seconds_count\{kind="jit"\} (\d+)$/m.exec(exposition)?.[1])).toBeGreaterThanOrEqual(1);
     await saveHistory(engine.client, jitElevationWorkflowId(requestId), 'jit-expired');
   });
 

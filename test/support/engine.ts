@@ -15,6 +15,7 @@ import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import type { HrEventType, IdentityAttributes } from '../../domain/types.js';
 import { createHrEventQueue, enqueueHrEvent, type HrEventJob } from '../../services/hr-event-queue.js';
 import { createMailer } from '../../services/mailer.js';
+import { createMetricsRegistry, type Registry } from '../../api/metrics.js';
 import { createIngestWorker, startDispatcher } from '../../worker/ingest-worker.js';
 import { redisConnection } from '../../services/redis.js';
 import { createTemporalWorker, WORKFLOWS_PATH } from '../../worker/temporal-worker.js';
@@ -27,6 +28,8 @@ export interface TestEngine {
   client: Client;
   config: JmlConfig;
   connector: Connector;
+  /** The registry the workers count on (what /metrics would serve). */
+  metrics: Registry;
   queue: Queue<HrEventJob>;
   taskQueue: string;
   /** Stores an event in the inbox and nudges the queue, as the API does. */
@@ -83,6 +86,7 @@ export async function startTestEngine(
   const target = config.targets[0]!;
   const connector = createLdapConnector({ ...target, url: target.url ?? testEnv.ldap.url });
   const mailer = createMailer({ smtpUrl: options.smtpUrl, from: config.mail.from });
+  const metrics = createMetricsRegistry({ defaultMetrics: false });
   const nativeConnection = await NativeConnection.connect({ address: testEnv.temporalAddress });
   const clientConnection = await Connection.connect({ address: testEnv.temporalAddress });
   const client = new Client({ connection: clientConnection });
@@ -91,7 +95,7 @@ export async function startTestEngine(
     connection: nativeConnection,
     namespace: 'default',
     taskQueue,
-    deps: { db: handle.db, config, connectors: new Map([[target.id, connector]]), logger, mailer, publicUrl: options.publicUrl ?? 'http://jml.test' },
+    deps: { db: handle.db, config, connectors: new Map([[target.id, connector]]), logger, mailer, publicUrl: options.publicUrl ?? 'http://jml.test', metrics },
     workflowBundle: await workflowBundle(),
   });
   const running = worker.run();
@@ -107,6 +111,7 @@ export async function startTestEngine(
     client,
     config,
     connector,
+    metrics,
     queue,
     taskQueue,
     async submit(input) {
