@@ -11,6 +11,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  isCancellation,
   log,
   ParentClosePolicy,
   proxyActivities,
@@ -188,67 +189,78 @@ async function runRequest(input: AccessRequestInput): Promise<void> {
   let granted = false;
   let backoff = request.retries.afterFailure.initialInterval;
   let failureMailed = false;
-  while (withdraw === null) {
-    // Asked afresh each attempt: the grant may have been replaced meanwhile.
-    const planned = await db.createRequestedGrant(requestId);
-    if (planned === null) {
-      // Another request's removal of this access is under way: once proven, a grant of its own.
-      await condition(() => withdraw !== null, 1_000);
-      continue;
-    }
-    granted = await provision(planned);
-    if (granted) break;
-    if (!failureMailed) notify('grant_failed');
-    failureMailed = true;
-    await condition(() => withdraw !== null, backoff);
-    backoff = Math.min(backoff * 2, request.retries.afterFailure.maximumInterval);
-  }
-  if (granted) {
-    const end = await db.markRequestGranted(requestId);
-    expiresAt = end === null ? null : Date.parse(end);
-    notify('granted');
-    phase = 'granted';
-  }
-
-  // --- held until its expiry, a withdrawal, or a review that says remove ------------------
-  let reason: RevokeReason | null = withdraw === null ? null : 'withdrawn';
-  /** The end an elevation's "ends soon" mail was sent for. */
-  let warnedFor: number | null = null;
-  while (reason === null) {
-    const end = expiresAt;
-    // An elevation's requester hears `warnBefore` ahead of the end (again after an extension).
-    const warnAt = request.kind === 'jit' && end !== null && request.warnBeforeMs > 0 && warnedFor !== end ? end - request.warnBeforeMs : null;
-    const wake = warnAt !== null && warnAt > Date.now() ? warnAt : end;
-    const wait = wake === null ? undefined : wake - Date.now();
-    const interrupted = () => withdraw !== null || reviews.length > 0 || extensionsAsked.length > 0 || reviewEnds || expiresAt !== end;
-    if (wait === undefined) await condition(interrupted);
-    else if (wait > 0) await condition(interrupted, wait);
-    if (withdraw !== null) reason = 'withdrawn';
-    else if (reviewEnds) reason = 'review';
-    else if (expiresAt !== end) continue; // extended: the timers start again from the new end
-    else if (extensionsAsked.length > 0) {
-      const asked = extensionsAsked.shift()!;
-      const result = await approveAgain(asked);
-      if (result === 'withdrawn') reason = 'withdrawn';
-    } else if (warnAt !== null && end !== null && Date.now() < end) {
-      warnedFor = end;
-      notify('expiring');
-    } else if (reviews.length > 0) {
-      reviews.splice(0);
-      stage += 1;
-      const result = await runStage(request, stage, 'mover_review');
-      if (result === 'withdrawn') reason = 'withdrawn';
-      else {
-        const keep = result.decision === 'approved' || (result.decision === 'expired' && request.approval.moverReview.default === 'keep');
-        await db.recordReviewOutcome({ requestId, stage, keep, decision: result.decision, decidedBy: result.decidedBy });
-        if (!keep) reason = 'review';
+  let reason: RevokeReason | null = null;
+  /** Set when the workflow itself is cancelled: the access still goes, and then it ends cancelled. */
+  let cancelled: unknown = null;
+  try {
+    while (withdraw === null) {
+      // Asked afresh each attempt: the grant may have been replaced meanwhile.
+      const planned = await db.createRequestedGrant(requestId);
+      if (planned === null) {
+        // Another request's removal of this access is under way: once proven, a grant of its own.
+        await condition(() => withdraw !== null, 1_000);
+        continue;
       }
-    } else if (expiresAt !== null && Date.now() >= expiresAt) reason = 'expired';
+      granted = await provision(planned);
+      if (granted) break;
+      if (!failureMailed) notify('grant_failed');
+      failureMailed = true;
+      await condition(() => withdraw !== null, backoff);
+      backoff = Math.min(backoff * 2, request.retries.afterFailure.maximumInterval);
+    }
+    if (granted) {
+      const end = await db.markRequestGranted(requestId);
+      expiresAt = end === null ? null : Date.parse(end);
+      notify('granted');
+      phase = 'granted';
+    }
+
+    // --- held until its expiry, a withdrawal, or a review that says remove ------------------
+    if (withdraw !== null) reason = 'withdrawn';
+    /** The end an elevation's "ends soon" mail was sent for. */
+    let warnedFor: number | null = null;
+    while (reason === null) {
+      const end = expiresAt;
+      // An elevation's requester hears `warnBefore` ahead of the end (again after an extension).
+      const warnAt = request.kind === 'jit' && end !== null && request.warnBeforeMs > 0 && warnedFor !== end ? end - request.warnBeforeMs : null;
+      const wake = warnAt !== null && warnAt > Date.now() ? warnAt : end;
+      const wait = wake === null ? undefined : wake - Date.now();
+      const interrupted = () => withdraw !== null || reviews.length > 0 || extensionsAsked.length > 0 || reviewEnds || expiresAt !== end;
+      if (wait === undefined) await condition(interrupted);
+      else if (wait > 0) await condition(interrupted, wait);
+      if (withdraw !== null) reason = 'withdrawn';
+      else if (reviewEnds) reason = 'review';
+      else if (expiresAt !== end) continue; // extended: the timers start again from the new end
+      else if (extensionsAsked.length > 0) {
+        const asked = extensionsAsked.shift()!;
+        const result = await approveAgain(asked);
+        if (result === 'withdrawn') reason = 'withdrawn';
+      } else if (warnAt !== null && end !== null && Date.now() < end) {
+        warnedFor = end;
+        notify('expiring');
+      } else if (reviews.length > 0) {
+        reviews.splice(0);
+        stage += 1;
+        const result = await runStage(request, stage, 'mover_review');
+        if (result === 'withdrawn') reason = 'withdrawn';
+        else {
+          const keep = result.decision === 'approved' || (result.decision === 'expired' && request.approval.moverReview.default === 'keep');
+          await db.recordReviewOutcome({ requestId, stage, keep, decision: result.decision, decidedBy: result.decidedBy });
+          if (!keep) reason = 'review';
+        }
+      } else if (expiresAt !== null && Date.now() >= expiresAt) reason = 'expired';
+    }
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    // Cancelling the workflow never leaves the access behind: it is removed, proven, first.
+    cancelled = err;
+    reason = 'manual';
   }
 
   // --- removal, reference-counted ---------------------------------------------------------
   phase = 'removing';
-  const plan: RemovalPlan = await db.planRemoval({ requestId, reason });
+  const removing: RevokeReason = reason ?? 'withdrawn';
+  const plan: RemovalPlan = await CancellationScope.nonCancellable(() => db.planRemoval({ requestId, reason: removing }));
   if (withdraw !== null && withdrawOutcome === null) {
     withdrawOutcome = {
       requestStatus: 'approved',
@@ -265,7 +277,7 @@ async function runRequest(input: AccessRequestInput): Promise<void> {
     await CancellationScope.nonCancellable(async () => {
       for (;;) {
         try {
-          await connector.revokeGrant(plan.grantId, reason);
+          await connector.revokeGrant(plan.grantId, removing);
           await connector.verifyRevoked(plan.grantId);
           break;
         } catch (err) {
@@ -283,6 +295,10 @@ async function runRequest(input: AccessRequestInput): Promise<void> {
     notify('removed');
   } else if (plan.action === 'none' && granted) {
     notify('removed');
+  }
+  if (cancelled !== null) {
+    phase = 'ended';
+    throw cancelled;
   }
   return finish();
 

@@ -180,6 +180,18 @@ describe('a JIT elevation', () => {
     expect(alert?.status).toBe('resolved');
   });
 
+  it('cancelling its workflow still removes the access, proven, before it ends cancelled', async () => {
+    const employeeId = await engineer();
+    const requestId = await startElevation(engine, { employeeId, entitlementId: 'prod-admin', durationMs: 60_000 });
+    await active(requestId);
+    const handle = engine.client.workflow.getHandle(jitElevationWorkflowId(requestId));
+    await handle.cancel();
+    await eventually(async () => (await statuses(engine, requestId)).revocationStatus === 'revoked', 30_000);
+    expect(await member(employeeId, 'prod-admin')).toBe(false);
+    expect((await statuses(engine, requestId)).grant?.revokeReason).toBe('manual');
+    await eventually(async () => (await handle.describe()).status.name === 'CANCELLED');
+  });
+
   it('a leaver ends every elevation at once', async () => {
     const employeeId = await engineer();
     const one = await startElevation(engine, { employeeId, entitlementId: 'prod-admin', durationMs: 60_000 });
