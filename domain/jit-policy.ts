@@ -58,13 +58,17 @@ export interface JitSubject extends DirectoryPerson {
   attributes: IdentityAttributes;
 }
 
+/** What is asked for; services/jit.ts takes the same from the API (SubmitElevationInput). */
 export interface ElevationInput {
+  /** The subject: who is elevated. */
   employeeId: string;
   entitlementId: string;
   justification: string;
   /** Absent: the entitlement's defaultDuration (else a duration is required). */
   durationMs?: number;
+  /** A change or incident reference, when the policy asks for one. */
   ticket?: string | null;
+  /** An emergency: granted at once without approval, a critical alert and a review by the owner. */
   breakGlass?: boolean;
   /** The employee id the requesting token is bound to; null for an admin bound to nobody. */
   requestedBy: string | null;

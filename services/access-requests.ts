@@ -55,18 +55,22 @@ export interface SubmitDeps {
   logger?: WarnLogger;
 }
 
-export interface SubmitInput {
+/** Who asks, and under which key: what the shell adds to any kind's input (an access request's, an elevation's). */
+export interface Submitter {
+  /** The requester's employee id, or `api:<token name>` for a token bound to nobody. */
+  requestedBy: string;
+  /** The requester's employee id when the token is bound to a person; the policy's self-approval check uses it. */
+  requestedByEmployeeId: string | null;
+  /** Unique per requester (the route prefixes the caller's key with the kind and its token id). */
+  idempotencyKey: string;
+}
+
+export interface SubmitInput extends Submitter {
   /** The subject: who the access is for (any case; folded). */
   employeeId: string;
   entitlementId: string;
   justification: string;
   durationMs?: number;
-  /** The requester's employee id, or `api:<token name>` for a token bound to nobody. */
-  requestedBy: string;
-  /** The requester's employee id when the token is bound to a person; the policy's self-approval check uses it. */
-  requestedByEmployeeId: string | null;
-  /** Unique per requester (the route prefixes the caller's key with its token id). */
-  idempotencyKey: string;
 }
 
 export type SubmitResult = { created: boolean; requestId: string } | { refused: AccessRefusal };
@@ -90,9 +94,7 @@ export function submitAccessRequest(deps: SubmitDeps, input: SubmitInput): Promi
   const durationMs = input.durationMs ?? null;
   return submitRequest<AccessRefusal>(deps, {
     kind: 'requested',
-    employeeId: input.employeeId,
-    requestedBy: input.requestedBy,
-    idempotencyKey: input.idempotencyKey,
+    input,
     sameAs: (existing, subjectId) => existing.entitlementId === input.entitlementId && existing.subjectId === subjectId && existing.justification === input.justification && existing.durationMs === durationMs,
     async decide(tx, subjectId) {
       const context = await loadAccessContext(tx, deps.config, subjectId);
@@ -135,11 +137,11 @@ export type RequestDecision<Refusal> = { refused: Refusal } | { identityId: stri
 
 export interface RequestSubmission<Refusal> {
   kind: WorkflowKind;
-  /** The subject (any case; folded). */
-  employeeId: string;
-  /** The requester as recorded (and the audit actor). */
-  requestedBy: string;
-  idempotencyKey: string;
+  /**
+   * The subject (any case; folded), the requester as recorded (and the audit actor) and the
+   * key; the rest of the kind's input is its policy's (`sameAs`, `decide`).
+   */
+  input: { employeeId: string } & Pick<Submitter, 'requestedBy' | 'idempotencyKey'>;
   /** Whether the row recorded under the key is this same submission, i.e. this is a replay. */
   sameAs(existing: RecordedRequest, subjectId: string): boolean;
   /** The policy, run under the subject's lock in the transaction that records the request. */
@@ -170,7 +172,8 @@ export async function submitRequest<Refusal>(deps: SubmitDeps, submission: Reque
 type RecordResult<Refusal> = { created: boolean; requestId: string; unstarted: boolean } | { refused: Refusal };
 
 async function recordRequest<Refusal>(deps: SubmitDeps, submission: RequestSubmission<Refusal>): Promise<RecordResult<Refusal>> {
-  const subjectId = canonicalEmployeeId(submission.employeeId);
+  const { input } = submission;
+  const subjectId = canonicalEmployeeId(input.employeeId);
   return deps.db.transaction(async (tx) => {
     // Requests for one person take turns: what is held and pending is read and acted on as one.
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${subjectId}))`);
@@ -189,7 +192,7 @@ async function recordRequest<Refusal>(deps: SubmitDeps, submission: RequestSubmi
       })
       .from(accessRequests)
       .innerJoin(identities, eq(identities.id, accessRequests.identityId))
-      .where(eq(accessRequests.idempotencyKey, submission.idempotencyKey));
+      .where(eq(accessRequests.idempotencyKey, input.idempotencyKey));
     if (existing) {
       if (existing.kind !== submission.kind || !submission.sameAs(existing, subjectId)) throw new IdempotencyKeyReused();
       return { created: false, requestId: existing.id, unstarted: existing.workflowStartedAt === null };
@@ -202,16 +205,16 @@ async function recordRequest<Refusal>(deps: SubmitDeps, submission: RequestSubmi
       .insert(accessRequests)
       .values({
         ...decision.values,
-        idempotencyKey: submission.idempotencyKey,
+        idempotencyKey: input.idempotencyKey,
         identityId: decision.identityId,
         kind: submission.kind,
         status: 'pending_approval',
-        requestedBy: submission.requestedBy,
+        requestedBy: input.requestedBy,
       })
       .returning({ id: accessRequests.id });
     if (!row) throw new Error('access request insert returned nothing');
     await writeAudit(tx, {
-      actor: submission.requestedBy,
+      actor: input.requestedBy,
       action: 'access_request.submitted',
       subjectType: 'access_request',
       subjectId: row.id,

@@ -16,28 +16,15 @@ import { jitPolicies, loadAccessContext } from '../db/access-context.js';
 import type { DbOrTx } from '../db/client.js';
 import { accessRequests, identities } from '../db/schema.js';
 import { canonicalEmployeeId } from '../domain/employee-id.js';
-import { checkElevation, type ElevationDecision, type JitSubject } from '../domain/jit-policy.js';
+import { checkElevation, type ElevationDecision, type ElevationInput, type JitSubject } from '../domain/jit-policy.js';
 import type { IdentityAttributes } from '../domain/types.js';
-import { submitRequest, type SubmitDeps } from './access-requests.js';
+import { submitRequest, type Submitter, type SubmitDeps } from './access-requests.js';
 
-export interface SubmitElevationInput {
-  /** The subject: who is elevated (any case; folded). */
-  employeeId: string;
-  entitlementId: string;
-  justification: string;
-  /** Absent: the entitlement's defaultDuration. */
-  durationMs?: number;
-  /** A change or incident reference, when the policy asks for one. */
-  ticket?: string | null;
-  /** An emergency: granted at once without approval, a critical alert and a review by the owner. */
-  breakGlass?: boolean;
-  /** The requester's employee id, or `api:<token name>` for a token bound to nobody. */
-  requestedBy: string;
-  /** The requester's employee id when the token is bound to a person; the self-approval check uses it. */
-  requestedByEmployeeId: string | null;
-  /** Unique per requester (the route prefixes the caller's key with `jit:` and its token id). */
-  idempotencyKey: string;
-}
+/**
+ * What the policy judges (the subject in any case: it is folded), with the requester as the
+ * shell knows it (Submitter) in place of the policy's `requestedBy`.
+ */
+export interface SubmitElevationInput extends Omit<ElevationInput, 'requestedBy'>, Submitter {}
 
 export type ElevationRefusal = Extract<ElevationDecision, { ok: false }>;
 export type SubmitElevationResult = { created: boolean; requestId: string } | { refused: ElevationRefusal };
@@ -74,9 +61,7 @@ export function submitElevation(deps: SubmitDeps, input: SubmitElevationInput): 
   const breakGlass = input.breakGlass ?? false;
   return submitRequest<ElevationRefusal>(deps, {
     kind: 'jit',
-    employeeId: input.employeeId,
-    requestedBy: input.requestedBy,
-    idempotencyKey: input.idempotencyKey,
+    input,
     // The duration recorded is the one the policy settled on: a replay that left it out asked for the same.
     sameAs: (existing, subjectId) =>
       existing.entitlementId === input.entitlementId &&

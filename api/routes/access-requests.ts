@@ -11,7 +11,7 @@
 // see is a 404, as if it did not exist.
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AccessRefusal, AccessRule } from '../../domain/access-policy.js';
@@ -22,8 +22,8 @@ import { employeeIdSchema } from '../../domain/employee-id.js';
 import { APPROVAL_DECISIONS, APPROVAL_ROLES, REVOCATION_STATUSES, type RequestView } from '../../domain/request-view.js';
 import { GRANT_STATUSES, REQUEST_KINDS, REQUEST_STATUSES } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
-import { BadRequestCursor, listRequests, openStage, requestView, type RequestSummary } from '../../db/request-views.js';
-import { ensureRequestWorkflow, IdempotencyKeyReused, submitAccessRequest } from '../../services/access-requests.js';
+import { BadRequestCursor, listRequests, openStage, requestView, type RequestFilter, type RequestSummary } from '../../db/request-views.js';
+import { ensureRequestWorkflow, IdempotencyKeyReused, submitAccessRequest, type SubmitDeps, type SubmitInput, type WorkflowKind } from '../../services/access-requests.js';
 import { decideStage, DecisionRefused, withdrawRequest } from '../../services/decisions.js';
 import { hasScope, requireScope, type Principal } from '../auth.js';
 import { bearer } from '../openapi.js';
@@ -31,12 +31,13 @@ import { PROBLEM_TYPES, ProblemError, problems } from '../problem.js';
 
 export const ACCESS_REQUESTS_PATH = '/api/v1/access-requests';
 
+/** What the access-request routes need; the JIT routes need the same. */
 export interface AccessRequestRoutesOptions {
   db: Db;
   config: JmlConfig;
   publicUrl: string;
   taskQueue: string;
-  /** Absent: requests are recorded (the sweeper starts their workflows); decisions and withdrawals answer 503. */
+  /** Absent: requests (and elevations) are recorded, the sweeper starts their workflows; what asks a workflow (decide, withdraw, extend, revoke) answers 503. */
   temporal?: Client;
 }
 
@@ -91,7 +92,8 @@ export const idParams = z.object({ id: z.guid('must be a UUID') });
 export const listLimit = z.coerce.number('must be a number').int('must be an integer').min(1, 'must be at least 1').max(200, 'must be at most 200').default(50);
 export const listCursor = z.string().max(512, 'is too long').optional();
 const personQuery = () => employeeIdSchema('must be a string').optional();
-const listQuery = z.object({
+/** The list's filters; the JIT list takes those that are not about the kind or the approvers. */
+export const requestListQuery = z.object({
   limit: listLimit,
   cursor: listCursor,
   status: z.enum(REQUEST_STATUSES, `must be one of ${REQUEST_STATUSES.join(', ')}`).optional().describe('The request status.'),
@@ -164,9 +166,22 @@ export const summaryShape = {
     .nullable(),
   approvals: z.array(approvalSchema).describe('Each approver of each stage, ordered by stage: who decided what, when and how.'),
 };
-const requestSchema = z.object({ ...summaryShape, timeline: z.array(timelineSchema).describe('What happened, from the audit log, oldest first (at most 200 entries).') });
-const listItemSchema = z.object({ ...summaryShape, timeline: z.array(timelineSchema).optional().describe('Not sent in lists: read one request for it.') });
-const listSchema = z.object({ items: z.array(listItemSchema), nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page.') });
+/**
+ * The answer to a read of one request and to a list page, over `shape` (a request's fields,
+ * or an elevation's): one request carries its timeline, a list item does not (it would cost a
+ * read of the audit log per item). Shared with the JIT routes.
+ */
+export function viewSchemas<Shape extends typeof summaryShape>(shape: Shape, noun: 'request' | 'elevation') {
+  const timeline = z.array(timelineSchema);
+  return {
+    one: z.object({ ...shape, timeline: timeline.describe('What happened, from the audit log, oldest first (at most 200 entries).') }),
+    page: z.object({
+      items: z.array(z.object({ ...shape, timeline: timeline.optional().describe(`Not sent in lists: read one ${noun} for it.`) })),
+      nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page.'),
+    }),
+  };
+}
+const { one: requestSchema, page: listSchema } = viewSchemas(summaryShape, 'request');
 /** What a withdrawal did, as the workflow answered it. Shared with the JIT routes. */
 export const withdrawalShape = {
   withdrawal: z
@@ -190,6 +205,9 @@ export function principalOf(request: FastifyRequest): Principal {
 
 export const isAdmin = (principal: Principal) => principal.scopes.includes('admin');
 
+/** Who asks, as recorded and audited: the token's person, or `api:<token name>` for a token bound to nobody. */
+export const requesterOf = (principal: Principal): string => principal.employeeId ?? `api:${principal.name}`;
+
 /** The caller's Idempotency-Key, checked (1..255 visible ASCII characters); undefined when none was sent. */
 export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   const key = request.headers['idempotency-key'];
@@ -198,6 +216,10 @@ export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   }
   return key;
 }
+
+/** The Idempotency-Key header as the OpenAPI document shows it; idempotencyKeyOf checks it. */
+export const idempotencyKeyHeaders = (noun: 'request' | 'elevation') =>
+  z.object({ 'idempotency-key': z.string().optional().describe(`1..255 visible ASCII characters; a retry with the same key never makes a second ${noun}.`) });
 
 export const idempotencyKeyReused = () => new ProblemError({ status: 422, title: 'Idempotency key reused', type: PROBLEM_TYPES.conflict, detail: 'idempotency key reused with a different request' });
 
@@ -216,6 +238,128 @@ export function subjectFor(principal: Principal, employeeId: string | undefined)
   if (!isAdmin(principal)) throw problems.forbidden('This token is bound to nobody: bind it to a person (jml token create --employee), or use an admin token and name the employeeId.');
   if (employeeId === undefined) throw problems.validation([{ field: 'employeeId', message: 'is required: this token is bound to nobody' }]);
   return employeeId;
+}
+
+/** What a request body of either kind (access request, elevation) says about whom, what and why. */
+interface SubmittedBody {
+  employeeId?: string | undefined;
+  entitlementId: string;
+  justification: string;
+  duration?: number | undefined;
+}
+
+/**
+ * A submission as the caller made it: for whom (subjectFor), who asks, and the key. The key is
+ * the caller's Idempotency-Key (or a fresh one) scoped by kind and token, so one caller's key
+ * never finds another's request, nor an elevation an access request. Refuses in the order the
+ * routes always did: a bad key (400) before a subject the token may not ask for (403).
+ */
+export function submissionOf(request: FastifyRequest, body: SubmittedBody, kind: WorkflowKind): SubmitInput {
+  const principal = principalOf(request);
+  const key = idempotencyKeyOf(request);
+  return {
+    employeeId: subjectFor(principal, body.employeeId),
+    entitlementId: body.entitlementId,
+    justification: body.justification,
+    ...(body.duration !== undefined ? { durationMs: body.duration } : {}),
+    requestedBy: requesterOf(principal),
+    requestedByEmployeeId: principal.employeeId,
+    idempotencyKey: `${kind}:${principal.tokenId}:${key ?? randomUUID()}`,
+  };
+}
+
+/** What a submission needs of the routes' options, logging to the request's logger. */
+export const submitDepsOf = (opts: AccessRequestRoutesOptions, logger: FastifyBaseLogger): SubmitDeps => ({
+  db: opts.db,
+  config: opts.config,
+  taskQueue: opts.taskQueue,
+  logger,
+  ...(opts.temporal ? { temporal: opts.temporal } : {}),
+});
+
+/** The Location of what `path` lists, by id, on the API's public URL. */
+export function locationUnder(publicUrl: string, path: string): (id: string) => string {
+  const base = publicUrl.replace(/\/+$/, '');
+  return (id) => `${base}${path}/${id}`;
+}
+
+/**
+ * What a submission made or found (a replay of its key), or the 422 it is answered with: a key
+ * reused for another body, or the kind's policy refusal (`refusalProblem`).
+ */
+export async function submitted<Refusal>(
+  submission: Promise<{ created: boolean; requestId: string } | { refused: Refusal }>,
+  refusalProblem: (refusal: Refusal) => ProblemError,
+): Promise<{ created: boolean; requestId: string }> {
+  let result;
+  try {
+    result = await submission;
+  } catch (err) {
+    if (err instanceof IdempotencyKeyReused) throw idempotencyKeyReused();
+    throw err;
+  }
+  if ('refused' in result) throw refusalProblem(result.refused);
+  return result;
+}
+
+/** A request this process has just recorded or acted on, read back: missing, it is a bug, not a 404. */
+export async function recordedView(db: Db, id: string): Promise<RequestView> {
+  const view = await requestView(db, id);
+  if (!view) throw new Error('a recorded request could not be read back');
+  return view;
+}
+
+/**
+ * The person whose own requests a caller may read: undefined for a reader (identities:read),
+ * who reads everyone's; a token bound to nobody without that scope is refused (`refusal`).
+ */
+export function readerBoundTo(principal: Principal, refusal: string): string | undefined {
+  if (hasScope(principal.scopes, ['identities:read'])) return undefined;
+  if (principal.employeeId === null) throw problems.forbidden(refusal);
+  return principal.employeeId;
+}
+
+/** A page of the request list; a cursor this API did not write is a 400 naming `cursor`. */
+export async function requestPage(db: Db, filter: RequestFilter): ReturnType<typeof listRequests> {
+  try {
+    return await listRequests(db, filter);
+  } catch (err) {
+    if (err instanceof BadRequestCursor) throw problems.validation([{ field: 'cursor', message: err.message }]);
+    throw err;
+  }
+}
+
+/**
+ * The Temporal client to address the request's workflow with, once that workflow runs: a
+ * request the sweeper has not started yet has no workflow to ask, so it is started here.
+ * 503 when this API process has no Temporal.
+ */
+export async function runningWorkflow(opts: { db: Db; taskQueue: string; temporal?: Client | undefined }, logger: FastifyBaseLogger, id: string): Promise<Client> {
+  if (!opts.temporal) throw noTemporal();
+  await ensureRequestWorkflow({ db: opts.db, temporal: opts.temporal, taskQueue: opts.taskQueue, logger }, id);
+  return opts.temporal;
+}
+
+/**
+ * The 409 of an action the request's state no longer allows. Its statuses are read again (the
+ * workflow has just said no, so they may have moved since `before`) and named, in words in the
+ * detail and as fields beside `extensions`.
+ */
+export async function stateConflict(
+  db: Db,
+  id: string,
+  before: RequestSummary,
+  problem: { title: string; type: string; detail: (statuses: string) => string; extensions?: Record<string, unknown> },
+): Promise<ProblemError> {
+  const now = (await requestView(db, id)) ?? before;
+  const statuses = `${now.requestStatus}, its grant ${now.grantStatus ?? 'not made'}, its revocation ${now.revocationStatus ?? 'not asked'}`;
+  return new ProblemError({
+    status: 409,
+    title: problem.title,
+    type: problem.type,
+    detail: problem.detail(statuses),
+    extensions: { ...problem.extensions, requestStatus: now.requestStatus, grantStatus: now.grantStatus, revocationStatus: now.revocationStatus },
+  });
 }
 
 /** Whether `who` is the subject, the requester or an approver of the request. */
@@ -246,9 +390,8 @@ export const noTemporal = () => problems.unavailable('Temporal is not configured
 // --- routes ----------------------------------------------------------------------------
 
 export const accessRequestRoutes: FastifyPluginAsyncZod<AccessRequestRoutesOptions> = async (app, opts) => {
-  const { db, config, taskQueue, temporal } = opts;
-  const publicUrl = opts.publicUrl.replace(/\/+$/, '');
-  const locationOf = (id: string) => `${publicUrl}${ACCESS_REQUESTS_PATH}/${id}`;
+  const { db, temporal } = opts;
+  const locationOf = locationUnder(opts.publicUrl, ACCESS_REQUESTS_PATH);
   const doc = { tags: ['Access'] };
 
   const submitSchema = {
@@ -259,36 +402,12 @@ export const accessRequestRoutes: FastifyPluginAsyncZod<AccessRequestRoutesOptio
     security: bearer('requests:write'),
     body: submitBody,
     response: { 200: requestSchema, 201: requestSchema },
-    documented: { headers: z.object({ 'idempotency-key': z.string().optional().describe('1..255 visible ASCII characters; a retry with the same key never makes a second request.') }) },
+    documented: { headers: idempotencyKeyHeaders('request') },
   };
   app.post(ACCESS_REQUESTS_PATH, { onRequest: requireScope('requests:write'), schema: submitSchema }, async (request, reply) => {
-    const principal = principalOf(request);
-    const body = request.body;
-    const key = idempotencyKeyOf(request);
-    const subject = subjectFor(principal, body.employeeId);
-
-    let result;
-    try {
-      result = await submitAccessRequest(
-        { db, config, taskQueue, logger: request.log, ...(temporal ? { temporal } : {}) },
-        {
-          employeeId: subject,
-          entitlementId: body.entitlementId,
-          justification: body.justification,
-          ...(body.duration !== undefined ? { durationMs: body.duration } : {}),
-          requestedBy: principal.employeeId ?? `api:${principal.name}`,
-          requestedByEmployeeId: principal.employeeId,
-          // Per token, so one caller's key never finds another's request.
-          idempotencyKey: `requested:${principal.tokenId}:${key ?? randomUUID()}`,
-        },
-      );
-    } catch (err) {
-      if (err instanceof IdempotencyKeyReused) throw idempotencyKeyReused();
-      throw err;
-    }
-    if ('refused' in result) throw policyProblem(result.refused);
-    const view = await requestView(db, result.requestId);
-    if (!view) throw new Error('a recorded access request could not be read back');
+    const input = submissionOf(request, request.body, 'requested');
+    const result = await submitted(submitAccessRequest(submitDepsOf(opts, request.log), input), policyProblem);
+    const view = await recordedView(db, result.requestId);
     return reply
       .code(result.created ? 201 : 200)
       .header('location', locationOf(view.id))
@@ -301,33 +420,13 @@ export const accessRequestRoutes: FastifyPluginAsyncZod<AccessRequestRoutesOptio
     description:
       'With `identities:read` every request; with `requests:write` or `requests:approve` on a token bound to a person, only the requests that person is the subject, the requester or an approver of. Birthright requests and JIT elevations are listed only when `kind=birthright` or `kind=jit` asks for them (the JIT API lists elevations with their time left).',
     security: bearer('identities:read', 'requests:write', 'requests:approve'),
-    querystring: listQuery,
+    querystring: requestListQuery,
     response: { 200: listSchema },
   };
   app.get(ACCESS_REQUESTS_PATH, { onRequest: requireScope('identities:read', 'requests:write', 'requests:approve'), schema: listRouteSchema }, async (request) => {
-    const principal = principalOf(request);
-    const query = request.query;
-    let involving: string | undefined;
-    if (!hasScope(principal.scopes, ['identities:read'])) {
-      if (principal.employeeId === null) throw problems.forbidden('Listing requests needs the identities:read scope, or a token bound to a person (who then sees their own).');
-      involving = principal.employeeId;
-    }
-    try {
-      return await listRequests(db, {
-        limit: query.limit,
-        ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
-        ...(query.status ? { status: query.status } : {}),
-        ...(query.kind ? { kind: query.kind } : {}),
-        ...(query.employeeId ? { employeeId: query.employeeId } : {}),
-        ...(query.entitlementId ? { entitlementId: query.entitlementId } : {}),
-        ...(query.approver ? { approver: query.approver } : {}),
-        ...(query.awaiting ? { awaiting: query.awaiting } : {}),
-        ...(involving ? { involving } : {}),
-      });
-    } catch (err) {
-      if (err instanceof BadRequestCursor) throw problems.validation([{ field: 'cursor', message: err.message }]);
-      throw err;
-    }
+    const involving = readerBoundTo(principalOf(request), 'Listing requests needs the identities:read scope, or a token bound to a person (who then sees their own).');
+    // The query's names are the filter's; a filter left out (undefined) filters nothing.
+    return requestPage(db, { ...request.query, involving });
   });
 
   const oneSchema = {
@@ -339,9 +438,8 @@ export const accessRequestRoutes: FastifyPluginAsyncZod<AccessRequestRoutesOptio
   };
   app.get(`${ACCESS_REQUESTS_PATH}/:id`, { onRequest: requireScope('identities:read', 'requests:write', 'requests:approve'), schema: oneSchema }, async (request) => {
     const principal = principalOf(request);
-    if (!hasScope(principal.scopes, ['identities:read']) && principal.employeeId === null) {
-      throw problems.forbidden('Reading requests needs the identities:read scope, or a token bound to a person (who then sees their own).');
-    }
+    // Refused here, before the lookup, so a token that may read nothing learns nothing; the rest is visibleRequest's.
+    readerBoundTo(principal, 'Reading requests needs the identities:read scope, or a token bound to a person (who then sees their own).');
     return visibleRequest(db, principal, request.params.id);
   });
 
@@ -361,21 +459,16 @@ export const accessRequestRoutes: FastifyPluginAsyncZod<AccessRequestRoutesOptio
     if (!isAdmin(principal) && me === null) throw problems.forbidden('Withdrawing needs a token bound to the requester, or the admin scope.');
     const view = await visibleRequest(db, principal, id);
     if (!isAdmin(principal) && view.requestedBy !== me) throw problems.forbidden('Only the requester or an admin can withdraw this request.');
-    if (!temporal) throw noTemporal();
-    // A request the sweeper has not started yet has no workflow to ask.
-    await ensureRequestWorkflow({ db, temporal, taskQueue, logger: request.log }, id);
+    const workflows = await runningWorkflow(opts, request.log, id);
     let withdrawal;
     try {
-      withdrawal = await withdrawRequest(temporal, id, { by: me ?? `api:${principal.name}`, reason: null }, view.kind === 'jit' ? 'jit' : 'requested');
+      withdrawal = await withdrawRequest(workflows, id, { by: requesterOf(principal), reason: null }, view.kind === 'jit' ? 'jit' : 'requested');
     } catch (err) {
       if (!(err instanceof DecisionRefused)) throw err;
-      const now = (await requestView(db, id)) ?? view;
-      throw new ProblemError({
-        status: 409,
+      throw await stateConflict(db, id, view, {
         title: 'Nothing to withdraw',
         type: 'urn:jml:problem:not-withdrawable',
-        detail: `The request is ${now.requestStatus}, its grant ${now.grantStatus ?? 'not made'}, its revocation ${now.revocationStatus ?? 'not asked'}: there is nothing left to withdraw or remove.`,
-        extensions: { requestStatus: now.requestStatus, grantStatus: now.grantStatus, revocationStatus: now.revocationStatus },
+        detail: (statuses) => `The request is ${statuses}: there is nothing left to withdraw or remove.`,
       });
     }
     const after = (await requestView(db, id)) ?? view;

@@ -10,18 +10,16 @@
 // view as every request (db/request-views.ts: the three statuses side by side), with its time
 // left. An id that is not an elevation, or one the caller may not see, is a 404. Tokens are
 // checked in onRequest, before any body is read; the shared pieces (who a request is for, the
-// Idempotency-Key, the shapes) are the access-request routes' own.
-import { randomUUID } from 'node:crypto';
+// Idempotency-Key, the shapes, the answers to a submission and to a refused action) are the
+// access-request routes' own.
 import type { Client } from '@temporalio/client';
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { JmlConfig } from '../../domain/config.js';
 import { employeeIdSchema } from '../../domain/employee-id.js';
 import { timeLeftMs, type RequestView } from '../../domain/request-view.js';
-import { REQUEST_STATUSES } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
-import { BadRequestCursor, listRequests, requestView, type RequestSummary } from '../../db/request-views.js';
-import { ensureRequestWorkflow, IdempotencyKeyReused } from '../../services/access-requests.js';
+import { requestView, type RequestSummary } from '../../db/request-views.js';
 import { DecisionRefused, extendElevation, ExtensionRefused, withdrawRequest } from '../../services/decisions.js';
 import { submitElevation } from '../../services/jit.js';
 import { hasScope, requireScope, type Principal } from '../auth.js';
@@ -30,30 +28,31 @@ import { ProblemError, problems } from '../problem.js';
 import {
   durationText,
   entitlementIdText,
-  idempotencyKeyOf,
-  idempotencyKeyReused,
+  idempotencyKeyHeaders,
   idParams,
   isAdmin,
-  listCursor,
-  listLimit,
-  noTemporal,
+  locationUnder,
   principalOf,
-  subjectFor,
+  readerBoundTo,
+  recordedView,
+  requesterOf,
+  requestListQuery,
+  requestPage,
+  runningWorkflow,
+  stateConflict,
+  submissionOf,
+  submitDepsOf,
+  submitted,
   summaryShape,
-  timelineSchema,
+  viewSchemas,
   withdrawalShape,
+  type AccessRequestRoutesOptions,
 } from './access-requests.js';
 
 export const JIT_ELEVATIONS_PATH = '/api/v1/jit/elevations';
 
-export interface JitRoutesOptions {
-  db: Db;
-  config: JmlConfig;
-  publicUrl: string;
-  taskQueue: string;
-  /** Absent: elevations are recorded (the sweeper starts their workflows); extend and revoke answer 503. */
-  temporal?: Client;
-}
+/** The access-request routes' own: an elevation is an access request, recorded and started alike. */
+export type JitRoutesOptions = AccessRequestRoutesOptions;
 
 // --- input shapes ----------------------------------------------------------------------
 
@@ -71,12 +70,8 @@ const extendBody = z.strictObject({
   duration: durationText.describe('How much longer than the current expiry, e.g. 30m.'),
 });
 
-const listQuery = z.object({
-  limit: listLimit,
-  cursor: listCursor,
-  status: z.enum(REQUEST_STATUSES, `must be one of ${REQUEST_STATUSES.join(', ')}`).optional().describe('The request status.'),
-  employeeId: employeeIdSchema('must be a string').optional().describe('The subject.'),
-  entitlementId: entitlementIdText.optional(),
+// The access-request list's filters but the kind (always jit here) and the approvers', and `active`.
+const listQuery = requestListQuery.omit({ kind: true, approver: true, awaiting: true }).extend({
   active: z
     .enum(['true', 'false'], 'must be true or false')
     .transform((value) => value === 'true')
@@ -90,11 +85,7 @@ const elevationShape = {
   ...summaryShape,
   timeLeftMs: z.number().int().nullable().describe('Until expiresAt, in ms; 0 once ended; null before the grant (the clock starts then).'),
 };
-const elevationSchema = z.object({ ...elevationShape, timeline: z.array(timelineSchema).describe('What happened, from the audit log, oldest first (at most 200 entries).') });
-const listSchema = z.object({
-  items: z.array(z.object({ ...elevationShape, timeline: z.array(timelineSchema).optional().describe('Not sent in lists: read one elevation for it.') })),
-  nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page.'),
-});
+const { one: elevationSchema, page: listSchema } = viewSchemas(elevationShape, 'elevation');
 const extensionSchema = elevationSchema.extend({
   extension: z
     .union([
@@ -121,12 +112,16 @@ async function visibleElevation(db: Db, principal: Principal, id: string): Promi
   return view;
 }
 
-/** An elevation the caller may act on (extend, revoke): its subject, its requester, or an admin. */
-async function ownElevation(db: Db, principal: Principal, id: string, what: string): Promise<RequestView> {
+/**
+ * An elevation the caller may act on (extend, revoke): its subject, its requester, or an
+ * admin; with the Temporal client to ask its workflow, which runs by then (runningWorkflow).
+ */
+async function elevationToActOn(opts: JitRoutesOptions, request: FastifyRequest, id: string, what: string): Promise<{ principal: Principal; view: RequestView; workflows: Client }> {
+  const principal = principalOf(request);
   if (!isAdmin(principal) && principal.employeeId === null) throw problems.forbidden(`To ${what} an elevation needs a token bound to its person, or the admin scope.`);
-  const view = await visibleElevation(db, principal, id);
+  const view = await visibleElevation(opts.db, principal, id);
   if (!isAdmin(principal) && !ownedBy(view, principal.employeeId ?? '')) throw problems.forbidden(`Only the elevated person, the requester or an admin can ${what} this elevation.`);
-  return view;
+  return { principal, view, workflows: await runningWorkflow(opts, request.log, id) };
 }
 
 /** A refusal by the JIT policy (domain/jit-policy.ts JIT_RULES), naming its rule and the field it is about. */
@@ -137,15 +132,9 @@ function policyProblem(refusal: { rule: string; field: string; detail: string },
 // --- routes ----------------------------------------------------------------------------
 
 export const jitRoutes: FastifyPluginAsyncZod<JitRoutesOptions> = async (app, opts) => {
-  const { db, config, taskQueue, temporal } = opts;
-  const publicUrl = opts.publicUrl.replace(/\/+$/, '');
-  const locationOf = (id: string) => `${publicUrl}${JIT_ELEVATIONS_PATH}/${id}`;
+  const { db } = opts;
+  const locationOf = locationUnder(opts.publicUrl, JIT_ELEVATIONS_PATH);
   const doc = { tags: ['Access'] };
-  const readView = async (id: string) => {
-    const view = await requestView(db, id);
-    if (!view) throw new Error('a recorded elevation could not be read back');
-    return view;
-  };
 
   const elevateSchema = {
     ...doc,
@@ -155,36 +144,17 @@ export const jitRoutes: FastifyPluginAsyncZod<JitRoutesOptions> = async (app, op
     security: bearer('jit:request'),
     body: elevateBody,
     response: { 200: elevationSchema, 201: elevationSchema },
-    documented: { headers: z.object({ 'idempotency-key': z.string().optional().describe('1..255 visible ASCII characters; a retry with the same key never makes a second elevation.') }) },
+    documented: { headers: idempotencyKeyHeaders('elevation') },
   };
   app.post(JIT_ELEVATIONS_PATH, { onRequest: requireScope('jit:request'), schema: elevateSchema }, async (request, reply) => {
-    const principal = principalOf(request);
     const body = request.body;
-    const key = idempotencyKeyOf(request);
-    const subject = subjectFor(principal, body.employeeId);
-    let result;
-    try {
-      result = await submitElevation(
-        { db, config, taskQueue, logger: request.log, ...(temporal ? { temporal } : {}) },
-        {
-          employeeId: subject,
-          entitlementId: body.entitlementId,
-          justification: body.justification,
-          ...(body.duration !== undefined ? { durationMs: body.duration } : {}),
-          ...(body.ticket !== undefined ? { ticket: body.ticket } : {}),
-          ...(body.breakGlass !== undefined ? { breakGlass: body.breakGlass } : {}),
-          requestedBy: principal.employeeId ?? `api:${principal.name}`,
-          requestedByEmployeeId: principal.employeeId,
-          // Per token and apart from access requests, so one caller's key never finds another's request.
-          idempotencyKey: `jit:${principal.tokenId}:${key ?? randomUUID()}`,
-        },
-      );
-    } catch (err) {
-      if (err instanceof IdempotencyKeyReused) throw idempotencyKeyReused();
-      throw err;
-    }
-    if ('refused' in result) throw policyProblem(result.refused);
-    const view = await readView(result.requestId);
+    const input = {
+      ...submissionOf(request, body, 'jit'),
+      ...(body.ticket !== undefined ? { ticket: body.ticket } : {}),
+      ...(body.breakGlass !== undefined ? { breakGlass: body.breakGlass } : {}),
+    };
+    const result = await submitted(submitElevation(submitDepsOf(opts, request.log), input), policyProblem);
+    const view = await recordedView(db, result.requestId);
     return reply
       .code(result.created ? 201 : 200)
       .header('location', locationOf(view.id))
@@ -201,30 +171,11 @@ export const jitRoutes: FastifyPluginAsyncZod<JitRoutesOptions> = async (app, op
     response: { 200: listSchema },
   };
   app.get(JIT_ELEVATIONS_PATH, { onRequest: requireScope('jit:request', 'identities:read'), schema: listRouteSchema }, async (request) => {
-    const principal = principalOf(request);
-    const query = request.query;
-    let mine: string | undefined;
-    if (!hasScope(principal.scopes, ['identities:read'])) {
-      if (principal.employeeId === null) throw problems.forbidden('Listing elevations needs the identities:read scope, or a token bound to a person (who then sees their own).');
-      mine = principal.employeeId;
-    }
-    try {
-      const page = await listRequests(db, {
-        kind: 'jit',
-        limit: query.limit,
-        ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
-        ...(query.status ? { status: query.status } : {}),
-        ...(query.employeeId ? { employeeId: query.employeeId } : {}),
-        ...(query.entitlementId ? { entitlementId: query.entitlementId } : {}),
-        ...(query.active ? { active: true } : {}),
-        ...(mine ? { subjectOrRequester: mine } : {}),
-      });
-      const now = Date.now();
-      return { items: page.items.map((item) => withTimeLeft(item, now)), nextCursor: page.nextCursor };
-    } catch (err) {
-      if (err instanceof BadRequestCursor) throw problems.validation([{ field: 'cursor', message: err.message }]);
-      throw err;
-    }
+    const mine = readerBoundTo(principalOf(request), 'Listing elevations needs the identities:read scope, or a token bound to a person (who then sees their own).');
+    // The query's names are the filter's; a filter left out (undefined, or active=false) filters nothing.
+    const page = await requestPage(db, { ...request.query, kind: 'jit', subjectOrRequester: mine });
+    const now = Date.now();
+    return { items: page.items.map((item) => withTimeLeft(item, now)), nextCursor: page.nextCursor };
   });
 
   const oneSchema = {
@@ -236,9 +187,8 @@ export const jitRoutes: FastifyPluginAsyncZod<JitRoutesOptions> = async (app, op
   };
   app.get(`${JIT_ELEVATIONS_PATH}/:id`, { onRequest: requireScope('jit:request', 'identities:read'), schema: oneSchema }, async (request) => {
     const principal = principalOf(request);
-    if (!hasScope(principal.scopes, ['identities:read']) && principal.employeeId === null) {
-      throw problems.forbidden('Reading elevations needs the identities:read scope, or a token bound to a person (who then sees their own).');
-    }
+    // Refused here, before the lookup, so a token that may read nothing learns nothing; the rest is visibleElevation's.
+    readerBoundTo(principal, 'Reading elevations needs the identities:read scope, or a token bound to a person (who then sees their own).');
     return withTimeLeft(await visibleElevation(db, principal, request.params.id));
   });
 
@@ -253,27 +203,22 @@ export const jitRoutes: FastifyPluginAsyncZod<JitRoutesOptions> = async (app, op
     response: { 200: extensionSchema },
   };
   app.post(`${JIT_ELEVATIONS_PATH}/:id/extend`, { onRequest: requireScope('jit:request'), schema: extendSchema }, async (request) => {
-    const principal = principalOf(request);
     const { id } = request.params;
-    const view = await ownElevation(db, principal, id, 'extend');
-    if (!temporal) throw noTemporal();
-    await ensureRequestWorkflow({ db, temporal, taskQueue, logger: request.log }, id);
+    const { principal, view, workflows } = await elevationToActOn(opts, request, id, 'extend');
     let extension;
     try {
-      extension = await extendElevation(temporal, id, { by: principal.employeeId ?? `api:${principal.name}`, durationMs: request.body.duration });
+      extension = await extendElevation(workflows, id, { by: requesterOf(principal), durationMs: request.body.duration });
     } catch (err) {
       if (!(err instanceof ExtensionRefused)) throw err;
       if (err.rule !== 'not_extendable') throw policyProblem({ rule: err.rule, field: err.field, detail: err.message }, 'Extension refused');
-      const now = (await requestView(db, id)) ?? view;
-      throw new ProblemError({
-        status: 409,
+      throw await stateConflict(db, id, view, {
         title: 'Not extendable',
         type: 'urn:jml:problem:not-extendable',
-        detail: `Only an active elevation can be extended: the request is ${now.requestStatus}, its grant ${now.grantStatus ?? 'not made'}, its revocation ${now.revocationStatus ?? 'not asked'}.`,
-        extensions: { rule: err.rule, field: err.field, requestStatus: now.requestStatus, grantStatus: now.grantStatus, revocationStatus: now.revocationStatus },
+        detail: (statuses) => `Only an active elevation can be extended: the request is ${statuses}.`,
+        extensions: { rule: err.rule, field: err.field },
       });
     }
-    return { ...withTimeLeft(await readView(id)), extension };
+    return { ...withTimeLeft(await recordedView(db, id)), extension };
   });
 
   const revokeSchema = {
@@ -286,26 +231,19 @@ export const jitRoutes: FastifyPluginAsyncZod<JitRoutesOptions> = async (app, op
     response: { 202: revocationSchema },
   };
   app.post(`${JIT_ELEVATIONS_PATH}/:id/revoke`, { onRequest: requireScope('jit:request'), schema: revokeSchema }, async (request, reply) => {
-    const principal = principalOf(request);
     const { id } = request.params;
-    const view = await ownElevation(db, principal, id, 'revoke');
-    if (!temporal) throw noTemporal();
-    // An elevation the sweeper has not started yet has no workflow to ask.
-    await ensureRequestWorkflow({ db, temporal, taskQueue, logger: request.log }, id);
+    const { principal, view, workflows } = await elevationToActOn(opts, request, id, 'revoke');
     let withdrawal;
     try {
-      withdrawal = await withdrawRequest(temporal, id, { by: principal.employeeId ?? `api:${principal.name}`, reason: 'ended early' }, 'jit');
+      withdrawal = await withdrawRequest(workflows, id, { by: requesterOf(principal), reason: 'ended early' }, 'jit');
     } catch (err) {
       if (!(err instanceof DecisionRefused)) throw err;
-      const now = (await requestView(db, id)) ?? view;
-      throw new ProblemError({
-        status: 409,
+      throw await stateConflict(db, id, view, {
         title: 'Nothing to revoke',
         type: 'urn:jml:problem:not-withdrawable',
-        detail: `The elevation is ${now.requestStatus}, its grant ${now.grantStatus ?? 'not made'}, its revocation ${now.revocationStatus ?? 'not asked'}: there is nothing left to end.`,
-        extensions: { requestStatus: now.requestStatus, grantStatus: now.grantStatus, revocationStatus: now.revocationStatus },
+        detail: (statuses) => `The elevation is ${statuses}: there is nothing left to end.`,
       });
     }
-    return reply.code(202).send({ ...withTimeLeft(await readView(id)), withdrawal });
+    return reply.code(202).send({ ...withTimeLeft(await recordedView(db, id)), withdrawal });
   });
 };

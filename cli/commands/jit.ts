@@ -3,27 +3,23 @@
 // API with their bearer token (JML_TOKEN, scope jit:request), and share those commands' HTTP
 // client and printing (cli/commands/requests.ts): the three statuses side by side, then when
 // the access ends and how long it has left.
-import { randomUUID } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
-import { safe, terminalSafeJson } from '../../domain/terminal-safe.js';
+import { safe } from '../../domain/terminal-safe.js';
 import { REQUEST_STATUSES } from '../../domain/types.js';
-import { table } from './format.js';
 import {
+  answerToPrint,
   apiCommand,
-  collect,
   connect,
   dash,
   everything,
-  expectBody,
-  ListRefused,
   nonEmpty,
   optionalText,
   parseLimit,
   parseRequestDuration,
-  refused,
+  postNew,
+  printList,
   shortTime,
-  succeeded,
   viewLines,
   viewSchema,
   withdrawalSchema,
@@ -94,21 +90,16 @@ interface ElevateOptions extends ApiOptions {
 
 async function elevate(entitlementId: string, options: ElevateOptions): Promise<void> {
   const api = connect(options);
-  const answer = await api.call('POST', ELEVATIONS_PATH, {
-    body: {
-      entitlementId,
-      justification: options.reason,
-      ...(options.for ? { duration: options.for } : {}),
-      ...(options.ticket !== undefined ? { ticket: options.ticket } : {}),
-      ...(options.breakGlass ? { breakGlass: true } : {}),
-      ...(options.employee ? { employeeId: options.employee } : {}),
-    },
-    // A fresh key each run: the API records one elevation even if this exchange is repeated.
-    headers: { 'idempotency-key': randomUUID() },
+  const answer = await postNew(api, ELEVATIONS_PATH, {
+    entitlementId,
+    justification: options.reason,
+    ...(options.for ? { duration: options.for } : {}),
+    ...(options.ticket !== undefined ? { ticket: options.ticket } : {}),
+    ...(options.breakGlass ? { breakGlass: true } : {}),
+    ...(options.employee ? { employeeId: options.employee } : {}),
   });
-  if (!succeeded(answer)) return refused(api, answer, 'elevation', options);
-  const view = expectBody(api, answer, elevationSchema);
-  if (options.json) return console.log(terminalSafeJson(answer.body));
+  const view = answerToPrint(api, answer, 'elevation', elevationSchema, options);
+  if (!view) return;
   if (answer.status === 200) console.log('(the API answered with an elevation it already had)');
   for (const line of elevationLines(view)) console.log(line);
 }
@@ -127,34 +118,27 @@ const current = (view: Elevation): boolean => view.timeLeftMs === null || view.t
 async function listElevations(id: string | undefined, options: ElevationsOptions): Promise<void> {
   const api = connect(options);
   if (id !== undefined) {
-    const answer = await api.call('GET', elevationPath(id));
-    if (!succeeded(answer)) return refused(api, answer, `elevation ${id}`, options);
-    const view = expectBody(api, answer, elevationSchema);
-    if (options.json) return console.log(terminalSafeJson(answer.body));
-    for (const line of elevationLines(view)) console.log(line);
+    const view = answerToPrint(api, await api.call('GET', elevationPath(id)), `elevation ${id}`, elevationSchema, options);
+    if (view) for (const line of elevationLines(view)) console.log(line);
     return;
   }
-  const query = { status: options.status, employeeId: options.employee, entitlementId: options.entitlement };
-  let result: { raw: unknown[]; views: Elevation[]; more: boolean };
-  try {
-    result = await collect(api, ELEVATIONS_PATH, elevationSchema, query, options.limit, options.all ? everything : current);
-  } catch (err) {
-    if (err instanceof ListRefused) return refused(api, err.answer, 'listing elevations', options);
-    throw err;
-  }
-  if (options.json) return console.log(terminalSafeJson({ items: result.raw, more: result.more }));
-  if (result.views.length === 0) return console.log(options.all ? 'no elevations' : 'no current elevations (--all shows those that ended)');
-  const rows = result.views.map((v) => [v.id, v.employeeId, v.entitlementId, v.requestStatus, dash(v.grantStatus), dash(v.revocationStatus), shortTime(v.expiresAt), timeLeftText(v.timeLeftMs)]);
-  for (const line of table(['ID', 'EMPLOYEE', 'ENTITLEMENT', 'REQUEST', 'GRANT', 'REVOCATION', 'EXPIRES AT', 'TIME LEFT'], rows, '')) console.log(line);
-  if (result.more) console.log(`the first ${result.views.length} shown; --limit to see more`);
+  await printList(api, options, {
+    path: ELEVATIONS_PATH,
+    schema: elevationSchema,
+    query: { status: options.status, employeeId: options.employee, entitlementId: options.entitlement },
+    keep: options.all ? everything : current,
+    what: 'listing elevations',
+    empty: options.all ? 'no elevations' : 'no current elevations (--all shows those that ended)',
+    columns: ['ID', 'EMPLOYEE', 'ENTITLEMENT', 'REQUEST', 'GRANT', 'REVOCATION', 'EXPIRES AT', 'TIME LEFT'],
+    row: (v) => [v.id, v.employeeId, v.entitlementId, v.requestStatus, dash(v.grantStatus), dash(v.revocationStatus), shortTime(v.expiresAt), timeLeftText(v.timeLeftMs)],
+  });
 }
 
 async function extend(id: string, options: ApiOptions & { for: string }): Promise<void> {
   const api = connect(options);
   const answer = await api.call('POST', `${elevationPath(id)}/extend`, { body: { duration: options.for } });
-  if (!succeeded(answer)) return refused(api, answer, 'extension', options);
-  const view = expectBody(api, answer, extensionSchema);
-  if (options.json) return console.log(terminalSafeJson(answer.body));
+  const view = answerToPrint(api, answer, 'extension', extensionSchema, options);
+  if (!view) return;
   const { extension } = view;
   if (extension.status === 'extended') console.log(safe`extended: now expires ${shortTime(extension.expiresAt)}`);
   else console.log(`the extension waits for approval (stage ${extension.stage ?? '?'}); the elevation keeps its current end until then`);
@@ -164,9 +148,8 @@ async function extend(id: string, options: ApiOptions & { for: string }): Promis
 async function revoke(id: string, options: ApiOptions): Promise<void> {
   const api = connect(options);
   const answer = await api.call('POST', `${elevationPath(id)}/revoke`);
-  if (!succeeded(answer)) return refused(api, answer, 'revoke', options);
-  const view = expectBody(api, answer, withdrawalSchema.extend(elevationSchema.shape));
-  if (options.json) return console.log(terminalSafeJson(answer.body));
+  const view = answerToPrint(api, answer, 'revoke', withdrawalSchema.extend(elevationSchema.shape), options);
+  if (!view) return;
   // Removal is asked, not yet proven: the revocation status says where it is.
   console.log('revocation accepted');
   for (const line of elevationLines({ ...view, ...view.withdrawal })) console.log(line);

@@ -170,6 +170,12 @@ export function connect(options: ApiOptions): Api {
   };
 }
 
+/**
+ * POSTs something new (a request, an elevation) under a fresh Idempotency-Key, one per run:
+ * the API records it once even if this exchange is repeated.
+ */
+export const postNew = (api: Api, path: string, body: Record<string, unknown>): Promise<Answer> => api.call('POST', path, { body, headers: { 'idempotency-key': randomUUID() } });
+
 export const succeeded = (answer: Answer): boolean => answer.status >= 200 && answer.status < 300;
 
 /** A 2xx answer's body in the expected shape, or an error saying the API answered something else. */
@@ -206,6 +212,24 @@ export function refused(api: Api, answer: Answer, what: string, options: ApiOpti
   }
   if (problem.field !== undefined) console.error(safe`  field: ${problem.field}`);
   for (const error of problem.errors ?? []) console.error(safe`  ${error.field}: ${error.message}`);
+}
+
+/**
+ * What a command prints of an answer, up to its text: a refusal is reported (exit code 1); a
+ * success's body is checked against `schema`, even with `--json`, which prints it as received.
+ * Returns the view for the command to print as text; undefined when it has nothing more to print.
+ */
+export function answerToPrint<S extends z.ZodType>(api: Api, answer: Answer, what: string, schema: S, options: ApiOptions): z.output<S> | undefined {
+  if (!succeeded(answer)) {
+    refused(api, answer, what, options);
+    return undefined;
+  }
+  const view = expectBody(api, answer, schema);
+  if (options.json) {
+    console.log(terminalSafeJson(answer.body));
+    return undefined;
+  }
+  return view;
 }
 
 // --- what is printed ------------------------------------------------------------------
@@ -293,14 +317,14 @@ interface RequestOptions extends ApiOptions {
 
 async function createRequest(entitlementId: string, options: RequestOptions): Promise<void> {
   const api = connect(options);
-  const answer = await api.call('POST', '/api/v1/access-requests', {
-    body: { entitlementId, justification: options.reason, ...(options.for ? { duration: options.for } : {}), ...(options.employee ? { employeeId: options.employee } : {}) },
-    // A fresh key each run: the API records one request even if this exchange is repeated.
-    headers: { 'idempotency-key': randomUUID() },
+  const answer = await postNew(api, '/api/v1/access-requests', {
+    entitlementId,
+    justification: options.reason,
+    ...(options.for ? { duration: options.for } : {}),
+    ...(options.employee ? { employeeId: options.employee } : {}),
   });
-  if (!succeeded(answer)) return refused(api, answer, 'request', options);
-  const view = expectBody(api, answer, viewSchema);
-  if (options.json) return console.log(terminalSafeJson(answer.body));
+  const view = answerToPrint(api, answer, 'request', viewSchema, options);
+  if (!view) return;
   if (answer.status === 200) console.log('(the API answered with a request it already had)');
   for (const line of viewLines(view)) console.log(line);
 }
@@ -365,14 +389,42 @@ export async function collect<V extends View>(
   return { raw, views, more: true };
 }
 
+/** A list as `requests` and `elevations` print it: its items in `columns`, or what `empty` says. */
+export interface ListPrint<V extends View> {
+  path: string;
+  schema: z.ZodType<V>;
+  query: Record<string, string | undefined>;
+  keep: (view: V) => boolean;
+  /** Names the list in a refusal, e.g. `listing requests`. */
+  what: string;
+  empty: string;
+  columns: string[];
+  row: (view: V) => Array<string | number | null | undefined>;
+}
+
+/**
+ * Collects the list (collect: `--limit` items that `keep` passes) and prints it: as received
+ * with `--json`, else as a table, saying when more exist than were shown.
+ */
+export async function printList<V extends View>(api: Api, options: ApiOptions & { limit: number }, list: ListPrint<V>): Promise<void> {
+  let result: { raw: unknown[]; views: V[]; more: boolean };
+  try {
+    result = await collect(api, list.path, list.schema, list.query, options.limit, list.keep);
+  } catch (err) {
+    if (err instanceof ListRefused) return refused(api, err.answer, list.what, options);
+    throw err;
+  }
+  if (options.json) return console.log(terminalSafeJson({ items: result.raw, more: result.more }));
+  if (result.views.length === 0) return console.log(list.empty);
+  for (const line of table(list.columns, result.views.map(list.row), '')) console.log(line);
+  if (result.more) console.log(`the first ${result.views.length} shown; --limit to see more`);
+}
+
 async function listRequests(id: string | undefined, options: ListOptions): Promise<void> {
   const api = connect(options);
   if (id !== undefined) {
-    const answer = await api.call('GET', requestPath(id));
-    if (!succeeded(answer)) return refused(api, answer, `request ${id}`, options);
-    const view = expectBody(api, answer, viewSchema);
-    if (options.json) return console.log(terminalSafeJson(answer.body));
-    for (const line of viewLines(view)) console.log(line);
+    const view = answerToPrint(api, await api.call('GET', requestPath(id)), `request ${id}`, viewSchema, options);
+    if (view) for (const line of viewLines(view)) console.log(line);
     return;
   }
   const status = options.pendingMyApproval ? 'pending_approval' : options.status;
@@ -382,26 +434,23 @@ async function listRequests(id: string | undefined, options: ListOptions): Promi
   const keep = options.pendingMyApproval
     ? (view: View) => view.requestStatus === 'pending_approval' && openStage(view).some((a) => options.approver === undefined || [a.approver, a.escalatedTo].some((who) => who?.toUpperCase() === options.approver))
     : everything;
-  let result: { raw: unknown[]; views: View[]; more: boolean };
-  try {
-    result = await collect(api, '/api/v1/access-requests', viewSchema, query, options.limit, keep);
-  } catch (err) {
-    if (err instanceof ListRefused) return refused(api, err.answer, 'listing requests', options);
-    throw err;
-  }
-  if (options.json) return console.log(terminalSafeJson({ items: result.raw, more: result.more }));
-  if (result.views.length === 0) return console.log(options.pendingMyApproval ? 'no request is waiting for an approval decision' : 'no access requests');
-  const rows = result.views.map((v) => [v.id, v.employeeId, v.entitlementId, v.requestStatus, dash(v.grantStatus), dash(v.revocationStatus), shortTime(v.createdAt)]);
-  for (const line of table(['ID', 'EMPLOYEE', 'ENTITLEMENT', 'REQUEST', 'GRANT', 'REVOCATION', 'CREATED'], rows, '')) console.log(line);
-  if (result.more) console.log(`the first ${result.views.length} shown; --limit to see more`);
+  await printList(api, options, {
+    path: '/api/v1/access-requests',
+    schema: viewSchema,
+    query,
+    keep,
+    what: 'listing requests',
+    empty: options.pendingMyApproval ? 'no request is waiting for an approval decision' : 'no access requests',
+    columns: ['ID', 'EMPLOYEE', 'ENTITLEMENT', 'REQUEST', 'GRANT', 'REVOCATION', 'CREATED'],
+    row: (v) => [v.id, v.employeeId, v.entitlementId, v.requestStatus, dash(v.grantStatus), dash(v.revocationStatus), shortTime(v.createdAt)],
+  });
 }
 
 async function decide(decision: 'approve' | 'deny', id: string, options: ApiOptions & { comment?: string }): Promise<void> {
   const api = connect(options);
   const answer = await api.call('POST', `${requestPath(id)}/decision`, { body: { decision, ...(options.comment !== undefined ? { comment: options.comment } : {}) } });
-  if (!succeeded(answer)) return refused(api, answer, decision, options);
-  const view = expectBody(api, answer, viewSchema);
-  if (options.json) return console.log(terminalSafeJson(answer.body));
+  const view = answerToPrint(api, answer, decision, viewSchema, options);
+  if (!view) return;
   console.log(`${decision === 'approve' ? 'approved' : 'denied'}: your decision is recorded`);
   for (const line of viewLines(view)) console.log(line);
 }
@@ -409,9 +458,8 @@ async function decide(decision: 'approve' | 'deny', id: string, options: ApiOpti
 async function withdraw(id: string, options: ApiOptions): Promise<void> {
   const api = connect(options);
   const answer = await api.call('DELETE', requestPath(id));
-  if (!succeeded(answer)) return refused(api, answer, 'withdraw', options);
-  const view = expectBody(api, answer, withdrawalSchema);
-  if (options.json) return console.log(terminalSafeJson(answer.body));
+  const view = answerToPrint(api, answer, 'withdraw', withdrawalSchema, options);
+  if (!view) return;
   // Removal is asked, not yet proven: the revocation status says where it is.
   console.log('withdrawal accepted');
   for (const line of viewLines({ ...view, ...view.withdrawal })) console.log(line);
