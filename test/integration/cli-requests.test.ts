@@ -381,7 +381,11 @@ describe('jml request / approve against the real API', () => {
     const port = await freePort();
     origin = `http://127.0.0.1:${port}`;
     const base = testConfig(testEnv.ldap);
-    const config = testConfig(testEnv.ldap, { entitlements: base.entitlements.map((e) => (e.id === 'sales' ? { ...e, requestable: true, maxDuration: '1d' } : e)) });
+    const config = testConfig(testEnv.ldap, {
+      entitlements: base.entitlements.map((e) =>
+        e.id === 'sales' ? { ...e, requestable: true, maxDuration: '1d' } : e.id === 'contractors' ? { ...e, jit: { eligible: true, maxDuration: '1h', approval: 'none' } } : e,
+      ),
+    });
     engine = await startTestEngine({ config, smtpUrl: smtp.url, publicUrl: origin });
     app = await buildTestApp(engine, { publicUrl: origin });
     await app.listen({ host: '127.0.0.1', port });
@@ -426,5 +430,20 @@ describe('jml request / approve against the real API', () => {
     expect(granted).toMatchObject({ requestStatus: 'approved', grantStatus: 'active', revocationStatus: null });
     expect(granted.expiresAt).not.toBeNull();
     expect(await engine.connector.isGroupMember(subject, `cn=sales,${testEnv.ldap.groupsDN}`)).toBe(true);
+  });
+
+  it('elevates, lists and revokes early with jml elevate, elevations and revoke', async () => {
+    const token = (await createApiToken(engine.db, { name: 'elevating', scopes: ['jit:request'], employeeId: subject })).token;
+    const elevated = await runJml(['elevate', 'contractors', '--for', '30m', '--reason', 'covering on-call', '--url', origin, '--json'], { JML_TOKEN: token });
+    expect(elevated.code, elevated.stderr).toBe(0);
+    const view = JSON.parse(elevated.stdout) as RequestView;
+    expect(view).toMatchObject({ kind: 'jit', entitlementId: 'contractors', duration: '30m' });
+    await eventually(async () => engine.connector.isGroupMember(subject, `cn=contractors,${testEnv.ldap.groupsDN}`), 30_000);
+    const listed = await runJml(['elevations', '--url', origin], { JML_TOKEN: token });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(view.id);
+    const revoked = await runJml(['revoke', view.id, '--url', origin], { JML_TOKEN: token });
+    expect(revoked.code, revoked.stderr).toBe(0);
+    await eventually(async () => !(await engine.connector.isGroupMember(subject, `cn=contractors,${testEnv.ldap.groupsDN}`)), 30_000);
   });
 });

@@ -7,13 +7,15 @@ import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alerts, approvals } from '../../db/schema.js';
+import { createApiToken } from '../../api/auth.js';
 import { startSlapd, type SlapdServer } from '../../scripts/slapd.js';
 import { decideStage } from '../../services/decisions.js';
 import { extendUpdate, jitElevationWorkflowId, withdrawUpdate } from '../../workflows/request-messages.js';
+import { buildTestApp } from '../support/api.js';
 import { testConfig } from '../support/config.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
 import { saveHistory } from '../support/histories.js';
-import { uniqueEmployeeId } from '../support/env.js';
+import { uniqueEmployeeId, uniqueName } from '../support/env.js';
 import { emailOf, hire, startElevation, statuses } from '../support/requests.js';
 import { startSmtpCapture, type SmtpCapture } from '../support/smtp.js';
 
@@ -223,6 +225,44 @@ describe('a JIT elevation', () => {
     await revokeEarly(requestId, employeeId);
     await eventually(async () => (await statuses(engine, requestId)).revocationStatus === 'revoked', 30_000);
     await saveHistory(engine.client, jitElevationWorkflowId(requestId), 'jit-break-glass');
+  });
+
+  it('through the API: elevate, extend and revoke early, with the statuses the API shows', async () => {
+    const app = await buildTestApp(engine);
+    try {
+      const employeeId = await engineer();
+      const { token } = await createApiToken(engine.db, { name: uniqueName('jit'), scopes: ['jit:request'], employeeId });
+      const auth = { authorization: `Bearer ${token}` };
+      const created = await app.inject({ method: 'POST', url: '/api/v1/jit/elevations', headers: { ...auth, 'idempotency-key': uniqueName('key') }, payload: { entitlementId: 'prod-admin', duration: '20s', justification: 'incident 7', ticket: 'INC-7' } });
+      expect(created.statusCode, created.body).toBe(201);
+      const id = (created.json() as { id: string }).id;
+      const shown = await eventually(async () => {
+        const view = (await app.inject({ method: 'GET', url: `/api/v1/jit/elevations/${id}`, headers: auth })).json() as Record<string, unknown>;
+        return view.grantStatus === 'active' && view.expiresAt !== null && view;
+      }, 30_000);
+      expect(shown).toMatchObject({ requestStatus: 'auto_approved', grantStatus: 'active', revocationStatus: null, ticket: 'INC-7', breakGlass: false, extensions: 0, revokedAt: null });
+      expect(shown.timeLeftMs).toBeGreaterThan(0);
+      expect(await member(employeeId, 'prod-admin')).toBe(true);
+
+      const extended = await app.inject({ method: 'POST', url: `/api/v1/jit/elevations/${id}/extend`, headers: auth, payload: { duration: '10s' } });
+      expect(extended.statusCode, extended.body).toBe(200);
+      expect(Date.parse((extended.json() as { expiresAt: string }).expiresAt)).toBe(Date.parse(shown.expiresAt as string) + 10_000);
+      const again = await app.inject({ method: 'POST', url: `/api/v1/jit/elevations/${id}/extend`, headers: auth, payload: { duration: '10s' } });
+      expect(again.statusCode).toBe(422);
+      expect(again.json()).toMatchObject({ rule: 'too_many_extensions' });
+
+      const revoked = await app.inject({ method: 'POST', url: `/api/v1/jit/elevations/${id}/revoke`, headers: auth });
+      expect(revoked.statusCode, revoked.body).toBe(202);
+      const ended = await eventually(async () => {
+        const view = (await app.inject({ method: 'GET', url: `/api/v1/jit/elevations/${id}`, headers: auth })).json() as Record<string, unknown>;
+        return view.revocationStatus === 'revoked' && view;
+      }, 30_000);
+      expect(ended).toMatchObject({ grantStatus: 'revoked', timeLeftMs: 0, revocationLagMs: null });
+      expect(ended.revokedAt).not.toBeNull();
+      expect(await member(employeeId, 'prod-admin')).toBe(false);
+    } finally {
+      await app.close();
+    }
   });
 
   it('waits for its approver when its policy says so', async () => {
