@@ -85,6 +85,9 @@ async function runRequest(input: AccessRequestInput): Promise<void> {
   setHandler(
     extendUpdate,
     async (asked): Promise<ExtendOutcome> => {
+      // Asked while the grant is being proven (the API may already show it): wait for it.
+      await condition(() => phase !== 'granting');
+      if (phase !== 'granted' || withdraw !== null || reviewEnds) throw refuseExtension('only an active elevation can be extended', 'not_extendable', 'id');
       const check = await db.checkElevationExtension({ requestId, durationMs: asked.durationMs, now: new Date().toISOString() });
       if (!check.ok) throw refuseExtension(check.detail, check.rule, check.field);
       if (check.needsApproval && !loaded?.breakGlass) {
@@ -97,7 +100,7 @@ async function runRequest(input: AccessRequestInput): Promise<void> {
     },
     {
       validator: (asked) => {
-        if (loaded?.kind !== 'jit' || phase !== 'granted' || withdraw !== null || reviewEnds) throw refuseExtension('only an active elevation can be extended', 'not_extendable', 'id');
+        if (loaded?.kind !== 'jit' || (phase !== 'granted' && phase !== 'granting') || withdraw !== null || reviewEnds) throw refuseExtension('only an active elevation can be extended', 'not_extendable', 'id');
         if (!asked.by || !(Number.isSafeInteger(asked.durationMs) && asked.durationMs > 0)) throw refuseExtension('an extension names who asks and a duration longer than 0', 'duration_invalid', 'duration');
       },
     },
