@@ -94,7 +94,11 @@ export function grantHelpers({ db, connectors }: ActivityDeps) {
     if (!canMoveGrant(before.status as GrantStatus, to)) {
       throw ApplicationFailure.nonRetryable(`grant ${grantId} cannot move from ${before.status} to ${to}`, INVALID_TRANSITION);
     }
-    const [after] = await tx.update(grants).set({ ...patch, status: to, updatedAt: new Date() }).where(eq(grants.id, grantId)).returning();
+    const [after] = await tx
+      .update(grants)
+      .set({ ...patch, status: to, updatedAt: new Date(), ...(before.status !== to ? { statusSince: new Date() } : {}) })
+      .where(eq(grants.id, grantId))
+      .returning();
     await writeAudit(tx, {
       actor: ENGINE_ACTOR,
       action,
@@ -295,7 +299,7 @@ export function createGrantActivities(deps: ActivityDeps) {
       await db.transaction(async (tx) => {
         await moveGrant(tx, grantId, 'active', { verifiedAt, lastError: null }, 'grant.active');
         // A grant that failed before and is proven now: its alert's cause is gone.
-        await resolveAlerts(tx, [`grant_failed:${grantId}`], 'grant active, verified by read-back', grantId);
+        await resolveAlerts(tx, [`grant_failed:${grantId}`, `grant_stuck:${grantId}`], 'grant active, verified by read-back', grantId);
       });
       return { verifiedAt: verifiedAt.toISOString() };
     },
@@ -341,7 +345,7 @@ export function createGrantActivities(deps: ActivityDeps) {
       if (remaining) throw ApplicationFailure.create({ message: `read-back still finds ${remaining} for ${employeeId}`, type: NOT_VERIFIED });
       await db.transaction(async (tx) => {
         await moveGrant(tx, grantId, 'revoked', { revokedAt: new Date(), lastError: null }, 'grant.revoked');
-        await resolveAlerts(tx, [`revoke_failed:${grantId}`, `grant_failed:${grantId}`], 'grant revoked, verified by read-back', grantId);
+        await resolveAlerts(tx, [`revoke_failed:${grantId}`, `grant_failed:${grantId}`, `grant_stuck:${grantId}`], 'grant revoked, verified by read-back', grantId);
         for (const { kind, lagMs } of await setRevocationStatus(tx, grant, 'revoked')) {
           if (lagMs !== null) revocationLag.observe({ kind }, lagMs / 1000);
         }
@@ -394,6 +398,8 @@ export function createGrantActivities(deps: ActivityDeps) {
           },
           grantId,
         );
+        // No longer stuck on its way: it failed, and that alert says so.
+        await resolveAlerts(tx, [`grant_stuck:${grantId}`], `${phase === 'grant' ? 'granting' : 'revoking'} failed (see its ${phase === 'grant' ? 'grant_failed' : 'revoke_failed'} alert)`, grantId);
       });
     },
   };

@@ -7,6 +7,7 @@ import { createGrantActivities } from './grants.js';
 import { createIdentityActivities } from './identities.js';
 import { createLifecycleActivities } from './lifecycle.js';
 import { createJitActivities } from './jit.js';
+import { createWatchdogActivities } from './watchdog.js';
 import { createRequestActivities } from './requests.js';
 import { createTargetActivities } from './targets.js';
 
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createTargetActivities(deps),
     ...createRequestActivities(deps),
     ...createJitActivities(deps),
+    ...createWatchdogActivities(deps),
     async getPolicy(): Promise<PolicySnapshot> {
       return policySnapshot(deps.config);
     },

@@ -31,6 +31,7 @@ import { entitlementRoutes } from './routes/entitlements.js';
 import { accessRequestRoutes } from './routes/access-requests.js';
 import { jitRoutes } from './routes/jit.js';
 import { retryRoutes } from './routes/retry.js';
+import { alertRoutes } from './routes/alerts.js';
 import { batchRoutes } from './routes/batches.js';
 import { importRoutes } from './routes/imports.js';
 import { scimRoutes } from './routes/scim.js';
@@ -227,6 +228,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(accessRequestRoutes, { db: deps.db, config: deps.config, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(jitRoutes, { db: deps.db, config: deps.config, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(retryRoutes, { db: deps.db, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
+  await app.register(alertRoutes, { db: deps.db });
   await app.register(batchRoutes, { db: deps.db, queue: deps.hrEventQueue });
   await app.register(importRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl });
   await app.register(scimRoutes, { db: deps.db, queue: deps.hrEventQueue, config: deps.config, publicUrl: deps.publicUrl, metrics });

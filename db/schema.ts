@@ -186,6 +186,8 @@ export const grants = pgTable(
     entitlementId: text('entitlement_id').notNull().references(() => entitlements.id),
     requestId: uuid('request_id').notNull().references(() => accessRequests.id),
     status: text('status').notNull().default('pending'),
+    /** Since when it is in this status (a retry within it does not move it): what the SLA watchdog measures. */
+    statusSince: tz('status_since').notNull().defaultNow(),
     attempts: integer('attempts').notNull().default(0),
     lastError: text('last_error'),
     verifiedAt: tz('verified_at'),
@@ -268,7 +270,16 @@ export const alerts = pgTable(
     status: text('status').notNull().default('open'),
     /** One open alert per cause: a retried activity must not raise it twice. */
     dedupeKey: text('dedupe_key').notNull(),
-    notifications: jsonb('notifications').$type<Array<{ channel: string; at: string; ok: boolean }>>().notNull().default([]),
+    notifications: jsonb('notifications').$type<Array<{ channel: string; at: string; ok: boolean; error?: string }>>().notNull().default([]),
+    /** How often the cause was seen while the alert was open (a retry raising it again counts), and when last. */
+    count: integer('count').notNull().default(1),
+    lastSeenAt: tz('last_seen_at').notNull().defaultNow(),
+    /**
+     * Delivery to people (email, signed webhook): pending until handed to every channel,
+     * delivered, or failed (shown in the API; retried). `none` when no channel is configured.
+     */
+    deliveryStatus: text('delivery_status').notNull().default('pending'),
+    deliveredAt: tz('delivered_at'),
     createdAt: createdAt(),
     acknowledgedAt: tz('acknowledged_at'),
     resolvedAt: tz('resolved_at'),
@@ -277,6 +288,10 @@ export const alerts = pgTable(
     check('alerts_status_check', inList('status', ['open', 'acknowledged', 'resolved'])),
     check('alerts_severity_check', inList('severity', ['info', 'warning', 'critical'])),
     uniqueIndex('alerts_dedupe_idx').on(t.dedupeKey),
+    check('alerts_delivery_status_check', inList('delivery_status', ['pending', 'delivered', 'failed', 'none'])),
+    // The delivery dispatcher scans for alerts not yet handed to their channels.
+    index('alerts_undelivered_idx').on(t.createdAt).where(sql`delivery_status = 'pending'`),
+    index('alerts_status_idx').on(t.status, t.createdAt),
   ],
 );
 

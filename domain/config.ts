@@ -250,6 +250,26 @@ const api = z
   .strict()
   .default({ rateLimit: { max: 3_000, window: 60_000, failedAuthMax: 20, failedAuthWindow: 15 * 60_000 }, trustProxy: false });
 
+/**
+ * Where alerts go: each new (or reopened) alert is emailed to `email` and posted to each
+ * `webhook` URL signed as Standard Webhooks with `webhookSecret` (`whsec_…`). At most
+ * `ratePerMinute` messages a minute per channel; when more than `digestAfter` alerts wait at
+ * once, they go as one digest. Without any recipient, alerts are only shown (API, CLI).
+ */
+const alerts = z
+  .object({
+    email: z.array(z.string().email()).default([]),
+    webhook: z.array(z.string().url().refine((u) => /^https?:/.test(u), 'must be an http(s) URL')).default([]),
+    webhookSecret: z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'expected a whsec_… secret').optional(),
+    ratePerMinute: z.number().int().min(1).max(10_000).default(30),
+    digestAfter: z.number().int().min(1).default(5),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    if (a.webhook.length > 0 && !a.webhookSecret) ctx.addIssue({ code: 'custom', path: ['webhookSecret'], message: 'webhooks are signed: give a whsec_… secret (e.g. ${ALERT_WEBHOOK_SECRET})' });
+  })
+  .default({ email: [], webhook: [], ratePerMinute: 30, digestAfter: 5 });
+
 export const configSchema = z
   .object({
     webhook: z
@@ -268,9 +288,7 @@ export const configSchema = z
     scim,
     csv,
     api,
-    alerts: z
-      .object({ email: z.array(z.string().email()).default([]), webhook: z.array(z.string().url()).default([]) })
-      .default({ email: [], webhook: [] }),
+    alerts,
   })
   .superRefine((config, ctx) => {
     const targetIds = new Set(config.targets.map((t) => t.id));

@@ -21,12 +21,22 @@ export async function raiseAlert(tx: Tx, alert: NewAlert, correlationId?: string
     .values(alert)
     .onConflictDoUpdate({
       target: alerts.dedupeKey,
-      // A resolved alert whose cause comes back opens again; an open one is left as it is.
-      set: { status: 'open', details: alert.details, resolvedAt: null, acknowledgedAt: null },
-      setWhere: sql`${alerts.status} = 'resolved'`,
+      // One problem, one alert: raised again while open or acknowledged (a retry) it counts and
+      // is seen later, and keeps the latest details; a resolved alert whose cause comes back
+      // opens again, to be delivered again. Only the first raising and a reopening are audited.
+      set: {
+        count: sql`case when ${alerts.status} = 'resolved' then 1 else ${alerts.count} + 1 end`,
+        lastSeenAt: sql`now()`,
+        details: alert.details,
+        status: sql`case when ${alerts.status} = 'resolved' then 'open' else ${alerts.status} end`,
+        resolvedAt: null,
+        acknowledgedAt: sql`case when ${alerts.status} = 'resolved' then null else ${alerts.acknowledgedAt} end`,
+        deliveryStatus: sql`case when ${alerts.status} = 'resolved' then 'pending' else ${alerts.deliveryStatus} end`,
+      },
     })
-    .returning({ id: alerts.id });
+    .returning({ id: alerts.id, count: alerts.count });
   if (!row) return null;
+  if (row.count > 1) return row.id;
   await writeAudit(tx, { actor: ENGINE_ACTOR, action: 'alert.raised', subjectType: 'alert', subjectId: row.id, after: alert, correlationId });
   return row.id;
 }

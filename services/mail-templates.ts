@@ -286,10 +286,10 @@ export function requesterMail(input: RequesterMailInput): RenderedMail {
 
 // ---- rendering ----------------------------------------------------------------------------
 
-interface Fact {
+export interface Fact {
   label: string;
   value: string;
-  /** Free text from a person (a reason, a comment): its line breaks are kept, quoted in the text part. */
+  /** Free text from a person or a target (a reason, a comment, an error): its line breaks are kept, quoted in the text part. */
   multiline?: boolean;
 }
 
@@ -319,12 +319,12 @@ const CONTROL_OR_BIDI = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u20
 const CONTROL_OR_BIDI_BUT_LF = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g;
 
 /** One line: controls become a space, runs of spaces one. */
-function singleLine(value: string): string {
+export function singleLine(value: string): string {
   return value.replace(CONTROL_OR_BIDI, ' ').replace(/ {2,}/g, ' ').trim();
 }
 
 /** Free text: CRLF and CR become LF, other controls a space, blank runs at the ends trimmed. */
-function multiLine(value: string): string[] {
+export function multiLine(value: string): string[] {
   return value
     .replace(/\r\n?/g, '\n')
     .replace(CONTROL_OR_BIDI_BUT_LF, ' ')
@@ -333,7 +333,8 @@ function multiLine(value: string): string[] {
     .map((line) => line.trimEnd());
 }
 
-function subjectLine(value: string): string {
+/** A mail subject: one line, at most 200 characters. */
+export function subjectLine(value: string): string {
   const line = singleLine(value);
   return line.length > SUBJECT_MAX ? `${line.slice(0, SUBJECT_MAX - 1)}…` : line;
 }
@@ -361,7 +362,7 @@ function entitlementLabel(entitlement: MailEntitlement): string {
 }
 
 /** `2026-12-01 09:00 UTC` from an ISO time; an unparseable value is shown as given. */
-function formatTime(iso: string): string {
+export function formatTime(iso: string): string {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
   return `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
@@ -373,20 +374,27 @@ function render(doc: MailDocument): RenderedMail {
   return { subject, text: renderText(doc, url), html: renderHtml(doc, subject, url) };
 }
 
-function renderText(doc: MailDocument, url: string): string {
-  const heading = singleLine(doc.heading);
-  const lines: string[] = [heading, '='.repeat(heading.length), ''];
-  for (const paragraph of doc.intro) lines.push(singleLine(paragraph), '');
+/** The plain-text head every message shares: the heading underlined, the intro, and the facts. */
+export function textHead(heading: string, intro: readonly string[], facts: readonly Fact[] | undefined): string[] {
+  const title = singleLine(heading);
+  const lines: string[] = [title, '='.repeat(title.length), ''];
+  for (const paragraph of intro) lines.push(singleLine(paragraph), '');
+  if (!facts) return lines;
   lines.push('Details', '-------');
-  for (const fact of doc.facts) {
+  for (const fact of facts) {
     if (fact.multiline) {
-      lines.push(`${fact.label}:`);
+      lines.push(`${singleLine(fact.label)}:`);
       // Quoted, so that free text cannot pass for the mail's own lines (or its link).
       for (const line of multiLine(fact.value)) lines.push(line ? `  > ${line}` : '  >');
     } else {
-      lines.push(`${fact.label}: ${singleLine(fact.value)}`);
+      lines.push(`${singleLine(fact.label)}: ${singleLine(fact.value)}`);
     }
   }
+  return lines;
+}
+
+function renderText(doc: MailDocument, url: string): string {
+  const lines = textHead(doc.heading, doc.intro, doc.facts);
   lines.push('', `${doc.action.label}: ${url}`, '');
   for (const paragraph of doc.footer) lines.push(singleLine(paragraph));
   return `${lines.join('\n')}\n`;
@@ -395,13 +403,16 @@ function renderText(doc: MailDocument, url: string): string {
 // Colours: #1a1a1a text and #0b57d0 link button on white, both above WCAG AA (4.5:1) contrast;
 // the footer's #4d4d4d on white is 8.5:1. Inline styles only: mail clients drop <style>.
 const FONT = "font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif";
-const CELL = 'padding:6px 12px 6px 0;vertical-align:top;border-bottom:1px solid #d0d0d0';
+export const CELL = 'padding:6px 12px 6px 0;vertical-align:top;border-bottom:1px solid #d0d0d0';
 
-function renderHtml(doc: MailDocument, subject: string, url: string): string {
-  const paragraph = (text: string, style = 'margin:0 0 12px') => `<p style="${style}">${escapeHtml(singleLine(text))}</p>`;
-  const value = (fact: Fact) =>
-    fact.multiline ? `<td style="${CELL};white-space:pre-wrap">${multiLine(fact.value).map(escapeHtml).join('<br>')}</td>` : `<td style="${CELL}">${escapeHtml(singleLine(fact.value))}</td>`;
-  const rows = doc.facts.map((fact) => `<tr><th scope="row" style="${CELL};text-align:left;font-weight:600;white-space:nowrap">${escapeHtml(fact.label)}</th>${value(fact)}</tr>`);
+/** One paragraph, one line of escaped text. */
+export const htmlParagraph = (text: string, style = 'margin:0 0 12px') => `<p style="${style}">${escapeHtml(singleLine(text))}</p>`;
+
+/**
+ * The accessible shell every message shares: language, title, one main landmark with the
+ * heading, then `body` (already escaped HTML lines), at most `maxWidth` pixels wide.
+ */
+export function htmlMessage(subject: string, heading: string, body: string[], maxWidth = 640): string {
   return [
     '<!doctype html>',
     '<html lang="en">',
@@ -411,9 +422,22 @@ function renderHtml(doc: MailDocument, subject: string, url: string): string {
     `<title>${escapeHtml(subject)}</title>`,
     '</head>',
     `<body style="margin:0;padding:24px;background:#ffffff;color:#1a1a1a;${FONT};font-size:16px;line-height:1.5">`,
-    '<main style="max-width:640px;margin:0 auto">',
-    `<h1 style="font-size:22px;line-height:1.3;margin:0 0 16px">${escapeHtml(singleLine(doc.heading))}</h1>`,
-    ...doc.intro.map((text) => paragraph(text)),
+    `<main style="max-width:${maxWidth}px;margin:0 auto">`,
+    `<h1 style="font-size:22px;line-height:1.3;margin:0 0 16px">${escapeHtml(singleLine(heading))}</h1>`,
+    ...body,
+    '</main>',
+    '</body>',
+    '</html>',
+    '',
+  ].join('\n');
+}
+
+function renderHtml(doc: MailDocument, subject: string, url: string): string {
+  const value = (fact: Fact) =>
+    fact.multiline ? `<td style="${CELL};white-space:pre-wrap">${multiLine(fact.value).map(escapeHtml).join('<br>')}</td>` : `<td style="${CELL}">${escapeHtml(singleLine(fact.value))}</td>`;
+  const rows = doc.facts.map((fact) => `<tr><th scope="row" style="${CELL};text-align:left;font-weight:600;white-space:nowrap">${escapeHtml(fact.label)}</th>${value(fact)}</tr>`);
+  return htmlMessage(subject, doc.heading, [
+    ...doc.intro.map((text) => htmlParagraph(text)),
     '<h2 style="font-size:18px;margin:24px 0 8px">Details</h2>',
     '<table style="border-collapse:collapse;margin:0 0 24px">',
     '<tbody>',
@@ -421,10 +445,6 @@ function renderHtml(doc: MailDocument, subject: string, url: string): string {
     '</tbody>',
     '</table>',
     `<p style="margin:0 0 24px"><a href="${escapeHtml(url)}" style="display:inline-block;padding:12px 20px;background:#0b57d0;color:#ffffff;font-weight:600;text-decoration:underline;border-radius:4px">${escapeHtml(doc.action.label)}</a></p>`,
-    ...doc.footer.map((text) => paragraph(text, 'margin:0 0 8px;font-size:14px;color:#4d4d4d')),
-    '</main>',
-    '</body>',
-    '</html>',
-    '',
-  ].join('\n');
+    ...doc.footer.map((text) => htmlParagraph(text, 'margin:0 0 8px;font-size:14px;color:#4d4d4d')),
+  ]);
 }

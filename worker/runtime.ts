@@ -26,8 +26,12 @@ import { webhookSecrets } from '../services/setup.js';
 import { temporalAddressOf, type Env } from '../services/env.js';
 import { createHrEventQueue } from '../services/hr-event-queue.js';
 import { createMailer } from '../services/mailer.js';
+import { runPeriodically } from '../services/periodic.js';
+import { ensureWatchdogSchedule } from '../services/watchdog-schedule.js';
 import { startRequestSweeper } from '../services/access-requests.js';
 import { createIngestWorker, startDispatcher } from './ingest-worker.js';
+import { createAlertQueue } from '../services/alert-delivery.js';
+import { createAlertWorker, startAlertDispatcher } from './alert-worker.js';
 import { redisConnection } from '../services/redis.js';
 import { createTemporalWorker } from './temporal-worker.js';
 
@@ -144,6 +148,13 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
       if (!env.smtpUrl) warnings.push('SMTP_URL is not set: approval requests and notices wait (retrying) until it is');
       const mailer = createMailer({ smtpUrl: env.smtpUrl, from: config.mail.from });
       stops.push(() => mailer.close());
+      // Alerts reach people: the outbox pass hands pending alerts to the queue, the worker sends them (shared mailer).
+      const alertQueue = createAlertQueue(redisConnection(env.redisUrl, 'producer'), env.redisPrefix);
+      stops.push(() => alertQueue.close());
+      const alertWorker = createAlertWorker({ db: database.db, alerts: config.alerts, mailer, logger, connection: redisConnection(env.redisUrl, 'worker'), prefix: env.redisPrefix });
+      stops.push(() => alertWorker.close());
+      const alertDispatcher = startAlertDispatcher(database.db, alertQueue, config.alerts, logger);
+      stops.push(() => alertDispatcher.stop());
       const worker = startTemporalWorkerWhenReachable({
         address: temporalAddress,
         namespace: env.temporalNamespace,
@@ -152,6 +163,16 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
         logger,
       });
       stops.push(() => worker.stop());
+      // The SLA watchdog's schedule, made (or its interval updated) once Temporal answers.
+      let scheduled = false;
+      const ensureSchedule = async () => {
+        if (scheduled) return;
+        await ensureWatchdogSchedule(temporal, env.taskQueue, config.lifecycle.grantSla);
+        scheduled = true;
+      };
+      void ensureSchedule().catch(() => undefined); // retried below
+      const schedule = runPeriodically(ensureSchedule, 10_000, (err) => logger.warn({ err: (err as Error).message }, 'SLA watchdog schedule not created yet; retrying'));
+      stops.push(() => schedule.stop());
       // Ready (and so the banner) once the worker runs or has said why it cannot yet: its
       // start-up, bundling the workflows, then logs nothing after the banner.
       await worker.firstAttempt;

@@ -3,3 +3,4 @@ export { lifecycle, hrEventSignal, retryEventSignal, lifecycleStateQuery } from 
 export { targetRecovery, targetWaitingSignal, targetAttemptedSignal, targetRecoveredSignal, targetWaitingQuery } from './target-recovery.js';
 export { accessRequest, jitElevation } from './access-request.js';
 export { approval } from './approval.js';
+export { slaWatchdog } from './sla-watchdog.js';

@@ -15,6 +15,7 @@ import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import type { HrEventType, IdentityAttributes } from '../../domain/types.js';
 import { createHrEventQueue, enqueueHrEvent, type HrEventJob } from '../../services/hr-event-queue.js';
 import { createMailer } from '../../services/mailer.js';
+import { ensureWatchdogSchedule, watchdogScheduleId } from '../../services/watchdog-schedule.js';
 import { createMetricsRegistry, type Registry } from '../../api/metrics.js';
 import { createIngestWorker, startDispatcher } from '../../worker/ingest-worker.js';
 import { redisConnection } from '../../services/redis.js';
@@ -70,6 +71,8 @@ export async function startTestEngine(
     smtpUrl?: string;
     /** Base of the links in emails; the API of these tests answers at http://jml.test. */
     publicUrl?: string;
+    /** Runs the SLA watchdog's Temporal Schedule on this engine's task queue (deleted at stop). */
+    watchdog?: boolean;
   } = {},
 ): Promise<TestEngine> {
   const config = options.config ?? testConfig(testEnv.ldap);
@@ -99,6 +102,7 @@ export async function startTestEngine(
     workflowBundle: await workflowBundle(),
   });
   const running = worker.run();
+  if (options.watchdog) await ensureWatchdogSchedule(client, taskQueue, config.lifecycle.grantSla);
 
   const queue = createHrEventQueue(redisConnection(redisUrl, 'producer'), prefix);
   const ingest: BullWorker<HrEventJob> = createIngestWorker({ db: handle.db, temporal: client, taskQueue, logger, connection: redisConnection(redisUrl, 'worker'), prefix });
@@ -128,6 +132,7 @@ export async function startTestEngine(
       return id;
     },
     async stop() {
+      if (options.watchdog) await client.schedule.getHandle(watchdogScheduleId(taskQueue)).delete().catch(() => undefined);
       await dispatcher.stop();
       await ingest.close();
       await queue.close();
