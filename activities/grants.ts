@@ -8,7 +8,7 @@ import { getOrCreate } from '../api/metrics.js';
 import { writeAudit, writeAuditBatch, type AuditEntry } from '../db/audit.js';
 import type { Tx } from '../db/client.js';
 import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
-import { canMoveGrant } from '../domain/grant-status.js';
+import { canMoveGrant, NOT_VERIFIED } from '../domain/grant-status.js';
 import type { RevokeReason } from '../domain/lifecycle.js';
 import { ENGINE_ACTOR, type EntitlementKind, type GrantStatus, type IdentityAttributes } from '../domain/types.js';
 import { raiseAlert, resolveAlerts } from '../services/alerts.js';
@@ -32,7 +32,7 @@ export interface PlannedGrant {
 }
 
 /** Failure types, so workflows can tell them apart from exhausted retries. */
-export const NOT_VERIFIED = 'NotVerified';
+export { NOT_VERIFIED } from '../domain/grant-status.js';
 export const PERMANENT = 'PermanentConnectorError';
 export const INVALID_TRANSITION = 'InvalidTransition';
 
@@ -299,7 +299,7 @@ export function createGrantActivities(deps: ActivityDeps) {
       await db.transaction(async (tx) => {
         await moveGrant(tx, grantId, 'active', { verifiedAt, lastError: null }, 'grant.active');
         // A grant that failed before and is proven now: its alert's cause is gone.
-        await resolveAlerts(tx, [`grant_failed:${grantId}`, `grant_stuck:${grantId}`], 'grant active, verified by read-back', grantId);
+        await resolveAlerts(tx, [`grant_failed:${grantId}`, `grant_unverified:${grantId}`, `grant_stuck:${grantId}`], 'grant active, verified by read-back', grantId);
       });
       return { verifiedAt: verifiedAt.toISOString() };
     },
@@ -345,7 +345,7 @@ export function createGrantActivities(deps: ActivityDeps) {
       if (remaining) throw ApplicationFailure.create({ message: `read-back still finds ${remaining} for ${employeeId}`, type: NOT_VERIFIED });
       await db.transaction(async (tx) => {
         await moveGrant(tx, grantId, 'revoked', { revokedAt: new Date(), lastError: null }, 'grant.revoked');
-        await resolveAlerts(tx, [`revoke_failed:${grantId}`, `grant_failed:${grantId}`, `grant_stuck:${grantId}`], 'grant revoked, verified by read-back', grantId);
+        await resolveAlerts(tx, [`revoke_failed:${grantId}`, `grant_failed:${grantId}`, `grant_unverified:${grantId}`, `grant_stuck:${grantId}`], 'grant revoked, verified by read-back', grantId);
         for (const { kind, lagMs } of await setRevocationStatus(tx, grant, 'revoked')) {
           if (lagMs !== null) revocationLag.observe({ kind }, lagMs / 1000);
         }
@@ -362,7 +362,9 @@ export function createGrantActivities(deps: ActivityDeps) {
      * path, a throw would roll the alert back with it, and the workflow calls it from its
      * error handling, where an exception would stop the person's workflow.
      */
-    async markGrantFailed(grantId: string, error: string, phase: 'grant' | 'revoke' = 'grant'): Promise<void> {
+    async markGrantFailed(grantId: string, error: string, phase: 'grant' | 'revoke' = 'grant', unverified = false): Promise<void> {
+      // "Succeeded but not there": the target took the change and the read-back did not find it.
+      const kind = phase === 'revoke' ? 'revoke_failed' : unverified ? 'grant_unverified' : 'grant_failed';
       const { grant, entitlement, identity } = await loadGrant(grantId);
       const lastError = error.slice(0, 2000);
       await db.transaction(async (tx) => {
@@ -386,15 +388,18 @@ export function createGrantActivities(deps: ActivityDeps) {
         if (phase === 'revoke') await setRevocationStatus(tx, grant, 'failed');
         // A revocation that did not happen is access someone should no longer have: critical.
         const critical = !recorded || phase === 'revoke' || entitlement.risk === 'critical' || entitlement.kind === 'account';
-        const what = `${phase === 'grant' ? 'Granting' : 'Revoking'} ${entitlement.id} ${phase === 'grant' ? 'to' : 'from'} ${identity.employeeId} failed`;
+        const what =
+          kind === 'grant_unverified'
+            ? `Granting ${entitlement.id} to ${identity.employeeId} is not verified: ${entitlement.target} accepted it, but the read-back does not find it`
+            : `${phase === 'grant' ? 'Granting' : 'Revoking'} ${entitlement.id} ${phase === 'grant' ? 'to' : 'from'} ${identity.employeeId} failed`;
         await raiseAlert(
           tx,
           {
-            kind: phase === 'grant' ? 'grant_failed' : 'revoke_failed',
+            kind,
             severity: critical ? 'critical' : 'warning',
             subject: recorded ? what : `${what}; the grant is ${status} and could not be marked failed`,
             details: { grantId, entitlementId: entitlement.id, target: entitlement.target, employeeId: identity.employeeId, grantStatus: recorded ? 'failed' : status, error: error.slice(0, 500) },
-            dedupeKey: `${phase === 'grant' ? 'grant_failed' : 'revoke_failed'}:${grantId}`,
+            dedupeKey: `${kind}:${grantId}`,
           },
           grantId,
         );

@@ -8,6 +8,7 @@ import { createIdentityActivities } from './identities.js';
 import { createLifecycleActivities } from './lifecycle.js';
 import { createJitActivities } from './jit.js';
 import { createWatchdogActivities } from './watchdog.js';
+import { createReconcileActivities } from './reconcile.js';
 import { createRequestActivities } from './requests.js';
 import { createTargetActivities } from './targets.js';
 
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRequestActivities(deps),
     ...createJitActivities(deps),
     ...createWatchdogActivities(deps),
+    ...createReconcileActivities(deps),
     async getPolicy(): Promise<PolicySnapshot> {
       return policySnapshot(deps.config);
     },

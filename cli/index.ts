@@ -22,8 +22,10 @@ import { registerRetryCommand } from './commands/retry.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerGrantsCommand } from './commands/grants.js';
 import { registerAlertCommands } from './commands/alerts.js';
+import { registerTargetCommands } from './commands/targets.js';
 import { registerRequestCommands } from './commands/requests.js';
 import { registerJitCommands } from './commands/jit.js';
+import { registerReconcileCommand } from './commands/reconcile.js';
 import { employeeIdArgument, planStepLines, registerStatusCommand } from './commands/status.js';
 
 const program = new Command('jml')
@@ -235,9 +237,11 @@ registerRetryCommand(program);
 registerStatusCommand(program);
 registerGrantsCommand(program);
 registerAlertCommands(program);
+registerTargetCommands(program);
 registerAuditCommands(program);
 registerRequestCommands(program);
 registerJitCommands(program);
+registerReconcileCommand(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(describeError(err));

@@ -330,3 +330,35 @@ export const apiTokens = pgTable('api_tokens', {
   lastUsedAt: tz('last_used_at'),
   revokedAt: tz('revoked_at'),
 });
+
+/**
+ * The kill switch of a target: while it is paused, nothing calls it (the connectors answer as
+ * if it were unreachable), its grants and revocations wait, in order, and on resume they drain
+ * (leavers first) through the target-recovery workflow. Audited on every change.
+ */
+export const targetControls = pgTable('target_controls', {
+  targetId: text('target_id').primaryKey(),
+  paused: boolean('paused').notNull().default(false),
+  reason: text('reason'),
+  changedBy: text('changed_by').notNull(),
+  changedAt: tz('changed_at').notNull().defaultNow(),
+});
+
+/**
+ * One reconcile of one target (activities/reconcile.ts): when it ran, what it found (counts
+ * per kind) or why it could not run. Kept, so the API shows the last runs.
+ */
+export const reconcileRuns = pgTable(
+  'reconcile_runs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    target: text('target').notNull(),
+    /** Whether it was asked to repair (`jml reconcile --repair`, or the target's autoRemediate). */
+    repair: boolean('repair').notNull().default(false),
+    startedAt: tz('started_at').notNull().defaultNow(),
+    finishedAt: tz('finished_at'),
+    counts: jsonb('counts').$type<Record<string, number>>().notNull().default({}),
+    error: text('error'),
+  },
+  (t) => [index('reconcile_runs_started_idx').on(t.startedAt, t.id)],
+);

@@ -35,6 +35,13 @@ const ldapTarget = z.object({
     })
     .default({ method: 'ppolicy' }),
   timeout: duration.default(10_000),
+  /**
+   * Reconcile repairs the drift it finds in this target (missing access granted again,
+   * unexpected access removed, each verified by read-back and audited) instead of only
+   * alerting. The engine's view wins. Absent or false: alert only. (Optional in the parsed
+   * type too, so targets built in code need not state it.)
+   */
+  autoRemediate: z.boolean().optional(),
 });
 
 const target = z.discriminatedUnion('type', [ldapTarget]);

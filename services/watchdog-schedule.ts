@@ -1,7 +1,8 @@
-// The SLA watchdog runs on a Temporal Schedule, created idempotently when a worker starts
-// (never a setInterval in a process): one schedule per task queue, overlapping runs skipped.
-// It looks at least three times within `lifecycle.grantSla`, and at most once a second.
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+// The SLA watchdog runs on a Temporal Schedule (services/schedules.ts), created idempotently
+// when a worker starts: one schedule per task queue, overlapping runs skipped. It looks at
+// least three times within `lifecycle.grantSla`, and at most once a second.
+import type { Client } from '@temporalio/client';
+import { ensureIntervalSchedule } from './schedules.js';
 
 export const watchdogScheduleId = (taskQueue: string) => `sla-watchdog:${taskQueue}`;
 
@@ -10,18 +11,6 @@ export function watchdogInterval(grantSlaMs: number): number {
 }
 
 /** Creates the schedule, or updates its interval when the config changed. */
-export async function ensureWatchdogSchedule(temporal: Client, taskQueue: string, grantSlaMs: number): Promise<void> {
-  const every = watchdogInterval(grantSlaMs);
-  const scheduleId = watchdogScheduleId(taskQueue);
-  try {
-    await temporal.schedule.create({
-      scheduleId,
-      spec: { intervals: [{ every }] },
-      action: { type: 'startWorkflow', workflowType: 'slaWatchdog', taskQueue, workflowId: scheduleId, args: [] },
-      policies: { overlap: ScheduleOverlapPolicy.SKIP },
-    });
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await temporal.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, spec: { intervals: [{ every }] } }));
-  }
+export function ensureWatchdogSchedule(temporal: Client, taskQueue: string, grantSlaMs: number): Promise<void> {
+  return ensureIntervalSchedule(temporal, { scheduleId: watchdogScheduleId(taskQueue), workflowType: 'slaWatchdog', taskQueue, everyMs: watchdogInterval(grantSlaMs) });
 }

@@ -27,7 +27,9 @@ import { temporalAddressOf, type Env } from '../services/env.js';
 import { createHrEventQueue } from '../services/hr-event-queue.js';
 import { createMailer } from '../services/mailer.js';
 import { runPeriodically } from '../services/periodic.js';
+import { pausedCheck } from '../services/target-controls.js';
 import { ensureWatchdogSchedule } from '../services/watchdog-schedule.js';
+import { ensureReconcileSchedule } from '../services/schedules.js';
 import { startRequestSweeper } from '../services/access-requests.js';
 import { createIngestWorker, startDispatcher } from './ingest-worker.js';
 import { createAlertQueue } from '../services/alert-delivery.js';
@@ -140,7 +142,8 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
 
     if (roles.worker) {
       // Counted on the registry the API serves: /metrics shows the workers' calls when both run here (`jml start`).
-      const connectors = createConnectors(config.targets, ldapUrls, { metrics });
+      // The kill switch: a paused target is called by nobody (services/target-controls.ts).
+      const connectors = createConnectors(config.targets, ldapUrls, { metrics, paused: pausedCheck(database.db) });
       stops.push(() => closeConnectors(connectors));
       const ingest: BullWorker = createIngestWorker({ db: database.db, temporal, taskQueue: env.taskQueue, logger, connection: redisConnection(env.redisUrl, 'worker'), prefix: env.redisPrefix });
       stops.push(() => ingest.close());
@@ -168,10 +171,12 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
       const ensureSchedule = async () => {
         if (scheduled) return;
         await ensureWatchdogSchedule(temporal, env.taskQueue, config.lifecycle.grantSla);
+        // Reconcile every target every `reconcile.interval` (workflows/reconcile.ts).
+        await ensureReconcileSchedule(temporal, env.taskQueue, config.reconcile.interval);
         scheduled = true;
       };
       void ensureSchedule().catch(() => undefined); // retried below
-      const schedule = runPeriodically(ensureSchedule, 10_000, (err) => logger.warn({ err: (err as Error).message }, 'SLA watchdog schedule not created yet; retrying'));
+      const schedule = runPeriodically(ensureSchedule, 10_000, (err) => logger.warn({ err: (err as Error).message }, 'SLA watchdog or reconcile schedule not created yet; retrying'));
       stops.push(() => schedule.stop());
       // Ready (and so the banner) once the worker runs or has said why it cannot yet: its
       // start-up, bundling the workflows, then logs nothing after the banner.

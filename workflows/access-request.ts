@@ -24,6 +24,7 @@ import type { Activities } from '../activities/index.js';
 import type { PlannedGrant } from '../activities/grants.js';
 import type { RemovalPlan, RequestSnapshot, StageRole } from '../activities/requests.js';
 import type { RevokeReason } from '../domain/lifecycle.js';
+import { isNotVerified } from '../domain/grant-status.js';
 import type { RequestStatus } from '../domain/types.js';
 import { approval, type ApprovalResult } from './approval.js';
 import {
@@ -364,7 +365,7 @@ async function runRequest(input: AccessRequestInput): Promise<void> {
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
       log.warn('grant failed', { requestId });
-      await db.markGrantFailed(grant.grantId, failureMessage(err));
+      await db.markGrantFailed(grant.grantId, failureMessage(err), 'grant', isNotVerified(err));
       return false;
     }
   }

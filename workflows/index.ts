@@ -4,3 +4,4 @@ export { targetRecovery, targetWaitingSignal, targetAttemptedSignal, targetRecov
 export { accessRequest, jitElevation } from './access-request.js';
 export { approval } from './approval.js';
 export { slaWatchdog } from './sla-watchdog.js';
+export { reconcile } from './reconcile.js';

@@ -36,6 +36,7 @@ import {
   type Holding,
   type LifecycleState,
 } from '../domain/lifecycle.js';
+import { isNotVerified } from '../domain/grant-status.js';
 import type { PolicySnapshot } from '../domain/policy.js';
 import type { HrEventSignal } from '../domain/types.js';
 import { accessRequestWorkflowId, moverReviewSignal } from './request-messages.js';
@@ -330,7 +331,7 @@ async function provisionGrant(grant: PlannedGrant, connector: ConnectorActivitie
     if (!(err instanceof ActivityFailure)) throw err;
     log.warn('grant failed', { grantId: grant.grantId });
     options.noteFailure(err);
-    await db().markGrantFailed(grant.grantId, failureMessage(err));
+    await db().markGrantFailed(grant.grantId, failureMessage(err), 'grant', isNotVerified(err));
     return false;
   }
 }

@@ -1,6 +1,7 @@
 // Builds one Connector per configured target.
 import type { Registry } from 'prom-client';
 import type { TargetConfig } from '../../domain/config.js';
+import { pausableConnector, type PausedCheck } from './pausable.js';
 import { instrumentConnector } from './instrumented.js';
 import { createLdapConnector } from './ldap.js';
 import type { Connector } from './types.js';
@@ -21,7 +22,8 @@ export function targetUrl(target: TargetConfig, overrides: Record<string, string
  * whose `url` is empty). A target with neither is a configuration error. With a `metrics`
  * registry, each connector's calls are counted and timed on it (./instrumented.ts).
  */
-export function createConnectors(targets: TargetConfig[], overrides: Record<string, string> = {}, options: { metrics?: Registry } = {}): Map<string, Connector> {
+/** `paused`: the kill switch (services/target-controls.ts); absent: targets are never paused (API probes, tools). */
+export function createConnectors(targets: TargetConfig[], overrides: Record<string, string> = {}, options: { metrics?: Registry; paused?: PausedCheck } = {}): Map<string, Connector> {
   const connectors = new Map<string, Connector>();
   const { metrics } = options;
   for (const target of targets) {
@@ -30,7 +32,8 @@ export function createConnectors(targets: TargetConfig[], overrides: Record<stri
       case 'ldap': {
         const url = targetUrl(target, overrides);
         if (!url) throw new Error(`target "${target.id}" has no url (and no override was given)`);
-        const connector = createLdapConnector({ ...target, url });
+        const ldap = createLdapConnector({ ...target, url });
+        const connector = options.paused ? pausableConnector(ldap, options.paused) : ldap;
         connectors.set(target.id, metrics ? instrumentConnector(connector, metrics) : connector);
         break;
       }

@@ -15,7 +15,7 @@ import { Attribute, Change, Client, escapeFilter } from 'ldapts';
 import type { LdapTargetConfig } from '../../domain/config.js';
 import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import type { IdentityAttributes } from '../../domain/types.js';
-import { ConnectorError, TargetUnavailableError, type AccountSpec, type AccountState, type Connector } from './types.js';
+import { ConnectorError, TargetUnavailableError, type AccountSpec, type AccountState, type Connector, type DirectoryAccount, type DirectoryGroup, type DirectoryListing } from './types.js';
 
 export interface LdapConnectorOptions extends LdapTargetConfig {
   url: string;
@@ -31,6 +31,9 @@ export interface LdapConnectorOptions extends LdapTargetConfig {
 export const PERMANENT_LOCK = '000001010000Z';
 
 const PERSON_CLASSES = ['top', 'person', 'organizationalPerson', 'inetOrgPerson'];
+
+/** Entries per page of a reconcile listing (RFC 2696 paged results): what bounds its memory. */
+export const LISTING_PAGE_SIZE = 500;
 
 /** LDAP result codes that say the server cannot be reached or cannot answer now. */
 const UNAVAILABLE_RESULT_CODES = new Set([
@@ -76,6 +79,7 @@ class LdapConnector implements Connector {
   private readonly placeholderNorm: string;
   /** groupsDN, parsed: every group reference must name an entry below it. */
   private readonly groupsContainer: Rdn[];
+  readonly directory: DirectoryListing;
 
   constructor(private readonly target: LdapConnectorOptions) {
     this.targetId = target.id;
@@ -89,6 +93,11 @@ class LdapConnector implements Connector {
     this.groupsContainer = parseDn(target.groupsDN);
     const timeout = target.timeout > 0 ? target.timeout : undefined;
     this.client = new Client({ url: target.url, timeout, connectTimeout: timeout });
+    this.directory = {
+      listAccounts: () => this.listAccounts(),
+      listGroups: () => this.listGroups(),
+      groupKey: (ref) => normalizeDnOrNull(ref) ?? ref,
+    };
   }
 
   // ---- accounts -------------------------------------------------------------------------
@@ -270,6 +279,83 @@ class LdapConnector implements Connector {
       await this.client.unbind();
     } catch {
       // already gone
+    }
+  }
+
+  // ---- reconcile listings ---------------------------------------------------------------
+
+  /**
+   * Every account entry in the users container (and, disabling by move, the disabled one),
+   * a page at a time. An entry whose uid or employeeNumber names someone else (see
+   * checkOwner) is left out: no grant path would take it for the person's either.
+   */
+  private async *listAccounts(): AsyncGenerator<DirectoryAccount[]> {
+    const containers: Array<[string, boolean]> = [[this.usersDN, false]];
+    if (this.disabledDN && normalizeDn(this.disabledDN) !== normalizeDn(this.usersDN)) containers.push([this.disabledDN, true]);
+    for (const [container, moved] of containers) {
+      for await (const entries of this.pagedSearch(container, '(uid=*)', ['uid', 'employeeNumber', 'pwdAccountLockedTime'])) {
+        const page: DirectoryAccount[] = [];
+        for (const entry of entries) {
+          const uid = strings(attr(entry, 'uid'))[0];
+          if (!uid) continue;
+          const located: Located = { dn: String(entry.dn), moved, entry };
+          try {
+            checkOwner(uid, located);
+          } catch {
+            continue;
+          }
+          page.push({ employeeId: canonicalEmployeeId(uid), ref: located.dn, enabled: this.isEnabled(located) });
+        }
+        yield page;
+      }
+    }
+  }
+
+  /** Every groupOfNames under groupsDN with the employee ids its member values name, a page at a time. */
+  private async *listGroups(): AsyncGenerator<DirectoryGroup[]> {
+    const containers = [this.usersDN, ...(this.disabledDN ? [this.disabledDN] : [])].map(normalizeDn);
+    for await (const entries of this.pagedSearch(this.target.groupsDN, '(objectClass=groupOfNames)', ['member'], 'sub')) {
+      yield entries.map((entry) => {
+        const members = new Set<string>();
+        for (const value of strings(attr(entry, 'member'))) {
+          const id = this.memberEmployeeId(value, containers);
+          if (id) members.add(id);
+        }
+        return { ref: String(entry.dn), members: [...members] };
+      });
+    }
+  }
+
+  /** The employee id a member value names (`uid=<id>,<users or disabled container>`), else null. */
+  private memberEmployeeId(memberDn: string, containers: string[]): string | null {
+    const rdns = parseDnOrNull(memberDn);
+    if (!rdns || rdns.length < 2) return null;
+    const [first] = rdns;
+    if (!first || first.length !== 1 || first[0]![0].toLowerCase() !== 'uid') return null;
+    if (!containers.includes(formatNormalized(rdns.slice(1)))) return null;
+    return canonicalEmployeeId(first[0]![1]);
+  }
+
+  /** A one-level (or subtree) search with RFC 2696 paged results, yielding each page as it arrives. */
+  private async *pagedSearch(base: string, filter: string, attributes: string[], scope: 'one' | 'sub' = 'one'): AsyncGenerator<Array<Record<string, unknown> & { dn: string }>> {
+    const context = `ldap ${this.targetId}: list ${base}`;
+    let pages: AsyncGenerator<{ searchEntries: Array<Record<string, unknown> & { dn: string }> }>;
+    try {
+      pages = (await this.conn()).searchPaginated(base, { scope, filter, attributes, paged: { pageSize: LISTING_PAGE_SIZE } });
+    } catch (err) {
+      throw toConnectorError(err, context);
+    }
+    for (;;) {
+      let next: IteratorResult<{ searchEntries: Array<Record<string, unknown> & { dn: string }> }>;
+      try {
+        next = await pages.next();
+      } catch (err) {
+        // A container that does not exist holds nothing.
+        if (resultCode(err) === RC.noSuchObject) return;
+        throw toConnectorError(err, context);
+      }
+      if (next.done) return;
+      yield next.value.searchEntries;
     }
   }
 

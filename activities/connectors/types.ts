@@ -20,8 +20,46 @@ export interface AccountState {
   groups: string[];
 }
 
+/** One account as a target lists it (reconcile). */
+export interface DirectoryAccount {
+  /** Canonical (domain/employee-id.ts), as the engine stores it. */
+  employeeId: string;
+  /** The target's own reference (an LDAP DN, a SCIM id). */
+  ref: string;
+  enabled: boolean;
+}
+
+/** One group as a target lists it (reconcile): its reference and its members' employee ids. */
+export interface DirectoryGroup {
+  /** The group's reference, as entitlements name it (an LDAP DN, a SCIM id). */
+  ref: string;
+  /**
+   * Canonical employee ids of the members the target names. Member values that name no
+   * account of this target (a placeholder, a service entry elsewhere) are left out.
+   */
+  members: string[];
+}
+
+/**
+ * The whole target, read for reconciliation in pages (LDAP paged results; SCIM `GET /Users`
+ * and `GET /Groups` with startIndex/count), so memory is bounded by a page, not the target.
+ */
+export interface DirectoryListing {
+  /** Every account under the target's accounts container(s), one page at a time. */
+  listAccounts(): AsyncIterable<DirectoryAccount[]>;
+  /** Every group under the target's groups container, one page at a time. */
+  listGroups(): AsyncIterable<DirectoryGroup[]>;
+  /** The form of a group reference two spellings of one group share (an LDAP DN folded), to match entitlements' refs. */
+  groupKey(ref: string): string;
+}
+
 export interface Connector {
   readonly targetId: string;
+  /**
+   * The target read whole, for reconcile (activities/reconcile.ts). Optional: a connector
+   * without it cannot be reconciled, and reconcile says so for its target.
+   */
+  readonly directory?: DirectoryListing;
   /**
    * Creates the account, or adopts an existing one and brings its attributes up to date.
    * Never adopts an entry that is someone else's (see readAccount).

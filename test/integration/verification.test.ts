@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { Attribute, Change, Client } from 'ldapts';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ import { createDb, dropDatabase, ensureDatabase, runMigrations, type DbHandle } 
 import { syncEntitlements } from '../../db/entitlements.js';
 import { alerts, auditLog, grants } from '../../db/schema.js';
 import { parseConfig } from '../../domain/config.js';
+import { isNotVerified } from '../../domain/grant-status.js';
 import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import { startSlapd, type SlapdServer } from '../../scripts/slapd.js';
 import { testEnv, uniqueName, type LdapServerInfo } from '../support/env.js';
@@ -120,8 +121,9 @@ async function row(grantId: string) {
   return found!;
 }
 
+/** The alerts of a grant's granting: grant_failed and grant_unverified. */
 async function alertsFor(grantId: string) {
-  return handle.db.select().from(alerts).where(eq(alerts.dedupeKey, `grant_failed:${grantId}`));
+  return handle.db.select().from(alerts).where(inArray(alerts.dedupeKey, [`grant_failed:${grantId}`, `grant_unverified:${grantId}`]));
 }
 
 async function exists(client: Client, dn: string): Promise<boolean> {
@@ -242,6 +244,21 @@ describe('account read-back holds the account to the state asked for', () => {
 });
 
 describe('refused status moves are never silent', () => {
+  it('"succeeded but not there": a grant the target took and the read-back does not find is grant_unverified, resolved once proven', async () => {
+    const { employeeId, grant } = await personWith(['plain-account', 'plain-staff']);
+    const group = `cn=${STAFF},${plain.groupsDN}`;
+    await granted(grant['plain-account']!);
+    await activities.provisionGrant(grant['plain-staff']!);
+    await connectors.get('plain')!.removeFromGroup(employeeId, group); // the target "succeeded", and it is not there
+    const failure = await activities.verifyGrant(grant['plain-staff']!).catch((err: unknown) => err);
+    expect(isNotVerified({ cause: failure })).toBe(true);
+    await activities.markGrantFailed(grant['plain-staff']!, (failure as Error).message, 'grant', true);
+    expect(await alertsFor(grant['plain-staff']!)).toEqual([expect.objectContaining({ kind: 'grant_unverified', status: 'open', subject: expect.stringContaining('read-back does not find it') })]);
+    await activities.provisionGrant(grant['plain-staff']!);
+    await activities.verifyGrant(grant['plain-staff']!);
+    expect(await alertsFor(grant['plain-staff']!)).toEqual([expect.objectContaining({ kind: 'grant_unverified', status: 'resolved' })]);
+  });
+
   it('pending -> failed: a group whose account failed ends failed, with the error and an alert', async () => {
     const { grant } = await personWith(['directory-account', 'staff']);
     const staff = grant.staff!;

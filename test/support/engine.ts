@@ -6,6 +6,8 @@ import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Work
 import type { Worker as BullWorker, Queue } from 'bullmq';
 import { pino } from 'pino';
 import { createLdapConnector } from '../../activities/connectors/ldap.js';
+import { pausableConnector } from '../../activities/connectors/pausable.js';
+import { pausedCheck } from '../../services/target-controls.js';
 import type { Connector } from '../../activities/connectors/types.js';
 import { createDb, dropDatabase, ensureDatabase, runMigrations, type DbHandle } from '../../db/client.js';
 import { syncEntitlements } from '../../db/entitlements.js';
@@ -98,7 +100,8 @@ export async function startTestEngine(
     connection: nativeConnection,
     namespace: 'default',
     taskQueue,
-    deps: { db: handle.db, config, connectors: new Map([[target.id, connector]]), logger, mailer, publicUrl: options.publicUrl ?? 'http://jml.test', metrics },
+    // The worker's connector honours the kill switch; `connector` above stays raw, for tests to look at the directory.
+    deps: { db: handle.db, config, connectors: new Map([[target.id, pausableConnector(connector, pausedCheck(handle.db))]]), logger, mailer, publicUrl: options.publicUrl ?? 'http://jml.test', metrics },
     workflowBundle: await workflowBundle(),
   });
   const running = worker.run();
