@@ -17,6 +17,7 @@ import { startSlapd, type SlapdServer } from '../../scripts/slapd.js';
 import { buildTestApp } from '../support/api.js';
 import { testConfig } from '../support/config.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
+import { saveHistory } from '../support/histories.js';
 import { uniqueEmployeeId, uniqueName } from '../support/env.js';
 import { hire } from '../support/requests.js';
 
@@ -171,6 +172,7 @@ describe('reconcile (LDAP)', () => {
     expect(results).toHaveLength(1);
     expect(results[0]).toMatchObject({ target: TARGET });
     expect(results[0]?.error ?? null).toBeNull();
+    await saveHistory(engine.client, handle.workflowId, 'reconcile');
   });
 
   it('GET /api/v1/reconcile/runs lists the runs newest first, a page at a time, to alerts:write or identities:read', async () => {

@@ -12,7 +12,8 @@ import { alerts } from '../../db/schema.js';
 import { startSlapd, type SlapdServer } from '../../scripts/slapd.js';
 import { testConfig } from '../support/config.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
-import { uniqueEmployeeId } from '../support/env.js';
+import { uniqueEmployeeId, uniqueName } from '../support/env.js';
+import { saveHistory } from '../support/histories.js';
 import { hire, startElevation, statuses } from '../support/requests.js';
 
 let dir: string;
@@ -73,6 +74,10 @@ describe('the SLA watchdog', () => {
       await eventually(async () => (await statuses(engine, requestId)).grantStatus === 'active', 60_000);
       await eventually(async () => (await alertOf(`grant_failed:${grantId}`))?.status === 'resolved', 20_000);
       expect((await alertOf(`grant_stuck:${grantId}`))?.status).toBe('resolved');
+      // One run of the workflow the schedule starts, kept for replay.
+      const run = await engine.client.workflow.start('slaWatchdog', { workflowId: uniqueName('sla-watchdog-run'), taskQueue: engine.taskQueue });
+      expect(await run.result()).toMatchObject({ stuck: 0 });
+      await saveHistory(engine.client, run.workflowId, 'sla-watchdog');
     } finally {
       if (!restarted) slapd = await startSlapd({ dir, keep: true, port });
     }
