@@ -413,7 +413,7 @@ async function main(): Promise<boolean> {
   const leaveLdap = await checkDirectory(sql, slapd, 'leaver', terminated);
   if (args.trace && middle(terms.sent)) await tracePerson(sql, middle(terms.sent) as Sent);
 
-  const [alerts] = await sql<Array<{ n: number }>>`select count(*)::int as n from alerts where kind in ('grant_failed', 'revoke_failed', 'mass_leaver_brake')`;
+  const [alerts] = await sql<Array<{ n: number }>>`select count(*)::int as n from alerts where kind in ('grant_failed', 'revoke_failed', 'brake_held')`;
   console.log(`\nalerts (grant/revoke failed, brake): ${alerts?.n ?? 0}`);
   const ok = joiners.ok && leavers.ok && joinLdap && leaveLdap && (alerts?.n ?? 0) === 0;
   console.log(`result: ${ok ? 'OK' : 'PROBLEMS (see above)'}; total run ${((Date.now() - t0) / 1000).toFixed(0)} s`);

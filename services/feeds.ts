@@ -72,7 +72,7 @@ const ACTIVE_STATUSES = ['active', 'on_leave', 'pre_hire'] as const;
 const INSERT_CHUNK = 1_000;
 /** Serialises the brake: counting and storing terminations, and deciding on a held batch (any constant). */
 const BRAKE_LOCK = 7_310_002;
-const ALERT_KIND = 'mass_leaver_brake';
+const ALERT_KIND = 'brake_held';
 /** SQLSTATE unique_violation. */
 const UNIQUE_VIOLATION = '23505';
 

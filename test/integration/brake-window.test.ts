@@ -69,7 +69,7 @@ async function eventStatuses(ids: string[]): Promise<string[]> {
 }
 
 async function brakeAlerts(): Promise<number> {
-  const [row] = await engine.db.select({ n: count() }).from(alerts).where(eq(alerts.kind, 'mass_leaver_brake'));
+  const [row] = await engine.db.select({ n: count() }).from(alerts).where(eq(alerts.kind, 'brake_held'));
   return row!.n;
 }
 

@@ -111,7 +111,7 @@ describe('submitFeed and the brake', () => {
 
     const raised = await engine.db.select().from(alerts).where(eq(alerts.dedupeKey, `brake:${feed.batchId}`));
     expect(raised).toHaveLength(1);
-    expect(raised[0]).toMatchObject({ kind: 'mass_leaver_brake', severity: 'critical', status: 'open' });
+    expect(raised[0]).toMatchObject({ kind: 'brake_held', severity: 'critical', status: 'open' });
     expect(raised[0]!.details).toMatchObject({ batchId: feed.batchId, terminations: 4, source: 'csv' });
     const text = JSON.stringify(raised[0]);
     for (const e of [hire, ...leavers]) expect(text).not.toContain(e.employeeId);

@@ -166,7 +166,7 @@ describe('importing the 1000-record HR sample', () => {
     const [batch] = await engine.db.select().from(hrBatches).where(eq(hrBatches.id, body.batchId));
     expect(batch).toMatchObject({ source: 'csv', status: 'held', terminations: dropped.length, activeIdentities: activeIds.length });
     const [alert] = await engine.db.select().from(alerts).where(eq(alerts.dedupeKey, `brake:${body.batchId}`));
-    expect(alert).toMatchObject({ kind: 'mass_leaver_brake', severity: 'critical', status: 'open' });
+    expect(alert).toMatchObject({ kind: 'brake_held', severity: 'critical', status: 'open' });
 
     // Several dispatcher passes later, not one termination has moved and nobody changed.
     await sleep(3_000);
