@@ -5,12 +5,13 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { and, eq, ne } from 'drizzle-orm';
 import { jitPolicies } from '../db/access-context.js';
 import { writeAudit } from '../db/audit.js';
-import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
+import { accessRequests, grants } from '../db/schema.js';
 import { checkExtension } from '../domain/jit-policy.js';
 import { ENGINE_ACTOR } from '../domain/types.js';
 import { raiseAlert, resolveAlerts } from '../services/alerts.js';
 import { DECISION_REFUSALS } from '../workflows/request-messages.js';
 import type { ActivityDeps } from './deps.js';
+import { loadRequestRow } from './requests.js';
 
 export type ExtensionCheck = { ok: true; newExpiresAt: string; needsApproval: boolean } | { ok: false; rule: string; field: string; detail: string };
 
@@ -18,14 +19,9 @@ const breakGlassAlert = (requestId: string) => `break_glass:${requestId}`;
 
 export function createJitActivities({ db, config }: ActivityDeps) {
   async function elevation(requestId: string) {
-    const [row] = await db
-      .select({ request: accessRequests, employeeId: identities.employeeId, entitlement: entitlements })
-      .from(accessRequests)
-      .innerJoin(identities, eq(identities.id, accessRequests.identityId))
-      .innerJoin(entitlements, eq(entitlements.id, accessRequests.entitlementId))
-      .where(and(eq(accessRequests.id, requestId), eq(accessRequests.kind, 'jit')));
-    if (!row) throw ApplicationFailure.nonRetryable(`elevation ${requestId} does not exist`, 'NotFound');
-    return row;
+    const row = await loadRequestRow(db, requestId);
+    if (row.request.kind !== 'jit') throw ApplicationFailure.nonRetryable(`elevation ${requestId} does not exist`, 'NotFound');
+    return { request: row.request, employeeId: row.identity.employeeId, entitlement: row.entitlement };
   }
 
   return {

@@ -8,7 +8,7 @@ import { and, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
 import { loadAccessContext } from '../db/access-context.js';
 import { writeAudit } from '../db/audit.js';
 import { hashToken } from '../db/token-hash.js';
-import type { Tx } from '../db/client.js';
+import type { DbOrTx, Tx } from '../db/client.js';
 import { accessRequests, approvals, approvalTokens, entitlements, grants, identities } from '../db/schema.js';
 import { escalationApprover, resolveApprovalStages, type ApproverRole } from '../domain/access-policy.js';
 import { evaluateBirthright } from '../domain/birthright.js';
@@ -95,21 +95,23 @@ async function lockAccess(tx: Tx, identityId: string, entitlementId: string): Pr
   await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`${identityId}:${entitlementId}`}))`);
 }
 
+/** A request (an elevation too) with its person and entitlement; a missing one fails for good. */
+export async function loadRequestRow(db: DbOrTx, requestId: string) {
+  const [row] = await db
+    .select({ request: accessRequests, identity: identities, entitlement: entitlements })
+    .from(accessRequests)
+    .innerJoin(identities, eq(identities.id, accessRequests.identityId))
+    .innerJoin(entitlements, eq(entitlements.id, accessRequests.entitlementId))
+    .where(eq(accessRequests.id, requestId));
+  if (!row) throw ApplicationFailure.nonRetryable(`access request ${requestId} does not exist`, 'NotFound');
+  return row;
+}
+
 export function createRequestActivities(deps: ActivityDeps) {
   const { db, config, mailer, publicUrl } = deps;
   const { moveGrant } = grantHelpers(deps);
   const base = publicUrl.replace(/\/+$/, '');
 
-  async function loadRequestRow(requestId: string, tx: Tx | typeof db = db) {
-    const [row] = await tx
-      .select({ request: accessRequests, identity: identities, entitlement: entitlements })
-      .from(accessRequests)
-      .innerJoin(identities, eq(identities.id, accessRequests.identityId))
-      .innerJoin(entitlements, eq(entitlements.id, accessRequests.entitlementId))
-      .where(eq(accessRequests.id, requestId));
-    if (!row) throw ApplicationFailure.nonRetryable(`access request ${requestId} does not exist`, 'NotFound');
-    return row;
-  }
 
   async function person(employeeId: string | null) {
     if (!employeeId) return undefined;
@@ -157,7 +159,7 @@ export function createRequestActivities(deps: ActivityDeps) {
 
   return {
     async loadRequest(requestId: string): Promise<RequestSnapshot> {
-      const { request, identity, entitlement } = await loadRequestRow(requestId);
+      const { request, identity, entitlement } = await loadRequestRow(db, requestId);
       const configured = config.entitlements.find((e) => e.id === entitlement.id);
       const jit = request.kind === 'jit' ? configured?.jit : undefined;
       // An elevation is approved as its jit policy says (a break-glass one by nobody, first).
@@ -185,7 +187,7 @@ export function createRequestActivities(deps: ActivityDeps) {
      * row. Idempotent by (request, stage, approver). Nobody to ask: { ok: false } with why.
      */
     async openApprovalStage(input: OpenStageInput): Promise<OpenStageResult> {
-      const { request, identity, entitlement } = await loadRequestRow(input.requestId);
+      const { request, identity, entitlement } = await loadRequestRow(db, input.requestId);
       const context = await loadAccessContext(db, config, identity.employeeId, { exceptRequestId: input.requestId });
       const listed = context.entitlements.find((e) => e.id === entitlement.id);
       if (!listed || !context.subject) return { ok: false, reason: `${entitlement.id} or ${identity.employeeId} is no longer known` };
@@ -234,7 +236,7 @@ export function createRequestActivities(deps: ActivityDeps) {
       const [approval] = await db.select().from(approvals).where(eq(approvals.id, input.approvalId));
       if (!approval) throw ApplicationFailure.nonRetryable(`approval ${input.approvalId} does not exist`, 'NotFound');
       if (approval.decision !== null) return; // decided meanwhile: nothing to ask
-      const { request, identity, entitlement } = await loadRequestRow(approval.requestId);
+      const { request, identity, entitlement } = await loadRequestRow(db, approval.requestId);
       const approver = await person(approval.approver);
       const requesterId = requesterIdOf(request.requestedBy);
       const requester = requesterId && requesterId !== identity.employeeId ? await person(requesterId) : undefined;
@@ -271,7 +273,7 @@ export function createRequestActivities(deps: ActivityDeps) {
     async escalateStage(input: { approvalId: string; dueAt: string }): Promise<{ ok: true; approvalId: string; approverId: string } | { ok: false; reason: string }> {
       const [approval] = await db.select().from(approvals).where(eq(approvals.id, input.approvalId));
       if (!approval) throw ApplicationFailure.nonRetryable(`approval ${input.approvalId} does not exist`, 'NotFound');
-      const { request, identity } = await loadRequestRow(approval.requestId);
+      const { request, identity } = await loadRequestRow(db, approval.requestId);
       const context = await loadAccessContext(db, config, identity.employeeId, { extra: [approval.approver], exceptRequestId: approval.requestId });
       const to = escalationApprover(approval.approver, context.directory, [identity.employeeId, requesterIdOf(request.requestedBy)]);
       return db.transaction(async (tx) => {
@@ -397,7 +399,7 @@ export function createRequestActivities(deps: ActivityDeps) {
      */
     async createRequestedGrant(requestId: string): Promise<PlannedGrant | null> {
       return db.transaction(async (tx) => {
-        const { request, entitlement } = await loadRequestRow(requestId, tx);
+        const { request, entitlement } = await loadRequestRow(tx, requestId);
         await lockAccess(tx, request.identityId, request.entitlementId);
         let [grant] = await tx.select().from(grants).where(and(eq(grants.identityId, request.identityId), eq(grants.entitlementId, request.entitlementId), ne(grants.status, 'revoked')));
         // Another request's removal of this access is under way: never join a grant being
@@ -433,7 +435,7 @@ export function createRequestActivities(deps: ActivityDeps) {
      */
     async planRemoval(input: { requestId: string; reason: RevokeReason }): Promise<RemovalPlan> {
       return db.transaction(async (tx) => {
-        const { request, identity, entitlement } = await loadRequestRow(input.requestId, tx);
+        const { request, identity, entitlement } = await loadRequestRow(tx, input.requestId);
         await lockAccess(tx, request.identityId, request.entitlementId);
         const [grant] = await tx.select().from(grants).where(and(eq(grants.identityId, request.identityId), eq(grants.entitlementId, request.entitlementId), ne(grants.status, 'revoked')));
         const mark = async (status: 'pending' | 'revoked' | 'retained', retainedBy: string[] | null) => {
@@ -536,7 +538,7 @@ export function createRequestActivities(deps: ActivityDeps) {
 
     /** Tells the requester (and the subject, when someone else asked) what became of the request. */
     async notifyRequester(input: { requestId: string; kind: RequesterMailKind }): Promise<void> {
-      const { request, identity, entitlement } = await loadRequestRow(input.requestId);
+      const { request, identity, entitlement } = await loadRequestRow(db, input.requestId);
       const requesterId = requesterIdOf(request.requestedBy);
       const recipients = [...new Set([requesterId ?? identity.employeeId, identity.employeeId])];
       const [decision] = await db

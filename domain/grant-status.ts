@@ -3,12 +3,6 @@ import type { GrantStatus, RequestStatus } from './types.js';
 /** The failure type of a read-back that did not find what the target said it did ("succeeded but not there"). */
 export const NOT_VERIFIED = 'NotVerified';
 
-/** Whether an activity failure (its cause) is a read-back that did not find the change. */
-export function isNotVerified(err: unknown): boolean {
-  const cause = (err as { cause?: { type?: unknown } } | null)?.cause;
-  return cause?.type === NOT_VERIFIED;
-}
-
 // The grant status machine. Anything not listed is a bug in the caller, so activities
 // check transitions before they write and never let a refused one pass silently.
 const GRANT_TRANSITIONS: Record<GrantStatus, readonly GrantStatus[]> = {

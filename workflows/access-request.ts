@@ -24,8 +24,8 @@ import type { Activities } from '../activities/index.js';
 import type { PlannedGrant } from '../activities/grants.js';
 import type { RemovalPlan, RequestSnapshot, StageRole } from '../activities/requests.js';
 import type { RevokeReason } from '../domain/lifecycle.js';
-import { isNotVerified } from '../domain/grant-status.js';
 import type { RequestStatus } from '../domain/types.js';
+import { failureMessage, isNotVerified } from './activity-failures.js';
 import { approval, type ApprovalResult } from './approval.js';
 import {
   approvalWorkflowId,
@@ -47,11 +47,6 @@ const DB_RETRY = { initialInterval: '1s', maximumInterval: '1m', backoffCoeffici
 const db = proxyActivities<Activities>({ startToCloseTimeout: '30s', heartbeatTimeout: '20s', retry: DB_RETRY });
 const mail = proxyActivities<Activities>({ startToCloseTimeout: '1m', heartbeatTimeout: '20s', retry: { initialInterval: '5s', maximumInterval: '5m', backoffCoefficient: 2 } });
 const read = proxyLocalActivities<Activities>({ startToCloseTimeout: '30s', retry: DB_RETRY });
-
-const failureMessage = (err: unknown) => {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof Error ? cause.message : String(cause);
-};
 
 /** An access request (`access-request:<id>`). */
 export async function accessRequest(input: AccessRequestInput): Promise<void> {

@@ -36,9 +36,9 @@ import {
   type Holding,
   type LifecycleState,
 } from '../domain/lifecycle.js';
-import { isNotVerified } from '../domain/grant-status.js';
 import type { PolicySnapshot } from '../domain/policy.js';
 import type { HrEventSignal } from '../domain/types.js';
+import { failureMessage, isNotVerified } from './activity-failures.js';
 import { accessRequestWorkflowId, moverReviewSignal } from './request-messages.js';
 import { TARGET_UNAVAILABLE, targetAttemptedSignal, targetRecoveredSignal } from './target-recovery.js';
 
@@ -89,11 +89,6 @@ function unreachableTarget(err: unknown): string | undefined {
   if (!(cause instanceof ApplicationFailure) || cause.type !== TARGET_UNAVAILABLE) return undefined;
   const [target] = cause.details ?? [];
   return typeof target === 'string' ? target : undefined;
-}
-
-function failureMessage(err: unknown): string {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof Error ? cause.message : String(cause);
 }
 
 /** Connector activities retry as the config says; exhausted retries end in `failed`. */

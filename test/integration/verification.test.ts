@@ -19,7 +19,7 @@ import { createDb, dropDatabase, ensureDatabase, runMigrations, type DbHandle } 
 import { syncEntitlements } from '../../db/entitlements.js';
 import { alerts, auditLog, grants } from '../../db/schema.js';
 import { parseConfig } from '../../domain/config.js';
-import { isNotVerified } from '../../domain/grant-status.js';
+import { isNotVerified } from '../../workflows/activity-failures.js';
 import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import { startSlapd, type SlapdServer } from '../../scripts/slapd.js';
 import { testEnv, uniqueName, type LdapServerInfo } from '../support/env.js';
