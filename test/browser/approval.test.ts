@@ -4,17 +4,14 @@
 // slapd. The page is saved as a screenshot, an artifact of the run.
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiToken } from '../../api/auth.js';
-import { freePort } from '../../scripts/free-port.js';
-import { buildTestApp } from '../support/api.js';
 import { testConfig } from '../support/config.js';
-import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
+import { eventually, type TestEngine } from '../support/engine.js';
 import { testEnv, uniqueEmployeeId } from '../support/env.js';
-import { emailOf, hire, parseMail, statuses } from '../support/requests.js';
-import { startSmtpCapture, type SmtpCapture } from '../support/smtp.js';
+import { emailOf, hire, parseMail, startListeningEngine, statuses } from '../support/requests.js';
+import type { SmtpCapture } from '../support/smtp.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../.artifacts/', import.meta.url));
@@ -22,31 +19,23 @@ const SCREENSHOT = `${ARTIFACTS}approval-decided.png`;
 
 let engine: TestEngine;
 let smtp: SmtpCapture;
-let app: FastifyInstance;
+let stop: (() => Promise<void>) | undefined;
 let browser: Browser;
 let origin: string;
 const manager = uniqueEmployeeId('M');
 const subject = uniqueEmployeeId('S');
 
 beforeAll(async () => {
-  smtp = await startSmtpCapture();
-  // The links in mail point at where this test's API listens.
-  const port = await freePort();
-  origin = `http://127.0.0.1:${port}`;
   const base = testConfig(testEnv.ldap);
-  const config = testConfig(testEnv.ldap, { entitlements: base.entitlements.map((e) => (e.id === 'sales' ? { ...e, requestable: true, name: 'Sales team', risk: 'medium' } : e)) });
-  engine = await startTestEngine({ config, smtpUrl: smtp.url, publicUrl: origin });
-  app = await buildTestApp(engine, { publicUrl: origin });
-  await app.listen({ host: '127.0.0.1', port });
+  // The links in mail point at where this test's API listens.
+  ({ engine, smtp, origin, stop } = await startListeningEngine(testConfig(testEnv.ldap, { entitlements: base.entitlements.map((e) => (e.id === 'sales' ? { ...e, requestable: true, name: 'Sales team', risk: 'medium' } : e)) })));
   await hire(engine, manager);
   await hire(engine, subject, { managerId: manager, givenName: 'Grace', familyName: 'Hopper' });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-background-networking'] });
 }, 120_000);
 afterAll(async () => {
   await browser?.close();
-  await app?.close();
-  await engine?.stop();
-  await smtp?.stop();
+  await stop?.();
 });
 
 describe('approving from the emailed link in a browser', () => {

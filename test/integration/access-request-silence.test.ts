@@ -85,15 +85,20 @@ describe('silent approvers', () => {
 });
 
 describe("a mover's requested access", () => {
-  it('goes to the new manager for review, and is removed when nobody answers by the deadline', async () => {
+  /** A person granted sales on request (their manager approved), who then moves to a new manager. */
+  async function grantedThenMoved(): Promise<{ subject: string; requestId: string }> {
     const subject = uniqueEmployeeId('S');
     await hire(engine, subject, { managerId: manager });
     const requestId = await startRequest(engine, { employeeId: subject, entitlementId: 'sales' });
     await smtp.waitFor((m) => m.to.includes(emailOf(manager)) && m.raw.includes(subject), 15_000);
     await decideStage(engine.client, requestId, 1, { approverId: manager, decision: 'approved', via: 'api' });
     await eventually(async () => (await statuses(engine, requestId)).grantStatus === 'active', 20_000);
-
     await engine.submit({ type: 'update', employeeId: subject, attributes: { managerId: newManager } });
+    return { subject, requestId };
+  }
+
+  it('goes to the new manager for review, and is removed when nobody answers by the deadline', async () => {
+    const { subject, requestId } = await grantedThenMoved();
     const review = await smtp.waitFor((m) => m.to.includes(emailOf(newManager)) && m.raw.includes(subject) && /^Review access after a move/.test(m.subject ?? ''), 20_000);
     expect((await parseMail(review)).text).toMatch(/removed/);
     const ended = await eventually(async () => {
@@ -108,14 +113,7 @@ describe("a mover's requested access", () => {
   });
 
   it('stays when the new manager keeps it', async () => {
-    const subject = uniqueEmployeeId('S');
-    await hire(engine, subject, { managerId: manager });
-    const requestId = await startRequest(engine, { employeeId: subject, entitlementId: 'sales' });
-    await smtp.waitFor((m) => m.to.includes(emailOf(manager)) && m.raw.includes(subject), 15_000);
-    await decideStage(engine.client, requestId, 1, { approverId: manager, decision: 'approved', via: 'api' });
-    await eventually(async () => (await statuses(engine, requestId)).grantStatus === 'active', 20_000);
-
-    await engine.submit({ type: 'update', employeeId: subject, attributes: { managerId: newManager } });
+    const { subject, requestId } = await grantedThenMoved();
     await smtp.waitFor((m) => m.to.includes(emailOf(newManager)) && m.raw.includes(subject) && /^Review access after a move/.test(m.subject ?? ''), 20_000);
     await decideStage(engine.client, requestId, 2, { approverId: newManager, decision: 'approved', via: 'api' });
     const [row] = await engine.db.select().from(approvals).where(eq(approvals.requestId, requestId)).then((rows) => rows.filter((r) => r.role === 'mover_review'));

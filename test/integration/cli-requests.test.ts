@@ -12,16 +12,12 @@ import { execFile } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
 import { createApiToken } from '../../api/auth.js';
 import type { ApprovalView, RequestView } from '../../domain/request-view.js';
-import { freePort } from '../../scripts/free-port.js';
-import { buildTestApp } from '../support/api.js';
 import { testConfig } from '../support/config.js';
-import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
+import { eventually, type TestEngine } from '../support/engine.js';
 import { testEnv, uniqueEmployeeId } from '../support/env.js';
-import { hire } from '../support/requests.js';
-import { startSmtpCapture, type SmtpCapture } from '../support/smtp.js';
+import { hire, startListeningEngine } from '../support/requests.js';
 
 const REPO = new URL('../../', import.meta.url).pathname;
 const TOKEN = 'jml_test_token_do_not_print_0123456789abcdef';
@@ -370,32 +366,24 @@ describe('jml approve, deny and withdraw', () => {
 // The real thing: the CLI against the real API, over a real engine (Temporal, slapd, mail).
 describe('jml request / approve against the real API', () => {
   let engine: TestEngine;
-  let app: FastifyInstance;
-  let smtp: SmtpCapture;
   let origin: string;
+  let stop: (() => Promise<void>) | undefined;
   const manager = uniqueEmployeeId('M');
   const subject = uniqueEmployeeId('S');
 
   beforeAll(async () => {
-    smtp = await startSmtpCapture();
-    const port = await freePort();
-    origin = `http://127.0.0.1:${port}`;
     const base = testConfig(testEnv.ldap);
     const config = testConfig(testEnv.ldap, {
       entitlements: base.entitlements.map((e) =>
         e.id === 'sales' ? { ...e, requestable: true, maxDuration: '1d' } : e.id === 'contractors' ? { ...e, jit: { eligible: true, maxDuration: '1h', approval: 'none' } } : e,
       ),
     });
-    engine = await startTestEngine({ config, smtpUrl: smtp.url, publicUrl: origin });
-    app = await buildTestApp(engine, { publicUrl: origin });
-    await app.listen({ host: '127.0.0.1', port });
+    ({ engine, origin, stop } = await startListeningEngine(config));
     await hire(engine, manager);
     await hire(engine, subject, { managerId: manager });
   }, 120_000);
   afterAll(async () => {
-    await app?.close();
-    await engine?.stop();
-    await smtp?.stop();
+    await stop?.();
   });
 
   it('asks as the token\'s person, the manager approves by CLI, and the group is granted', async () => {

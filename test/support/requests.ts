@@ -7,8 +7,12 @@ import { accessRequests, grants, identities } from '../../db/schema.js';
 import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import type { IdentityAttributes } from '../../domain/types.js';
 import { accessRequestWorkflowId, jitElevationWorkflowId } from '../../workflows/request-messages.js';
-import { eventually, type TestEngine } from './engine.js';
-import type { CapturedMessage } from './smtp.js';
+import type { FastifyInstance } from 'fastify';
+import type { JmlConfig } from '../../domain/config.js';
+import { freePort } from '../../scripts/free-port.js';
+import { buildTestApp } from './api.js';
+import { eventually, startTestEngine, type TestEngine } from './engine.js';
+import { startSmtpCapture, type CapturedMessage, type SmtpCapture } from './smtp.js';
 
 export const emailOf = (employeeId: string) => `${employeeId.toLowerCase()}@example.com`;
 
@@ -99,4 +103,38 @@ export async function parseMail(message: CapturedMessage): Promise<ParsedMail> {
   const html = typeof parsed.html === 'string' ? parsed.html : '';
   const match = /https?:\/\/[^\s"<>]+\/approvals\/([A-Za-z0-9_-]{43})/.exec(text);
   return { to: message.to, subject: parsed.subject ?? '', text, html, link: match?.[0] ?? null, token: match?.[1] ?? null };
+}
+
+export interface ListeningEngine {
+  engine: TestEngine;
+  smtp: SmtpCapture;
+  app: FastifyInstance;
+  /** Where the API listens, and so where the links in mail point. */
+  origin: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * An engine whose mail goes to an in-process SMTP server, and the real API listening on a
+ * loopback port, which is also the PUBLIC_URL of the links in that mail: for tests that
+ * follow a link or call the API as a client would (a browser, the CLI).
+ */
+export async function startListeningEngine(config: JmlConfig): Promise<ListeningEngine> {
+  const smtp = await startSmtpCapture();
+  const port = await freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const engine = await startTestEngine({ config, smtpUrl: smtp.url, publicUrl: origin });
+  const app = await buildTestApp(engine, { publicUrl: origin });
+  await app.listen({ host: '127.0.0.1', port });
+  return {
+    engine,
+    smtp,
+    app,
+    origin,
+    async stop() {
+      await app.close();
+      await engine.stop();
+      await smtp.stop();
+    },
+  };
 }
