@@ -65,6 +65,7 @@ async function main(): Promise<boolean> {
   writeBenchConfig(configFile, slapd);
   const config = loadConfig(configFile, { ...process.env, JML_WEBHOOK_SECRET: 'whsec_' + Buffer.from('bench-reconcile-secret-0123456789').toString('base64'), LDAP_BIND_PASSWORD: slapd.bindPassword });
   const target = config.targets[0]!;
+  if (target.type !== 'ldap') throw new Error('bench/reconcile.ts reconciles an LDAP target');
   await ensureDatabase(resources.databaseUrl);
   await runMigrations(resources.databaseUrl);
   database = createDb(resources.databaseUrl, { max: 5 });

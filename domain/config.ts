@@ -44,7 +44,49 @@ const ldapTarget = z.object({
   autoRemediate: z.boolean().optional(),
 });
 
-const target = z.discriminatedUnion('type', [ldapTarget]);
+const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s):// URL');
+
+/** How the engine authenticates to a SCIM service provider (RFC 7644 §2): a bearer token, or OAuth 2.0 client credentials (RFC 6749 §4.4). */
+const scimAuth = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('bearer'), token: z.string().min(1) }).strict(),
+  z
+    .object({
+      type: z.literal('oauth2'),
+      tokenUrl: httpUrl,
+      clientId: z.string().min(1),
+      clientSecret: z.string().min(1),
+      /** Space-separated scopes asked for, if the authorization server wants them. */
+      scope: z.string().min(1).optional(),
+    })
+    .strict(),
+]);
+
+/**
+ * A SCIM 2.0 service provider (RFC 7643/7644): Okta, Entra, Slack, GitHub Enterprise and
+ * most SaaS. The engine finds its users by `externalId` (the employee id); groups are named
+ * by their SCIM `id` in entitlements' `ref`.
+ */
+const scimTarget = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'expected a lower-case id'),
+    type: z.literal('scim'),
+    /** The SCIM base URL, e.g. https://example.com/scim/v2 (`/Users` and `/Groups` are below it). */
+    url: httpUrl,
+    auth: scimAuth,
+    /** The identity attribute sent as `userName` (e.g. email); `employeeId` sends the employee id. */
+    userName: z.string().min(1).default('employeeId'),
+    /** Calls in flight at once to this target, and calls started per second at most. */
+    concurrency: z.number().int().min(1).max(64).default(4),
+    ratePerSecond: z.number().min(0.1).max(1_000).default(10),
+    /** Resources per page when reconcile lists the target. */
+    pageSize: z.number().int().min(1).max(1_000).default(100),
+    timeout: duration.default(10_000),
+    /** As for LDAP targets: reconcile repairs what it finds instead of only alerting. */
+    autoRemediate: z.boolean().optional(),
+  })
+  .strict();
+
+const target = z.discriminatedUnion('type', [ldapTarget, scimTarget]);
 
 /** Who may elevate: everyone active (true), nobody (false), or whoever matches one of the rules. */
 const jitEligibilityRule = z
@@ -341,12 +383,13 @@ export const configSchema = z
       }),
     );
     config.targets.forEach((t, i) => {
-      if (t.disable.method === 'move' && !t.disable.disabledDN) ctx.addIssue({ code: 'custom', path: ['targets', i, 'disable', 'disabledDN'], message: 'method "move" needs a disabledDN' });
+      if (t.type === 'ldap' && t.disable.method === 'move' && !t.disable.disabledDN) ctx.addIssue({ code: 'custom', path: ['targets', i, 'disable', 'disabledDN'], message: 'method "move" needs a disabledDN' });
     });
   });
 
 export type JmlConfig = z.output<typeof configSchema>;
 export type LdapTargetConfig = z.output<typeof ldapTarget>;
+export type ScimTargetConfig = z.output<typeof scimTarget>;
 export type TargetConfig = JmlConfig['targets'][number];
 /** Whether `dn` names an entry strictly below `parent` (attribute types and spacing ignored in case). */
 function dnIsUnder(dn: string, parent: string): boolean {

@@ -20,6 +20,7 @@ import { freePort } from '../scripts/free-port.js';
 import { startSlapd, slapdAvailable } from '../scripts/slapd.js';
 import { startTemporalDevServer, TemporalUnavailable } from '../scripts/temporal-server.js';
 import { loadConfig } from '../services/config.js';
+import type { LdapTargetConfig } from '../domain/config.js';
 import { startMailCatcher } from '../services/mail-catcher.js';
 import { MAILBOX_PATH } from '../api/routes/mailbox.js';
 import { webhookSecrets } from '../services/setup.js';
@@ -143,7 +144,7 @@ export async function startRuntime(env: Env, roles: RuntimeRoles, logger: Logger
     if (roles.worker) {
       // Counted on the registry the API serves: /metrics shows the workers' calls when both run here (`jml start`).
       // The kill switch: a paused target is called by nobody (services/target-controls.ts).
-      const connectors = createConnectors(config.targets, ldapUrls, { metrics, paused: pausedCheck(database.db) });
+      const connectors = createConnectors(config.targets, ldapUrls, { metrics, paused: pausedCheck(database.db), logger });
       stops.push(() => closeConnectors(connectors));
       const ingest: BullWorker = createIngestWorker({ db: database.db, temporal, taskQueue: env.taskQueue, logger, connection: redisConnection(env.redisUrl, 'worker'), prefix: env.redisPrefix });
       stops.push(() => ingest.close());
@@ -303,7 +304,8 @@ export function startSupervisor(env: Env, logger: Logger, engineCommand: string[
     { port: env.temporalPort, variable: 'JML_TEMPORAL_PORT' },
     { port: env.temporalUiPort, variable: 'JML_TEMPORAL_UI_PORT' },
   ];
-  const ldapTargets = config.targets.filter((target) => !target.url);
+  // Only an LDAP target may leave its url empty (scim targets require one): the embedded slapd stands in for it.
+  const ldapTargets = config.targets.filter((target): target is LdapTargetConfig => target.type === 'ldap' && !target.url);
   if (ldapTargets.length > 1) throw new Error(`targets ${ldapTargets.map((t) => t.id).join(', ')} have no url; only one target can use the embedded slapd`);
   const ldapTarget = ldapTargets[0];
   if (ldapTarget && !slapdAvailable()) warnings.push(`target "${ldapTarget.id}" has no url and slapd is not installed (apt-get install slapd ldap-utils): its grants will wait and retry`);

@@ -117,8 +117,9 @@ export class ConnectorError extends Error {
  * what failed is tried again when the target is back (workflows/target-recovery.ts).
  */
 export class TargetUnavailableError extends ConnectorError {
-  constructor(message: string, code: string) {
-    super(message, true, code);
+  /** `retryAfterMs`: the target said when to come back (HTTP 503 with Retry-After). */
+  constructor(message: string, code: string, retryAfterMs?: number) {
+    super(message, true, code, retryAfterMs);
     this.name = 'TargetUnavailableError';
   }
 }

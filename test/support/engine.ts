@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type { Worker as BullWorker, Queue } from 'bullmq';
 import { pino } from 'pino';
-import { createLdapConnector } from '../../activities/connectors/ldap.js';
+import { closeConnectors, createConnectors } from '../../activities/connectors/index.js';
 import { pausableConnector } from '../../activities/connectors/pausable.js';
 import { pausedCheck } from '../../services/target-controls.js';
 import type { Connector } from '../../activities/connectors/types.js';
@@ -30,7 +30,10 @@ export interface TestEngine {
   databaseUrl: string;
   client: Client;
   config: JmlConfig;
+  /** The first target's connector, raw (no kill switch): for tests to look at the target itself. */
   connector: Connector;
+  /** Every target's connector by target id, raw like `connector`. */
+  connectors: Map<string, Connector>;
   /** The registry the workers count on (what /metrics would serve). */
   metrics: Registry;
   queue: Queue<HrEventJob>;
@@ -88,8 +91,9 @@ export async function startTestEngine(
   const handle = createDb(databaseUrl, { max: 5 });
   await syncEntitlements(handle.db, config);
 
-  const target = config.targets[0]!;
-  const connector = createLdapConnector({ ...target, url: target.url ?? testEnv.ldap.url });
+  // LDAP targets without a url use the run's slapd, as `npm start` would use its own.
+  const connectors = createConnectors(config.targets, Object.fromEntries(config.targets.filter((t) => t.type === 'ldap' && !t.url).map((t) => [t.id, testEnv.ldap.url])));
+  const connector = connectors.get(config.targets[0]!.id)!;
   const mailer = createMailer({ smtpUrl: options.smtpUrl, from: config.mail.from });
   const metrics = createMetricsRegistry({ defaultMetrics: false });
   const nativeConnection = await NativeConnection.connect({ address: testEnv.temporalAddress });
@@ -100,8 +104,8 @@ export async function startTestEngine(
     connection: nativeConnection,
     namespace: 'default',
     taskQueue,
-    // The worker's connector honours the kill switch; `connector` above stays raw, for tests to look at the directory.
-    deps: { db: handle.db, config, connectors: new Map([[target.id, pausableConnector(connector, pausedCheck(handle.db))]]), logger, mailer, publicUrl: options.publicUrl ?? 'http://jml.test', metrics },
+    // The worker's connectors honour the kill switch; `connectors` above stay raw, for tests to look at the targets.
+    deps: { db: handle.db, config, connectors: new Map([...connectors].map(([id, raw]) => [id, pausableConnector(raw, pausedCheck(handle.db))])), logger, mailer, publicUrl: options.publicUrl ?? 'http://jml.test', metrics },
     workflowBundle: await workflowBundle(),
   });
   const running = worker.run();
@@ -118,6 +122,7 @@ export async function startTestEngine(
     client,
     config,
     connector,
+    connectors,
     metrics,
     queue,
     taskQueue,
@@ -143,7 +148,7 @@ export async function startTestEngine(
       await running;
       await nativeConnection.close();
       await clientConnection.close();
-      await connector.close();
+      await closeConnectors(connectors);
       await mailer.close();
       await handle.close();
       await dropDatabase(databaseUrl);

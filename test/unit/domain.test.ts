@@ -28,7 +28,7 @@ describe('config', () => {
   it('accepts the shipped example and substitutes ${ENV}', () => {
     const config = parseConfig(example, env);
     expect(config.webhook.secrets).toBe(env.JML_WEBHOOK_SECRET);
-    expect(config.targets[0]?.bindPassword).toBe('secret');
+    expect(config.targets[0]).toMatchObject({ type: 'ldap', bindPassword: 'secret' });
     expect(config.lifecycle.moverGracePeriod).toBe(7 * 86_400_000);
     expect(config.entitlements.find((e) => e.id === 'prod-admin')?.jit?.maxDuration).toBe(4 * 3_600_000);
   });
@@ -60,6 +60,47 @@ describe('config', () => {
       expect((err as ConfigError).problems).toContain('birthright[0].grant[2]: unknown entitlement "no-such-thing"');
       expect((err as ConfigError).problems).toContain('entitlements[1].target: unknown target "nowhere"');
     }
+  });
+
+  it('takes a SCIM target with a bearer token or OAuth client credentials, defaults filled in', () => {
+    const withScim = structuredClone(example);
+    withScim.targets.push(
+      { id: 'saas', type: 'scim', url: 'https://saas.example.com/scim/v2', auth: { type: 'bearer', token: '${SAAS_TOKEN}' } },
+      { id: 'okta', type: 'scim', url: 'https://okta.example.com/scim/v2', auth: { type: 'oauth2', tokenUrl: 'https://okta.example.com/oauth2/v1/token', clientId: 'jml', clientSecret: 's3cret' }, userName: 'email', ratePerSecond: 2 },
+    );
+    withScim.entitlements.push({ id: 'saas-admins', target: 'saas', kind: 'group', ref: '6c5bb468-14b2-4183-baf2-06d523e03bd3' });
+    const config = parseConfig(withScim, { ...env, SAAS_TOKEN: 'token-from-env' });
+    expect(config.targets.find((t) => t.id === 'saas')).toEqual({
+      id: 'saas',
+      type: 'scim',
+      url: 'https://saas.example.com/scim/v2',
+      auth: { type: 'bearer', token: 'token-from-env' },
+      userName: 'employeeId',
+      concurrency: 4,
+      ratePerSecond: 10,
+      pageSize: 100,
+      timeout: 10_000,
+    });
+    expect(config.targets.find((t) => t.id === 'okta')).toMatchObject({ userName: 'email', ratePerSecond: 2, auth: { type: 'oauth2', clientId: 'jml' } });
+  });
+
+  it('refuses a SCIM target that could not work, naming the field', () => {
+    const problemsOf = (target: Record<string, unknown>) => {
+      const bad = structuredClone(example);
+      bad.targets.push({ id: 'saas', type: 'scim', url: 'https://saas.example.com/scim/v2', auth: { type: 'bearer', token: 't' }, ...target });
+      try {
+        parseConfig(bad, env);
+        return [];
+      } catch (err) {
+        return (err as ConfigError).problems;
+      }
+    };
+    expect(problemsOf({ url: 'ldap://saas.example.com' }).join('\n')).toMatch(/targets\[1\]\.url: expected an http\(s\):\/\/ URL/);
+    expect(problemsOf({ auth: { type: 'bearer' } }).join('\n')).toMatch(/targets\[1\]\.auth\.token/);
+    expect(problemsOf({ auth: { type: 'oauth2', tokenUrl: 'https://x.example.com/token', clientId: 'jml' } }).join('\n')).toMatch(/targets\[1\]\.auth\.clientSecret/);
+    // A misspelt key is refused, not ignored.
+    expect(problemsOf({ ratePerSec: 5 }).join('\n')).toMatch(/targets\[1\].*ratePerSec/);
+    expect(problemsOf({ concurrency: 0 }).join('\n')).toMatch(/targets\[1\]\.concurrency/);
   });
 
   it('rejects a bad duration naming its path', () => {
