@@ -1,7 +1,7 @@
 // Access requests and grants: the two statuses DESIGN.md keeps apart. A request says who
 // approved; a grant says what the target really holds, proven by reading it back. Granting,
 // revoking and both read-backs live here, so there is one idea of what "proven" means.
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { and, eq, inArray, isNull, ne, or, sql } from 'drizzle-orm';
 import { Histogram, type Registry } from 'prom-client';
 import { getOrCreate } from '../api/metrics.js';
@@ -9,6 +9,7 @@ import { writeAudit, writeAuditBatch, type AuditEntry } from '../db/audit.js';
 import type { Tx } from '../db/client.js';
 import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
 import { canMoveGrant, NOT_VERIFIED } from '../domain/grant-status.js';
+import { retryDelayMs, type BackoffIntervals } from '../domain/retry-delay.js';
 import type { RevokeReason } from '../domain/lifecycle.js';
 import { ENGINE_ACTOR, type EntitlementKind, type GrantStatus, type IdentityAttributes } from '../domain/types.js';
 import { raiseAlert, resolveAlerts } from '../services/alerts.js';
@@ -40,20 +41,35 @@ export const INVALID_TRANSITION = 'InvalidTransition';
  * Turns a connector failure into the Temporal failure that drives retries. A target that
  * could not be reached is typed TargetUnavailable with the target id as its detail, so the
  * workflow can wait for that target's recovery (workflows/target-recovery.ts).
+ *
+ * Every retryable failure carries its own `nextRetryDelay` (domain/retry-delay.ts): what the
+ * target asked for (Retry-After), else the configured backoff with jitter, since Temporal's
+ * retry policy has none and grants that failed together would otherwise retry in lockstep.
+ * The workflows' retry policies still cap the number of attempts.
  */
-export function toActivityFailure(err: unknown, target: string): Error {
-  if (err instanceof TargetUnavailableError) {
-    return ApplicationFailure.create({ message: err.message, type: TARGET_UNAVAILABLE, details: [target] });
-  }
+export function toActivityFailure(err: unknown, target: string, retries: BackoffIntervals): Error {
   if (err instanceof ConnectorError) {
+    const nextRetryDelay = err.retryable ? retryDelayMs(currentAttempt(), retries, Math.random(), err.retryAfterMs) : undefined;
+    if (err instanceof TargetUnavailableError) {
+      return ApplicationFailure.create({ message: err.message, type: TARGET_UNAVAILABLE, details: [target], nextRetryDelay });
+    }
     return ApplicationFailure.create({
       message: err.message,
       type: err.retryable ? (err.code ?? 'ConnectorError') : PERMANENT,
       nonRetryable: !err.retryable,
-      nextRetryDelay: err.retryAfterMs,
+      nextRetryDelay,
     });
   }
   return err instanceof Error ? err : new Error(String(err));
+}
+
+/** The running activity's attempt (1-based); 1 outside an activity. */
+function currentAttempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1;
+  }
 }
 
 type Entitlement = typeof entitlements.$inferSelect;
@@ -264,7 +280,7 @@ export function createGrantActivities(deps: ActivityDeps) {
         }
       } catch (err) {
         await recordConnectorError(grantId, err);
-        throw toActivityFailure(err, entitlement.target);
+        throw toActivityFailure(err, entitlement.target, deps.config.retries);
       }
     },
 
@@ -292,7 +308,7 @@ export function createGrantActivities(deps: ActivityDeps) {
           missing = !account ? 'the account' : (await connector.isGroupMember(employeeId, group)) ? null : `the account among the members of ${group}`;
         }
       } catch (err) {
-        throw toActivityFailure(err, entitlement.target);
+        throw toActivityFailure(err, entitlement.target, deps.config.retries);
       }
       if (missing) throw ApplicationFailure.create({ message: `read-back did not find ${missing} for ${employeeId}`, type: NOT_VERIFIED });
       const verifiedAt = new Date();
@@ -316,7 +332,7 @@ export function createGrantActivities(deps: ActivityDeps) {
         else await connector.removeFromGroup(identity.employeeId, groupRefOf(entitlement));
       } catch (err) {
         await recordConnectorError(grantId, err);
-        throw toActivityFailure(err, entitlement.target);
+        throw toActivityFailure(err, entitlement.target, deps.config.retries);
       }
     },
 
@@ -340,7 +356,7 @@ export function createGrantActivities(deps: ActivityDeps) {
           remaining = (await connector.isGroupMember(employeeId, group)) ? `the account among the members of ${group}` : null;
         }
       } catch (err) {
-        throw toActivityFailure(err, entitlement.target);
+        throw toActivityFailure(err, entitlement.target, deps.config.retries);
       }
       if (remaining) throw ApplicationFailure.create({ message: `read-back still finds ${remaining} for ${employeeId}`, type: NOT_VERIFIED });
       await db.transaction(async (tx) => {

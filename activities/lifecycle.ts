@@ -48,11 +48,33 @@ export function createLifecycleActivities(deps: ActivityDeps) {
           const account = await connector.readAccount(employeeId);
           if (!account || account.enabled !== enabled) throw ApplicationFailure.create({ message: `read-back shows the ${target} account ${account ? (account.enabled ? 'enabled' : 'disabled') : 'missing'}`, type: NOT_VERIFIED });
         } catch (err) {
-          throw err instanceof ApplicationFailure ? err : toActivityFailure(err, target);
+          throw err instanceof ApplicationFailure ? err : toActivityFailure(err, target, deps.config.retries);
         }
         await db.transaction((tx) =>
           writeAudit(tx, { actor: ENGINE_ACTOR, action: enabled ? 'account.enabled' : 'account.disabled', subjectType: 'identity', subjectId: identity.id, after: { target, enabled, reason } }),
         );
+      }
+    },
+
+    /**
+     * The person's attributes changed: each account they hold is brought up to date (the
+     * connector's ensureAccount: LDAP modify, SCIM PATCH), and read back. `enabled` only
+     * matters if the account went missing (it is made again in that state) or must be
+     * disabled; an enabled account is never re-enabled here.
+     */
+    async updateAccounts(employeeId: string, enabled: boolean): Promise<void> {
+      const identity = await identityByEmployeeId(employeeId);
+      const attributes = identity.attributes as IdentityAttributes;
+      for (const target of await accountTargets(identity.id)) {
+        const connector = connectorFor(target);
+        try {
+          await connector.ensureAccount({ employeeId, attributes, enabled });
+          if (!(await connector.readAccount(employeeId))) throw ApplicationFailure.create({ message: `read-back does not find the ${target} account`, type: NOT_VERIFIED });
+        } catch (err) {
+          throw err instanceof ApplicationFailure ? err : toActivityFailure(err, target, deps.config.retries);
+        }
+        // Which fields, not their values: the audit trail says what changed where, the identity row holds the rest.
+        await db.transaction((tx) => writeAudit(tx, { actor: ENGINE_ACTOR, action: 'account.updated', subjectType: 'identity', subjectId: identity.id, after: { target, fields: Object.keys(attributes).sort() } }));
       }
     },
 
@@ -102,7 +124,7 @@ export function createLifecycleActivities(deps: ActivityDeps) {
           await connector.deleteAccount(employeeId);
           if (await connector.readAccount(employeeId)) throw ApplicationFailure.create({ message: `read-back still finds the ${target} account`, type: NOT_VERIFIED });
         } catch (err) {
-          throw err instanceof ApplicationFailure ? err : toActivityFailure(err, target);
+          throw err instanceof ApplicationFailure ? err : toActivityFailure(err, target, deps.config.retries);
         }
         await db.transaction((tx) => writeAudit(tx, { actor: ENGINE_ACTOR, action: 'account.deleted', subjectType: 'identity', subjectId: identity.id, after: { target, reason } }));
       }

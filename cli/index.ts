@@ -19,6 +19,7 @@ import { installTemporalRuntime, startRuntime, startSupervisor, type EngineReady
 import { registerBatchCommands } from './commands/batches.js';
 import { registerImportCommand } from './commands/import.js';
 import { registerRetryCommand } from './commands/retry.js';
+import { registerRetryGrantCommand } from './commands/retry-grant.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerGrantsCommand } from './commands/grants.js';
 import { registerAlertCommands } from './commands/alerts.js';
@@ -234,6 +235,7 @@ program
 registerImportCommand(program);
 registerBatchCommands(program);
 registerRetryCommand(program);
+registerRetryGrantCommand(program);
 registerStatusCommand(program);
 registerGrantsCommand(program);
 registerAlertCommands(program);

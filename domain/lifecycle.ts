@@ -20,6 +20,7 @@
 import { evaluateBirthright, type BirthrightGrant } from './birthright.js';
 import { diffEntitlements, MOVER_ATTRIBUTES } from './entitlement-diff.js';
 import type { PolicySnapshot } from './policy.js';
+import { exponentialBackoffMs } from './retry-delay.js';
 import type { EntitlementKind, GrantStatus, HrEventSignal, HrEventType, IdentityAttributes, IdentityStatus, RequestKind } from './types.js';
 
 // --- state ------------------------------------------------------------------------------
@@ -79,6 +80,12 @@ export interface AppliedState {
   erasedFor?: number;
   /** Pending requests cancelled for this terminal episode (its event id). */
   requestsCancelledFor?: string;
+  /**
+   * The attributes the accounts were last brought up to date with (`updateAccounts`).
+   * Undefined until the first change after the account was made: the attributes saved then
+   * are the ones it was made with.
+   */
+  accountAttributes?: IdentityAttributes;
 }
 
 export interface LifecycleState {
@@ -152,6 +159,8 @@ export type Effect =
     }
   | { kind: 'revoke'; holdings: Holding[]; reason: RevokeReason; eventId: string; why: string }
   | { kind: 'setAccountsEnabled'; enabled: boolean; reason: string; eventId: string }
+  /** The person's attributes changed: every account they hold is brought up to date (created `enabled` if it went missing). */
+  | { kind: 'updateAccounts'; attributes: IdentityAttributes; enabled: boolean; eventId: string }
   | { kind: 'deleteAccounts'; reason: string; eventId: string; episode: number }
   | { kind: 'cancelRequests'; reason: string; eventId: string }
   | { kind: 'moverReview'; entitlementIds: string[]; eventId: string }
@@ -319,6 +328,18 @@ export function requestRetry(state: LifecycleState, eventId: string): boolean {
   return true;
 }
 
+/**
+ * An operator asks to retry a failed grant of this person (`POST /grants/{id}/retry`, `jml
+ * retry-grant`): the retry of the failed decision is due now rather than at the end of its
+ * backoff, or of its wait for a target's recovery. The decision that runs then provisions
+ * (or revokes) every failed grant afresh, and decides the failed events again.
+ */
+export function requestGrantRetry(state: LifecycleState, now: number): void {
+  state.retryAt = Math.min(state.retryAt ?? now, now);
+  delete state.waitingOn;
+  state.dirty = true;
+}
+
 // --- when to wake -----------------------------------------------------------------------
 
 /** The next moment a decision is due: now if something arrived, else the soonest timer; undefined: sleep until an event. */
@@ -475,6 +496,19 @@ export function decide(state: LifecycleState, now: number, policy: PolicySnapsho
       const reason = desired.status === 'on_leave' ? 'leave of absence' : desired.status === 'pre_hire' ? 'pre-provisioned before the start date' : applied.status === 'pre_hire' ? 'start date' : 'back from leave';
       effects.push({ kind: 'setAccountsEnabled', enabled: desired.enabled, reason, eventId: desired.status === 'on_leave' || applied.status === 'on_leave' ? (folded.leave?.eventId ?? cause) : (folded.hireEventId ?? cause) });
     }
+    // Attributes changed (a mover, a new title or name): the accounts follow. Never for someone
+    // terminal (this branch is not reached), so an erased account is never made again. An
+    // account made (or adopted) now gets the attributes with it; one made before a rebuild
+    // was made with the attributes saved then. Until updateAccounts succeeds, the old ones
+    // stay the reference, so a failed update is made again at the next decision.
+    if (accountAdded) applied.accountAttributes = attributes;
+    else if (holdsAccount) {
+      const pushed = applied.accountAttributes ?? applied.saved?.attributes;
+      if (pushed !== undefined && !sameJson(pushed, attributes)) {
+        applied.accountAttributes = pushed;
+        effects.push({ kind: 'updateAccounts', attributes, enabled: desired.enabled, eventId: cause });
+      }
+    }
     // A move: what is no longer due goes after the grace period (a pre-hire never used it: at once).
     const timed = new Set(state.timers.flatMap((t) => t.entitlementIds));
     const untimed = diff.remove.filter((id) => !timed.has(id));
@@ -527,6 +561,9 @@ export function recordEffect(state: LifecycleState, effect: Effect, result?: { i
     case 'setAccountsEnabled':
       applied.accountsEnabled = effect.enabled;
       break;
+    case 'updateAccounts':
+      applied.accountAttributes = effect.attributes;
+      break;
     case 'revoke':
       if (effect.reason !== 'mover') applied.accountsEnabled = false;
       break;
@@ -574,7 +611,7 @@ export function scheduleRetry(state: LifecycleState, now: number, policy: Policy
   if (waitingOn.targets.length) state.waitingOn = [...new Set(waitingOn.targets)].sort();
   // Failed only because targets were unreachable: their recovery releases the retry (leavers
   // first); the longest backoff stays as a fallback should that signal never come.
-  const backoff = waitingOn.only && waitingOn.targets.length ? maximumInterval : Math.min(maximumInterval, initialInterval * 2 ** Math.min(failures - 1, 30));
+  const backoff = waitingOn.only && waitingOn.targets.length ? maximumInterval : exponentialBackoffMs(failures, { initialInterval, maximumInterval });
   state.retryAt = now + backoff;
 }
 

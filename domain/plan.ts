@@ -70,6 +70,9 @@ function describe(effects: Effect[], before: string, after: string, state: Lifec
       case 'setAccountsEnabled':
         texts.push(`${effect.enabled ? 'enable' : 'disable'} the accounts (${effect.reason})`);
         break;
+      case 'updateAccounts':
+        texts.push('bring the accounts up to date with the new attributes');
+        break;
       case 'deleteAccounts':
         texts.push(`delete the accounts in every target (${effect.reason})`);
         break;

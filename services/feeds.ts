@@ -424,8 +424,27 @@ async function decide(
       ...(await resolveBrakeAlert(tx, batchId, actor, decision.batchStatus)),
     ];
     for (const group of chunks(audit)) await writeAuditBatch(tx, group);
+    if (decision.eventStatus === 'rejected') await raiseRejectedBatchAlert(tx, batch, events.length, actor);
     return { batch, eventIds: events.map((e) => e.id) };
   });
+}
+
+/**
+ * Accepted HR events that end `rejected` (a held batch discarded): people HR said had left
+ * are still here, by someone's decision. One alert per batch; how many and who, never whom.
+ */
+async function raiseRejectedBatchAlert(tx: Tx, batch: HrBatchRow, count: number, actor: string): Promise<void> {
+  await raiseAlert(
+    tx,
+    {
+      kind: 'event_rejected',
+      severity: 'warning',
+      subject: `${count} held termination${count === 1 ? '' : 's'} from a ${batch.source} feed ${count === 1 ? 'was' : 'were'} discarded by ${actor}; ${count === 1 ? 'it is' : 'they are'} stored as rejected and will not be applied`,
+      details: { batchId: batch.id, source: batch.source, count, discardedBy: actor },
+      dedupeKey: `event_rejected:batch:${batch.id}`,
+    },
+    batch.id,
+  );
 }
 
 /** An admin lets a held batch's terminations through; they are dispatched like any event. */

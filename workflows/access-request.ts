@@ -14,6 +14,7 @@ import {
   isCancellation,
   log,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -32,6 +33,7 @@ import {
   DECISION_REFUSALS,
   extendUpdate,
   moverReviewSignal,
+  retryGrantSignal,
   withdrawUpdate,
   type ExtendInput,
   type ExtendOutcome,
@@ -121,6 +123,11 @@ async function runRequest(input: AccessRequestInput): Promise<void> {
   setHandler(moverReviewSignal, ({ eventId }) => {
     reviews.push(eventId);
   });
+  /** An operator asked to retry the failed grant (or revocation) now; cleared as each attempt starts. */
+  let retryAsked = false;
+  setHandler(retryGrantSignal, () => {
+    retryAsked = true;
+  });
 
   // Mail goes out beside the work: an SMTP outage delays it and never the access itself.
   const notices: Array<Promise<unknown>> = [];
@@ -193,6 +200,7 @@ async function runRequest(input: AccessRequestInput): Promise<void> {
   let cancelled: unknown = null;
   try {
     while (withdraw === null) {
+      retryAsked = false;
       // Asked afresh each attempt: the grant may have been replaced meanwhile.
       const planned = await db.createRequestedGrant(requestId);
       if (planned === null) {
@@ -204,7 +212,8 @@ async function runRequest(input: AccessRequestInput): Promise<void> {
       if (granted) break;
       if (!failureMailed) notify('grant_failed');
       failureMailed = true;
-      await condition(() => withdraw !== null, backoff);
+      // An operator's retry ends the wait at once (a signal that changes no command when it never comes).
+      await condition(() => withdraw !== null || retryAsked, backoff);
       backoff = Math.min(backoff * 2, request.retries.afterFailure.maximumInterval);
     }
     if (granted) {
@@ -272,9 +281,13 @@ async function runRequest(input: AccessRequestInput): Promise<void> {
   if (plan.action === 'revoke') {
     let wait = request.retries.afterFailure.initialInterval;
     let mailed = false;
+    // v2: an operator's retry ends the wait between revocation attempts at once (a condition
+    // with a timeout instead of a sleep). Histories recorded before replay the sleep.
+    const retrySignalled = patched('grant-retry-signal');
     // Cleanup that must happen: nothing cancels a revocation under way.
     await CancellationScope.nonCancellable(async () => {
       for (;;) {
+        retryAsked = false;
         try {
           await connector.revokeGrant(plan.grantId, removing);
           await connector.verifyRevoked(plan.grantId);
@@ -286,7 +299,8 @@ async function runRequest(input: AccessRequestInput): Promise<void> {
           await db.markGrantFailed(plan.grantId, failureMessage(err), 'revoke');
           if (!mailed) notify('revoke_failed');
           mailed = true;
-          await sleep(wait);
+          if (retrySignalled) await condition(() => retryAsked, wait);
+          else await sleep(wait);
           wait = Math.min(wait * 2, request.retries.afterFailure.maximumInterval);
         }
       }

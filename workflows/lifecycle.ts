@@ -29,6 +29,7 @@ import {
   receive,
   recordEffect,
   recordFailure,
+  requestGrantRetry,
   requestRetry,
   scheduleRetry,
   targetRecovered,
@@ -45,6 +46,8 @@ import { TARGET_UNAVAILABLE, targetAttemptedSignal, targetRecoveredSignal } from
 export const hrEventSignal = defineSignal<[HrEventSignal]>('hrEvent');
 /** An operator's retry of a failed event (`POST /hr/events/{id}/retry`, `jml retry`). */
 export const retryEventSignal = defineSignal<[{ eventId: string }]>('retryEvent');
+/** An operator's retry of a failed grant of this person (`POST /grants/{id}/retry`, `jml retry-grant`): the failed decision is due now. */
+export const retryGrantsSignal = defineSignal<[{ grantId: string }]>('retryGrants');
 export const lifecycleStateQuery = defineQuery<LifecycleState | undefined>('state');
 
 export type { LifecycleState } from '../domain/lifecycle.js';
@@ -106,7 +109,7 @@ class GrantsFailed extends Error {}
 
 export async function lifecycle(input: LifecycleInput): Promise<void> {
   // Signals can arrive before the state is rebuilt: hold them until it is.
-  const early: Array<{ kind: 'event'; event: HrEventSignal } | { kind: 'retry'; eventId: string } | { kind: 'recovered'; target: string; recoveryId: string }> = [];
+  const early: Array<{ kind: 'event'; event: HrEventSignal } | { kind: 'retry'; eventId: string } | { kind: 'recovered'; target: string; recoveryId: string } | { kind: 'retryGrants' }> = [];
   let state: LifecycleState | undefined = input.state;
   setHandler(hrEventSignal, (event) => {
     if (state) receive(state, event);
@@ -115,6 +118,10 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
   setHandler(retryEventSignal, ({ eventId }) => {
     if (state) requestRetry(state, eventId);
     else early.push({ kind: 'retry', eventId });
+  });
+  setHandler(retryGrantsSignal, () => {
+    if (state) requestGrantRetry(state, Date.now());
+    else early.push({ kind: 'retryGrants' });
   });
   setHandler(targetRecoveredSignal, ({ target, recoveryId }) => {
     if (state) targetRecovered(state, target, recoveryId, Date.now());
@@ -129,6 +136,7 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
   for (const item of early.splice(0)) {
     if (item.kind === 'event') receive(person, item.event);
     else if (item.kind === 'retry') requestRetry(person, item.eventId);
+    else if (item.kind === 'retryGrants') requestGrantRetry(person, Date.now());
     else targetRecovered(person, item.target, item.recoveryId, Date.now());
   }
   const employeeId = person.employeeId;
@@ -247,6 +255,11 @@ export async function lifecycle(input: LifecycleInput): Promise<void> {
       }
       case 'setAccountsEnabled':
         await connector.setAccountsEnabled(employeeId, effect.enabled, effect.reason);
+        return undefined;
+      case 'updateAccounts':
+        // v6: changed attributes reach the accounts (LDAP modify, SCIM PATCH). Histories
+        // recorded before decided no such effect; replayed, it is skipped.
+        if (patched('update-account-attributes')) await connector.updateAccounts(employeeId, effect.enabled);
         return undefined;
       case 'deleteAccounts':
         await connector.deleteAccounts(employeeId, effect.reason);

@@ -90,3 +90,10 @@ export const withdrawUpdate = defineUpdate<WithdrawOutcome, [WithdrawInput]>('wi
  * the lifecycle workflow for each requested grant a move lists for review.
  */
 export const moverReviewSignal = defineSignal<[{ eventId: string }]>('moverReview');
+
+/**
+ * An operator retries this request's failed grant, or its failed revocation (`POST
+ * /grants/{id}/retry`, `jml retry-grant`): the next attempt starts now, not at the end of the
+ * backoff.
+ */
+export const retryGrantSignal = defineSignal<[{ grantId: string }]>('retryGrant');

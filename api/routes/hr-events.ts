@@ -30,6 +30,7 @@ import type { ApiMetrics } from '../metrics.js';
 import { bearer } from '../openapi.js';
 import { parseOrThrow, PROBLEM_TYPES, ProblemError, problems, safeErrorInfo } from '../problem.js';
 import type { WebhookVerifier } from '../webhook-verify.js';
+import { refusedFields, reportRejectedInput } from '../../services/input-rejections.js';
 
 export const HR_EVENTS_PATH = '/api/v1/hr/events';
 const MAX_EVENT_ID = 256;
@@ -176,11 +177,17 @@ export const hrEventRoutes: FastifyPluginAsyncZod<HrEventRoutesOptions> = async 
         headers: { 'www-authenticate': 'Webhook realm="hr-events"' },
       });
     }
-    if (verified.id.length > MAX_EVENT_ID) throw problems.validation([{ field: 'webhook-id', message: `must be at most ${MAX_EVENT_ID} characters` }]);
-
-    // Only now, with the signature proven over the bytes: strict UTF-8 (never a lossy
-    // decode), bounded nesting, then JSON; each a 400.
-    const body = parseOrThrow(hrEventBodySchema, parseJsonBody(raw));
+    let body: HrEventBody;
+    try {
+      if (verified.id.length > MAX_EVENT_ID) throw problems.validation([{ field: 'webhook-id', message: `must be at most ${MAX_EVENT_ID} characters` }]);
+      // Only now, with the signature proven over the bytes: strict UTF-8 (never a lossy
+      // decode), bounded nesting, then JSON; each a 400.
+      body = parseOrThrow(hrEventBodySchema, parseJsonBody(raw));
+    } catch (err) {
+      // A signed event refused as invalid: HR sends what the engine cannot take (event_rejected).
+      if (err instanceof ProblemError && err.statusCode === 400) void reportRejectedInput(db, request.log, 'webhook', refusedFields(err.problem));
+      throw err;
+    }
     // The payload is the event as the source sent it (known top-level fields only); the
     // effective_at column holds the resolved instant (now when the source gave none).
     const payload = {

@@ -20,6 +20,7 @@ import { requireScope } from '../auth.js';
 import { bearer } from '../openapi.js';
 import { errorHandler, PROBLEM_TYPES, ProblemError, problems, sendProblem, withFieldPrefix } from '../problem.js';
 import { BATCHES_PATH } from './batches.js';
+import { refusedRowFields, reportRejectedInput } from '../../services/input-rejections.js';
 
 export const IMPORTS_PATH = '/api/v1/hr/imports';
 /** A full extract of a large company; the rest of the API keeps its 1 MiB limit. */
@@ -118,9 +119,15 @@ export const importRoutes: FastifyPluginAsyncZod<ImportRoutesOptions> = async (a
     try {
       result = await importCsv(opts, request.body, { actor: `api:${request.principal?.name ?? 'unknown'}`, dryRun: query.dryRun, fullSnapshot: query.fullSnapshot });
     } catch (err) {
-      if (err instanceof CsvFormatError) throw problems.validation(err.problems, 'The CSV cannot be imported.');
+      if (err instanceof CsvFormatError) {
+        // A dry run is the sender checking a file: nothing was sent to be applied, nothing to alert on.
+        if (!query.dryRun) void reportRejectedInput(opts.db, request.log, 'csv', err.problems.map((p) => ({ field: p.field, reason: p.message })));
+        throw problems.validation(err.problems, 'The CSV cannot be imported.');
+      }
       throw err;
     }
+    // Refused rows (all of them: a 422 below; some: listed in the 202), one alert per column.
+    if (result.errors.length && !query.dryRun) void reportRejectedInput(opts.db, request.log, 'csv', refusedRowFields(result.errors));
     // Every row refused: nothing was (or would be) imported, which is the sender's error to
     // fix. A file with some good rows is imported, its refused rows listed in the answer.
     if (result.rows > 0 && new Set(result.errors.map((e) => e.line)).size >= result.rows) {

@@ -43,6 +43,7 @@ import {
 import { SCOPES, type HrEventStatus, type IdentityStatus } from '../../domain/types.js';
 import type { Db } from '../../db/client.js';
 import { submitFeed } from '../../services/feeds.js';
+import { fieldsOfText, reportRejectedInput, type RefusedField } from '../../services/input-rejections.js';
 import type { NewHrEvent } from '../../db/inbox.js';
 import { identities } from '../../db/schema.js';
 import type { HrEventJob } from '../../services/hr-event-queue.js';
@@ -283,6 +284,16 @@ const scimApi: FastifyPluginAsyncZod<ScimRoutesOptions> = async (app, opts) => {
     return payload;
   });
 
+  // A bulk request from an authenticated sender whose body cannot be read at all (not JSON,
+  // not UTF-8, nested too deep): refused as invalid, so an event_rejected alert. Its 400 is
+  // answered by scimErrorHandler as ever; an unauthenticated request never gets here with a principal.
+  app.addHook('onError', async (request, _reply, error) => {
+    if (!request.principal || request.routeOptions.url !== `${SCIM_PATH}${SCIM_BULK_PATH}`) return;
+    const code = (error as FastifyError).code;
+    const malformed = error instanceof ProblemError ? error.problem.status === 400 : error instanceof SyntaxError || code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || code === 'FST_ERR_CTP_INVALID_JSON_BODY';
+    if (malformed) void reportRejectedInput(db, request.log, 'scim', [{ field: '(body)', reason: error instanceof ProblemError ? (error.problem.detail ?? error.problem.title) : 'The body is not valid JSON.' }]);
+  });
+
   const anyToken = requireScope(...SCOPES);
 
   // --- discovery ------------------------------------------------------------------------
@@ -383,7 +394,10 @@ const scimApi: FastifyPluginAsyncZod<ScimRoutesOptions> = async (app, opts) => {
   };
   app.post(SCIM_BULK_PATH, { onRequest: requireScope('events:write'), bodyLimit: SCIM_MAX_PAYLOAD_BYTES, schema: bulkSchema }, async (request, reply) => {
     const parsed = parseScimBulkRequest(request.body);
-    if (!parsed.ok) throw new ScimError(parsed.error);
+    if (!parsed.ok) {
+      if (parsed.error.status === 400) void reportRejectedInput(db, request.log, 'scim', fieldsOfText(parsed.error.detail));
+      throw new ScimError(parsed.error);
+    }
     const { Operations: operations, failOnErrors } = parsed.request;
 
     // 1. Each operation checked, and what its user names: the person, and the bulkIds of
@@ -425,12 +439,15 @@ const scimApi: FastifyPluginAsyncZod<ScimRoutesOptions> = async (app, opts) => {
     const events: NewHrEvent[] = [];
     const eventOf = new Map<number, { id: string; type: ScimEventType }>();
     let errors = 0;
+    /** Users refused as invalid (400), for one event_rejected per field. */
+    const refused: RefusedField[] = [];
     for (const index of plan.order) {
       if (failOnErrors !== undefined && errors >= failOnErrors) break;
       const r = read[index]!;
       const entry = { method: r.op.method, ...(r.op.bulkId !== undefined ? { bulkId: r.op.bulkId } : {}) };
       const fail = (error: ScimErrorInit) => {
         errors += 1;
+        if (error.status === 400) refused.push(...fieldsOfText(error.detail, 'data'));
         outcomes.set(index, { ok: false });
         responses[index] = { ...entry, status: String(error.status), response: scimErrorBody(error) };
       };
@@ -469,6 +486,8 @@ const scimApi: FastifyPluginAsyncZod<ScimRoutesOptions> = async (app, opts) => {
       responses[index] = { ...entry, location, status: decision.type === 'hire' ? '201' : '200' };
       known.set(m.employeeId, { status: statusAfter(decision.type, current), attributes: { ...(current?.attributes ?? {}), ...decision.attributes }, basis: `after:${id}` });
     }
+
+    if (refused.length) void reportRejectedInput(db, request.log, 'scim', refused);
 
     // 4. One feed for the whole request, behind the mass-leaver brake.
     let batch: { batchId: string; status: 'accepted' | 'held' } | null = null;

@@ -147,6 +147,14 @@ describe('mover', () => {
     await applied(update);
     const during = await account(employeeId);
     expect(during?.groups).toContain(group('sales'));
+    // The entry follows the new department (ou), as the identity row does.
+    const admin = new LdapClient({ url: testEnv.ldap.url });
+    try {
+      await admin.bind(testEnv.ldap.bindDN, testEnv.ldap.bindPassword);
+      await eventually(async () => (await admin.search(during!.ref, { scope: 'base', attributes: ['ou'] })).searchEntries[0]?.ou === 'Sales', 15_000);
+    } finally {
+      await admin.unbind();
+    }
     expect(during?.groups).toContain(group('engineering')); // grace period: still there
     expect(during?.groups).toContain(group('all-staff'));
 

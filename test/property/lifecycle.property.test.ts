@@ -62,6 +62,10 @@ interface Directory {
   accountGranted: boolean;
   /** Steps the executor could not carry out, or that leave the target inconsistent. */
   problems: string[];
+  /** The attributes the account was made with or last brought up to date with (ensureAccount reads the saved identity). */
+  accountAttributes?: Record<string, unknown>;
+  /** The identity row's attributes as last saved. */
+  saved?: Record<string, unknown>;
 }
 
 const isAccount = (entitlementId: string) => policy.entitlements[entitlementId]?.kind === 'account';
@@ -73,6 +77,15 @@ function replayOnDirectory(decisions: Array<{ at: number; decision: Decision }>,
     const when = new Date(at).toISOString();
     for (const effect of decision.effects) {
       switch (effect.kind) {
+        case 'saveIdentity':
+          d.saved = effect.attributes;
+          break;
+        case 'updateAccounts':
+          if (![...d.grants].some(isAccount)) break; // the activity acts on live account grants only
+          if (d.account === 'absent') d.account = effect.enabled ? 'enabled' : 'disabled';
+          else if (!effect.enabled) d.account = 'disabled';
+          d.accountAttributes = d.saved;
+          break;
         case 'provision':
           for (const item of [...effect.items].sort((a, b) => Number(isAccount(b.entitlementId)) - Number(isAccount(a.entitlementId)))) {
             if (isAccount(item.entitlementId)) {
@@ -80,6 +93,7 @@ function replayOnDirectory(decisions: Array<{ at: number; decision: Decision }>,
               else if (!effect.enabled) d.account = 'disabled';
               else if (effect.reenable) d.account = 'enabled';
               d.accountGranted = true;
+              d.accountAttributes = d.saved;
             } else if (d.account === 'absent') {
               d.problems.push(`${when}: ${item.entitlementId} granted with no account`);
             } else {
@@ -167,6 +181,10 @@ function checkAgainstSpec(history: History, schedule: 0 | 1, requested: string[]
   expect(dir.account, `directory account${story}`).toBe(expected.account);
   expect(result.accountsEnabled === true, `accountsEnabled${story}`).toBe(expected.account === 'enabled');
   expect([...dir.groups].sort(), `directory groups${story}`).toEqual(held.filter((id) => !isAccount(id)));
+  // A live account carries the person's latest attributes (a mover's new department, title).
+  if ((expected.status === 'active' || expected.status === 'on_leave') && held.some(isAccount)) {
+    expect(dir.accountAttributes, `account attributes${story}`).toEqual(expected.attributes);
+  }
 
   // Every event of a known person ends applied or ignored; before any hire they wait.
   for (const e of history) {
@@ -305,6 +323,22 @@ describe('lifecycle core: the orders of issue 7', () => {
     expect(result.holdings).toEqual([]);
     expect(dir.everEnabled).toBe(false);
     expect(dir.account).toBe('absent');
+  });
+
+  it('a new title reaches the account once, a repeat delivery changes nothing more, and an update after a terminate none', () => {
+    const { effects, dir } = run(
+      [
+        { id: 'hire', type: 'hire', effective: '2030-01-07T09:00:00Z', arrives: '2030-01-07T09:00:00Z', attributes: ada },
+        { id: 'update', type: 'update', effective: '2030-01-07T10:00:00Z', arrives: '2030-01-07T10:00:00Z', attributes: { title: 'Staff Engineer' } },
+        { id: 'update', type: 'update', effective: '2030-01-07T10:00:00Z', arrives: '2030-01-07T10:30:00Z', attributes: { title: 'Staff Engineer' } },
+        { id: 'terminate', type: 'terminate', effective: '2030-01-07T12:00:00Z', arrives: '2030-01-07T12:00:00Z' },
+        { id: 'late', type: 'update', effective: '2030-01-07T13:00:00Z', arrives: '2030-01-07T13:00:00Z', attributes: { title: 'Principal' } },
+      ],
+      '2030-01-07T14:00:00Z',
+    );
+    const updates = effects.filter(({ effect }) => effect.kind === 'updateAccounts');
+    expect(updates.map(({ at, effect }) => ({ at: new Date(at).toISOString(), title: (effect as { attributes: { title?: string } }).attributes.title }))).toEqual([{ at: '2030-01-07T10:00:00.000Z', title: 'Staff Engineer' }]);
+    expect(dir.accountAttributes).toMatchObject({ title: 'Staff Engineer' });
   });
 
   it('an update after a terminate changes attributes and re-grants nothing', () => {
