@@ -388,7 +388,43 @@ describe('authentication', () => {
   });
 });
 
+describe('per-target limits', () => {
+  it('never has more calls in flight than the target\'s concurrency', async () => {
+    const s = await anotherServer({ latencyMs: 30 });
+    const ids = Array.from({ length: 12 }, () => person('SCC'));
+    await Promise.all(ids.map((id) => connector({ concurrency: 8 }, s).readAccount(id)));
+    // The server does see overlapping calls when the connector allows them...
+    expect(s.peakInFlight).toBeGreaterThan(2);
+    const limited = await anotherServer({ latencyMs: 30 });
+    const c = connector({ concurrency: 2 }, limited);
+    expect(await Promise.all(ids.map((id) => c.readAccount(id)))).toEqual(ids.map(() => null));
+    // ...and never more than two from a connector limited to two.
+    expect(limited.peakInFlight).toBeLessThanOrEqual(2);
+  });
+});
+
 describe('tracing and failures', () => {
+  it('502, 503 and 504 are the target being unavailable (its recovery is waited for); 500 is retried', async () => {
+    const s = await anotherServer();
+    const c = connector({}, s);
+    const id = person('S5X');
+    const group = s.createGroup('flaky');
+    await c.ensureAccount(spec(id));
+    for (const status of [502, 503, 504]) {
+      s.setMode('error', { status });
+      const err = await caught(c.addToGroup(id, group));
+      expect(err).toBeInstanceOf(TargetUnavailableError);
+      expect(err).toMatchObject({ retryable: true, code: `HTTP_${status}` });
+    }
+    s.setMode('error', { status: 500 });
+    const err = await caught(c.addToGroup(id, group));
+    expect(err).not.toBeInstanceOf(TargetUnavailableError);
+    expect(err).toMatchObject({ retryable: true, code: 'HTTP_500' });
+    s.setMode('normal');
+    await c.addToGroup(id, group);
+    expect(await c.isGroupMember(id, group)).toBe(true);
+  });
+
   it('sends its own X-Request-Id on every call and logs both ids at debug, without personal data', async () => {
     const s = await anotherServer();
     const lines: Array<Record<string, unknown>> = [];

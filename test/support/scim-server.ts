@@ -69,6 +69,8 @@ export interface ScimTestServer {
    * just before (its version moves on), as under a concurrent writer: they answer 412.
    */
   raceConditionalWrites(times: number): void;
+  /** The most calls the server was answering at once since it started. */
+  readonly peakInFlight: number;
   stop(): Promise<void>;
 }
 
@@ -265,6 +267,8 @@ export interface ScimServerOptions {
   tokenTtlSeconds?: number;
   /** Answer every listing from its first resource whatever startIndex asks, as some broken providers do. */
   ignoreStartIndex?: boolean;
+  /** How long each call takes to answer (default 0), so that calls from one client overlap. */
+  latencyMs?: number;
 }
 
 export async function startScimServer(options: ScimServerOptions = {}): Promise<ScimTestServer> {
@@ -281,6 +285,8 @@ export async function startScimServer(options: ScimServerOptions = {}): Promise<
   let modeOptions: { retryAfterSeconds?: number; times?: number; status?: number; scimType?: string } = {};
   let throttlesLeft = 0;
   let racesLeft = 0;
+  let inFlight = 0;
+  let peakInFlight = 0;
 
   const authorized = (header: string | undefined): boolean => {
     const match = /^Bearer\s+(\S+)$/i.exec(header ?? '');
@@ -422,6 +428,10 @@ export async function startScimServer(options: ScimServerOptions = {}): Promise<
     };
     const call: ScimCall = { method: req.method ?? 'GET', path: url.pathname, status: 0, requestId: header('x-request-id'), ifMatch: header('if-match'), at: Date.now() };
     calls.push(call);
+    inFlight += 1;
+    peakInFlight = Math.max(peakInFlight, inFlight);
+    res.once('close', () => (inFlight -= 1));
+    if (options.latencyMs) await new Promise((resolve) => setTimeout(resolve, options.latencyMs));
     // The server's own request id, never the client's.
     res.setHeader('x-request-id', `scim-${randomUUID()}`);
     const answer = (status: number, body?: unknown, headers: Record<string, string> = {}, contentType = SCIM_JSON) => {
@@ -550,6 +560,9 @@ export async function startScimServer(options: ScimServerOptions = {}): Promise<
     },
     raceConditionalWrites(times) {
       racesLeft = times;
+    },
+    get peakInFlight() {
+      return peakInFlight;
     },
     async stop() {
       await close();
