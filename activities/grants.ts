@@ -2,9 +2,10 @@
 // approved; a grant says what the target really holds, proven by reading it back. Granting,
 // revoking and both read-backs live here, so there is one idea of what "proven" means.
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { and, eq, inArray, isNull, ne, or, sql } from 'drizzle-orm';
+import { and, eq, ne, sql } from 'drizzle-orm';
 import { Histogram, type Registry } from 'prom-client';
 import { getOrCreate } from '../api/metrics.js';
+import { liveRequestsOf } from '../db/access-context.js';
 import { writeAudit, writeAuditBatch, type AuditEntry } from '../db/audit.js';
 import type { Tx } from '../db/client.js';
 import { accessRequests, entitlements, grants, identities } from '../db/schema.js';
@@ -172,15 +173,7 @@ async function setRevocationStatus(
           }
         : {}),
     })
-    .where(
-      and(
-        eq(accessRequests.identityId, grant.identityId),
-        eq(accessRequests.entitlementId, grant.entitlementId),
-        ne(accessRequests.kind, 'birthright'),
-        inArray(accessRequests.status, ['approved', 'auto_approved']),
-        everyone ? or(isNull(accessRequests.revocationStatus), inArray(accessRequests.revocationStatus, ['pending', 'failed'])) : inArray(accessRequests.revocationStatus, ['pending', 'failed']),
-      ),
-    )
+    .where(liveRequestsOf(grant, !everyone))
     .returning({ kind: accessRequests.kind, lagMs: accessRequests.revocationLagMs });
 }
 

@@ -3,7 +3,7 @@
 // (the subject's manager, the owners, the fallback approver, and each one's manager for
 // escalation). The API checks a request with it; the workflows resolve and escalate
 // approvers with it, when each stage opens.
-import { and, eq, inArray, ne } from 'drizzle-orm';
+import { and, eq, inArray, isNull, ne, or, type SQL } from 'drizzle-orm';
 import { directoryOf, type AccessRequestContext, type DirectoryPerson, type RequestableEntitlement } from '../domain/access-policy.js';
 import type { JmlConfig } from '../domain/config.js';
 import type { JitEntitlementPolicy } from '../domain/jit-policy.js';
@@ -11,6 +11,22 @@ import { canonicalEmployeeId } from '../domain/employee-id.js';
 import type { IdentityAttributes, IdentityStatus } from '../domain/types.js';
 import type { DbOrTx } from './client.js';
 import { accessRequests, grants, identities } from './schema.js';
+
+/**
+ * The approved (non-birthright) requests that hold, or wait to hold, one person's access to
+ * one entitlement and whose removal is not proven: those a grant's fate concerns. With
+ * `removalAsked`, only those whose removal is under way or failed.
+ */
+export function liveRequestsOf(access: { identityId: string; entitlementId: string }, removalAsked = false): SQL | undefined {
+  const removing = inArray(accessRequests.revocationStatus, ['pending', 'failed']);
+  return and(
+    eq(accessRequests.identityId, access.identityId),
+    eq(accessRequests.entitlementId, access.entitlementId),
+    ne(accessRequests.kind, 'birthright'),
+    inArray(accessRequests.status, ['approved', 'auto_approved']),
+    removalAsked ? removing : or(isNull(accessRequests.revocationStatus), removing),
+  );
+}
 
 /** The catalogue as the policy sees it. */
 export function requestableEntitlements(config: JmlConfig): RequestableEntitlement[] {

@@ -10,7 +10,8 @@
 // The grant's own alert resolves itself when the retried grant is proven (activities/grants.ts).
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { and, eq, inArray, isNull, ne, or } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
+import { liveRequestsOf } from '../db/access-context.js';
 import type { Db } from '../db/client.js';
 import { writeAudit } from '../db/audit.js';
 import { accessRequests, grants, identities } from '../db/schema.js';
@@ -84,15 +85,7 @@ export async function retryGrant(deps: GrantRetryDeps, grantId: string, actor: s
   const requests = await deps.db
     .select({ id: accessRequests.id, kind: accessRequests.kind })
     .from(accessRequests)
-    .where(
-      and(
-        eq(accessRequests.identityId, grant.identityId),
-        eq(accessRequests.entitlementId, grant.entitlementId),
-        ne(accessRequests.kind, 'birthright'),
-        inArray(accessRequests.status, ['approved', 'auto_approved']),
-        or(isNull(accessRequests.revocationStatus), inArray(accessRequests.revocationStatus, ['pending', 'failed'])),
-      ),
-    );
+    .where(liveRequestsOf(grant));
   for (const request of requests) {
     const workflowId = request.kind === 'jit' ? jitElevationWorkflowId(request.id) : accessRequestWorkflowId(request.id);
     try {

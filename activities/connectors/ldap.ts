@@ -16,6 +16,7 @@ import type { LdapTargetConfig } from '../../domain/config.js';
 import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import type { IdentityAttributes } from '../../domain/types.js';
 import { ConnectorError, TargetUnavailableError, type AccountSpec, type AccountState, type Connector, type DirectoryAccount, type DirectoryGroup, type DirectoryListing } from './types.js';
+import { fullName, text } from './attribute-text.js';
 
 export interface LdapConnectorOptions extends LdapTargetConfig {
   url: string;
@@ -591,18 +592,6 @@ class LdapConnector implements Connector {
 
 function change(operation: 'add' | 'delete' | 'replace', type: string, values: string[]): Change {
   return new Change({ operation, modification: new Attribute({ type, values }) });
-}
-
-function text(value: unknown): string | null {
-  if (typeof value === 'number') return String(value);
-  if (typeof value !== 'string') return null;
-  const trimmed = value.trim();
-  return trimmed ? trimmed : null;
-}
-
-function fullName(given: string | null, family: string | null): string | null {
-  const name = [given, family].filter(Boolean).join(' ');
-  return name || null;
 }
 
 function checkId(id: string): string {

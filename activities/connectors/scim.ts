@@ -20,6 +20,7 @@ import type { ScimTargetConfig } from '../../domain/config.js';
 import { canonicalEmployeeId, parseEmployeeId } from '../../domain/employee-id.js';
 import type { IdentityAttributes } from '../../domain/types.js';
 import { ConnectorError, TargetUnavailableError, type AccountSpec, type AccountState, type Connector, type DirectoryAccount, type DirectoryGroup, type DirectoryListing } from './types.js';
+import { fullName, text } from './attribute-text.js';
 
 export const USER_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:User';
 export const ENTERPRISE_USER_SCHEMA = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
@@ -124,18 +125,6 @@ export function scimFilterString(value: string): string {
 export function rateLimit(ratePerSecond: number): { intervalCap: number; interval: number } {
   const intervalCap = Math.max(1, Math.floor(ratePerSecond));
   return { intervalCap, interval: Math.max(1, Math.round((1000 * intervalCap) / ratePerSecond)) };
-}
-
-function text(value: unknown): string | null {
-  if (typeof value === 'number') return String(value);
-  if (typeof value !== 'string') return null;
-  const trimmed = value.trim();
-  return trimmed ? trimmed : null;
-}
-
-function fullName(given: string | null, family: string | null): string | null {
-  const name = [given, family].filter(Boolean).join(' ');
-  return name || null;
 }
 
 function checkId(id: string): string {
