@@ -23,6 +23,7 @@ import { eventually, startTestEngine, type TestEngine } from '../support/engine.
 import { testEnv, uniqueEmployeeId, uniqueName } from '../support/env.js';
 import { saveHistory } from '../support/histories.js';
 import { hire, startElevation, statuses } from '../support/requests.js';
+import { startSmtpCapture, type SmtpCapture } from '../support/smtp.js';
 
 const REPO = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'jml-grant-retry-'));
@@ -31,6 +32,7 @@ const vaultOu = `ou=${uniqueName('vault')},${testEnv.ldap.groupsDN}`;
 const ledgerOu = `ou=${uniqueName('ledger')},${testEnv.ldap.groupsDN}`;
 
 let engine: TestEngine;
+let smtp: SmtpCapture;
 let app: FastifyInstance;
 let ldap: LdapClient;
 let operatorName: string;
@@ -89,7 +91,9 @@ beforeAll(async () => {
     // Ten minutes before any workflow tries a failed grant again by itself.
     retries: { initialInterval: '100ms', maximumInterval: '300ms', maximumAttempts: 3, afterFailure: { initialInterval: '10m', maximumInterval: '30m' } },
   });
-  engine = await startTestEngine({ config });
+  // Mail goes somewhere real: the request workflows' notices are sent, not failed and retried.
+  smtp = await startSmtpCapture();
+  engine = await startTestEngine({ config, smtpUrl: smtp.url });
   app = await buildTestApp(engine);
   operatorName = uniqueName('operator');
   operator = (await createApiToken(engine.db, { name: operatorName, scopes: ['alerts:write'] })).token;
@@ -103,6 +107,7 @@ afterAll(async () => {
   await ldap?.unbind().catch(() => undefined);
   await app?.close();
   await engine?.stop();
+  await smtp?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 

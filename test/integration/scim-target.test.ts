@@ -14,10 +14,12 @@ import { canonicalEmployeeId } from '../../domain/employee-id.js';
 import { eventually, startTestEngine, type TestEngine } from '../support/engine.js';
 import { uniqueEmployeeId } from '../support/env.js';
 import { startScimServer, type ScimTestServer } from '../support/scim-server.js';
+import { startSmtpCapture, type SmtpCapture } from '../support/smtp.js';
 import { emailOf, startElevation, statuses } from '../support/requests.js';
 
 const TARGET = 'saas';
 let scim: ScimTestServer;
+let smtp: SmtpCapture;
 let engine: TestEngine;
 let engineering: string;
 let sales: string;
@@ -25,6 +27,7 @@ let finance: string;
 
 beforeAll(async () => {
   scim = await startScimServer();
+  smtp = await startSmtpCapture();
   engineering = scim.createGroup('Engineering');
   sales = scim.createGroup('Sales');
   finance = scim.createGroup('Finance');
@@ -54,11 +57,12 @@ beforeAll(async () => {
     // About ten seconds of retries per attempt: past the SLA, short of a long test.
     retries: { initialInterval: '500ms', maximumInterval: '1s', maximumAttempts: 10, afterFailure: { initialInterval: '1s', maximumInterval: '2s' } },
   });
-  engine = await startTestEngine({ config, watchdog: true });
+  engine = await startTestEngine({ config, watchdog: true, smtpUrl: smtp.url });
 }, 120_000);
 afterAll(async () => {
   await engine?.stop();
   await scim?.stop();
+  await smtp?.stop();
 });
 
 const alertOf = async (dedupeKey: string) => (await engine.db.select().from(alerts).where(eq(alerts.dedupeKey, dedupeKey)))[0];
@@ -141,6 +145,9 @@ describe('a SCIM target', () => {
       }, 30_000);
       expect(unverified).toMatchObject({ kind: 'grant_unverified' });
       expect(memberIds(finance)).not.toContain(userOf(employeeId)!.id);
+      // The requester is told the access is not in place, never that it is done.
+      const mail = await smtp.waitFor((m) => m.to.includes(emailOf(employeeId)) && /not in place yet/.test(m.subject ?? ''), 20_000);
+      expect(mail.subject).toContain('saas-finance');
 
       scim.setMode('normal');
       dropping = false;
