@@ -32,7 +32,6 @@ import { targetRoutes } from './routes/targets.js';
 import { accessRequestRoutes } from './routes/access-requests.js';
 import { jitRoutes } from './routes/jit.js';
 import { retryRoutes } from './routes/retry.js';
-import { grantRetryRoutes } from './routes/grant-retry.js';
 import { alertRoutes } from './routes/alerts.js';
 import { reconcileRoutes } from './routes/reconcile.js';
 import { batchRoutes } from './routes/batches.js';
@@ -232,7 +231,6 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(accessRequestRoutes, { db: deps.db, config: deps.config, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(jitRoutes, { db: deps.db, config: deps.config, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(retryRoutes, { db: deps.db, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
-  await app.register(grantRetryRoutes, { db: deps.db, publicUrl: deps.publicUrl, taskQueue: deps.taskQueue ?? 'jml', ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   await app.register(alertRoutes, { db: deps.db });
   await app.register(reconcileRoutes, { db: deps.db });
   await app.register(batchRoutes, { db: deps.db, queue: deps.hrEventQueue });

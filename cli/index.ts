@@ -1,7 +1,6 @@
 // The `jml` command. `npm start` is `jml start`.
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
@@ -11,7 +10,7 @@ import { ConfigError } from '../domain/config.js';
 import { safe, terminalSafe, terminalSafeJson } from '../domain/terminal-safe.js';
 import { SCOPES, type Scope } from '../domain/types.js';
 import { loadConfig } from '../services/config.js';
-import { readEnv, temporalAddressOf } from '../services/env.js';
+import { readEnv } from '../services/env.js';
 import { explainIdentity } from '../services/explain.js';
 import { createLogger, databaseErrorSummary } from '../services/logger.js';
 import { prepareLocalSetup, webhookSecrets } from '../services/setup.js';
@@ -27,6 +26,7 @@ import { registerTargetCommands } from './commands/targets.js';
 import { registerRequestCommands } from './commands/requests.js';
 import { registerJitCommands } from './commands/jit.js';
 import { registerReconcileCommand } from './commands/reconcile.js';
+import { withTemporal } from './commands/context.js';
 import { employeeIdArgument, planStepLines, registerStatusCommand } from './commands/status.js';
 
 const program = new Command('jml')
@@ -192,15 +192,13 @@ program
     prepareLocalSetup(env, createLogger('warn'));
     const config = loadConfig(env.configPath);
     const { db, close } = createDb(env.databaseUrl, { max: 1 });
-    const connection = await Connection.connect({ address: temporalAddressOf(env) });
     try {
-      const plan = await explainIdentity({ db, temporal: new Client({ connection, namespace: env.temporalNamespace }), config }, employeeId);
+      const plan = await withTemporal((temporal) => explainIdentity({ db, temporal, config }, employeeId));
       if (options.json) return console.log(terminalSafeJson(plan));
       console.log(safe`${plan.employeeId}: ${plan.status}` + (plan.workflow ? '' : ' (no lifecycle workflow: nothing pending)'));
       if (plan.workflow && plan.steps.length === 0) console.log('  nothing pending');
       for (const line of planStepLines(plan.steps)) console.log(line);
     } finally {
-      await connection.close();
       await close();
     }
   });

@@ -2,11 +2,12 @@
 // config, a database handle and the BullMQ queue to nudge. They talk to Postgres and Redis
 // directly, like `jml token`; a running engine picks the events up from the inbox.
 import { userInfo } from 'node:os';
+import { Client, Connection } from '@temporalio/client';
 import type { Queue } from 'bullmq';
 import { createDb, type Db } from '../../db/client.js';
 import type { JmlConfig } from '../../domain/config.js';
 import { loadConfig } from '../../services/config.js';
-import { readEnv } from '../../services/env.js';
+import { readEnv, temporalAddressOf, type Env } from '../../services/env.js';
 import { createHrEventQueue, type HrEventJob } from '../../services/hr-event-queue.js';
 import { createLogger } from '../../services/logger.js';
 import { redisConnection } from '../../services/redis.js';
@@ -41,5 +42,19 @@ export async function withContext<T>(fn: (context: CliContext) => Promise<T>): P
   } finally {
     await queue.close().catch(() => undefined);
     await database.close();
+  }
+}
+
+/**
+ * Runs `fn` with a client of the configured Temporal (address, namespace) and closes the
+ * connection whatever happens: for the commands that signal or start workflows.
+ */
+export async function withTemporal<T>(fn: (temporal: Client, env: Env) => Promise<T>): Promise<T> {
+  const env = readEnv();
+  const connection = await Connection.connect({ address: temporalAddressOf(env) });
+  try {
+    return await fn(new Client({ connection, namespace: env.temporalNamespace }), env);
+  } finally {
+    await connection.close();
   }
 }

@@ -1,11 +1,10 @@
 // `jml reconcile [--target X] [--repair]`: reconcile now (workflows/reconcile.ts) instead of
 // waiting for the schedule, and print what it found per target. Needs Temporal and a running
 // worker; the run is recorded (reconcile_runs) and its findings are alerts like any other.
-import { Client, Connection } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { ReconcileResult } from '../../activities/reconcile.js';
 import { safe, terminalSafeJson } from '../../domain/terminal-safe.js';
-import { readEnv, temporalAddressOf } from '../../services/env.js';
+import { withTemporal } from './context.js';
 
 export function registerReconcileCommand(program: Command): void {
   program
@@ -15,10 +14,7 @@ export function registerReconcileCommand(program: Command): void {
     .option('--repair', 'repair what is found (missing access granted again, unexpected access removed), verified and audited')
     .option('--json', 'print JSON')
     .action(async (options: { target?: string; repair?: boolean; json?: boolean }) => {
-      const env = readEnv();
-      const connection = await Connection.connect({ address: temporalAddressOf(env) });
-      try {
-        const client = new Client({ connection, namespace: env.temporalNamespace });
+      await withTemporal(async (client, env) => {
         const results = await client.workflow.execute<(input: { target?: string; repair?: boolean }) => Promise<ReconcileResult[]>>('reconcile', {
           taskQueue: env.taskQueue,
           workflowId: `reconcile-now:${Date.now()}`,
@@ -34,8 +30,6 @@ export function registerReconcileCommand(program: Command): void {
           console.log(safe`${target}: ${found}${repaired}, ${c.resolved} resolved; ${c.accounts} accounts, ${c.groups} groups in ${c.durationMs} ms${error ? `; error: ${error}` : ''}`);
         }
         if (results.some((r) => r.error)) process.exitCode = 1;
-      } finally {
-        await connection.close();
-      }
+      });
     });
 }

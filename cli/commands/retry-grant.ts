@@ -2,12 +2,10 @@
 // side of a `grant_failed` or `revoke_failed` alert, as `POST /api/v1/grants/{id}/retry` does
 // (services/grant-retry.ts): audited with the operating system user as actor, and the
 // workflow that owns the grant tries again at once instead of at the end of its backoff.
-import { Client, Connection } from '@temporalio/client';
 import type { Command } from 'commander';
 import { safe, terminalSafeJson } from '../../domain/terminal-safe.js';
-import { readEnv, temporalAddressOf } from '../../services/env.js';
 import { GrantRetryRefused, retryGrant } from '../../services/grant-retry.js';
-import { withContext } from './context.js';
+import { withContext, withTemporal } from './context.js';
 
 export function registerRetryGrantCommand(program: Command): void {
   program
@@ -15,17 +13,13 @@ export function registerRetryGrantCommand(program: Command): void {
     .description('retry a failed grant (or revocation) now; its workflow tries again at once')
     .option('--json', 'print JSON')
     .action(async (grantId: string, options: { json?: boolean }) => {
-      const env = readEnv();
       await withContext(async ({ db, actor }) => {
-        const connection = await Connection.connect({ address: temporalAddressOf(env) });
         let retried;
         try {
-          retried = await retryGrant({ db, temporal: new Client({ connection, namespace: env.temporalNamespace }), taskQueue: env.taskQueue }, grantId, actor);
+          retried = await withTemporal((temporal, env) => retryGrant({ db, temporal, taskQueue: env.taskQueue }, grantId, actor));
         } catch (err) {
           if (err instanceof GrantRetryRefused) throw new Error(err.code === 'not_found' ? `no grant ${grantId}` : `grant ${grantId} is ${err.status}; only a failed grant can be retried`);
           throw err;
-        } finally {
-          await connection.close();
         }
         if (options.json) console.log(terminalSafeJson({ id: retried.grantId, grantStatus: 'failed', employeeId: retried.employeeId, entitlementId: retried.entitlementId, woke: retried.woke }));
         else console.log(safe`${retried.grantId}: retry requested (${retried.entitlementId} for ${retried.employeeId}); woke ${retried.woke.join(', ')}`);

@@ -1,13 +1,11 @@
 // `jml retry <eventId>`: retry an HR event whose step failed (the operator's side of an
 // `event_failed` alert). The event goes back to `dispatched`, audited with the operating
 // system user as actor, and the person's workflow decides it afresh.
-import { Client, Connection } from '@temporalio/client';
 import type { Command } from 'commander';
-import { readEnv, temporalAddressOf } from '../../services/env.js';
 import { retryHrEvent, RetryRefused } from '../../services/dispatch.js';
 import { getHrEvent } from '../../db/inbox.js';
 import { safe, terminalSafeJson } from '../../domain/terminal-safe.js';
-import { withContext } from './context.js';
+import { withContext, withTemporal } from './context.js';
 
 export function registerRetryCommand(program: Command): void {
   program
@@ -15,16 +13,12 @@ export function registerRetryCommand(program: Command): void {
     .description('retry an HR event whose step failed; its person is decided afresh')
     .option('--json', 'print JSON')
     .action(async (eventId: string, options: { json?: boolean }) => {
-      const env = readEnv();
       await withContext(async ({ db, actor }) => {
-        const connection = await Connection.connect({ address: temporalAddressOf(env) });
         try {
-          await retryHrEvent({ db, temporal: new Client({ connection, namespace: env.temporalNamespace }), taskQueue: env.taskQueue }, eventId, actor);
+          await withTemporal((temporal, env) => retryHrEvent({ db, temporal, taskQueue: env.taskQueue }, eventId, actor));
         } catch (err) {
           if (err instanceof RetryRefused) throw new Error(err.code === 'not_found' ? `no HR event ${eventId}` : `event ${eventId} is ${err.status}; only a failed event can be retried`);
           throw err;
-        } finally {
-          await connection.close();
         }
         const row = await getHrEvent(db, eventId);
         if (options.json) console.log(terminalSafeJson({ id: eventId, status: row?.status, reason: row?.reason }));

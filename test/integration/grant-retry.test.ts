@@ -219,4 +219,17 @@ describe('retrying a failed grant', () => {
       if (!resumed) await setTargetPaused(engine.db, 'directory', false, { actor: 'test' });
     }
   }, 120_000);
+
+  it('the other commands that reach Temporal the same way: jml retry refuses an unknown event, jml explain shows a person, jml reconcile runs now', async () => {
+    const employeeId = uniqueEmployeeId('GX');
+    await hire(engine, employeeId);
+    const unknown = uniqueName('evt');
+    const [retry, explain, reconcile] = await Promise.all([runJml(['retry', unknown]), runJml(['explain', employeeId, '--json']), runJml(['reconcile', '--target', 'directory', '--json'])]);
+    expect(retry.code).toBe(1);
+    expect(retry.stderr).toContain(`no HR event ${unknown}`);
+    expect({ code: explain.code, stderr: explain.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(explain.stdout)).toMatchObject({ employeeId, status: 'active' });
+    expect({ code: reconcile.code, stderr: reconcile.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(reconcile.stdout)).toEqual([expect.objectContaining({ target: 'directory', repair: false })]);
+  }, 120_000);
 });
